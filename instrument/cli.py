@@ -1,0 +1,237 @@
+"""`latent-snare` command line. Each subcommand imports what it needs when it runs,
+so playing and rendering never pay for torch's import."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_CORPUS_DIR = REPO_DIR / "data" / "corpus"
+DEFAULT_ZOO_DIR = REPO_DIR / "runs" / "zoo"
+
+
+def _cc(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 127:
+        raise argparse.ArgumentTypeError(f"CC must be in range 0..127, got {text}")
+    return value
+
+
+def _velocity(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 127:
+        raise argparse.ArgumentTypeError(f"velocity must be in range 1..127, got {text}")
+    return value
+
+
+def _model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model name in models/ or path to its .safetensors/.json (default: from config)")
+
+
+# --- model side ---------------------------------------------------------------------------
+
+def cmd_corpus(args) -> int:
+    from .corpus import build_corpus, write_manifest
+
+    files = build_corpus(args.out, args.out / "manifest.csv", cache_dir=args.cache)
+    write_manifest(files, args.manifest)
+    kits = {f.kit for f in files}
+    val = sum(f.split == "val" for f in files)
+    print(f"corpus: {len(files)} files from {len(kits)} kits in {args.out} ({val} held out for validation); manifest {args.manifest}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .dataset import load_dataset
+    from .train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, recipe_for, train
+
+    recipe = recipe_for(args.arch, MODEL_N_SAMPLES, args.epochs)
+    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
+    print(f"training {recipe.name} on {len(data.train)} snares ({len(data.val)} held out) for {recipe.epochs} epochs")
+    out = train(recipe, data, args.out / recipe.name, device=args.device)
+    _evaluate_into(out, data)
+    print(f"saved {out} and {out.with_suffix('.json').name}")
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    from .dataset import load_dataset
+    from .train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, extra_recipes, seed_recipes, train
+
+    recipes = seed_recipes(MODEL_N_SAMPLES, args.epochs)
+    if not args.seed_only:
+        recipes += extra_recipes(MODEL_N_SAMPLES, args.epochs)
+    if args.only:
+        recipes = [r for r in recipes if r.name in args.only]
+    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
+    print(f"zoo: {len(recipes)} models on {len(data.train)} snares ({len(data.val)} held out), {args.epochs} epochs each")
+    for recipe in recipes:
+        out = train(recipe, data, args.out / recipe.name, device=args.device)
+        _evaluate_into(out, data)
+    return 0
+
+
+def _evaluate_into(model_path: Path, data) -> None:
+    from .evaluate import evaluate_model
+
+    evaluate_model(model_path, data)
+
+
+def cmd_evaluate(args) -> int:
+    from .dataset import load_dataset
+    from .evaluate import evaluate_zoo
+    from .train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE
+
+    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
+    evaluate_zoo(args.zoo, data, card=args.card, ship_dir=args.ship)
+    return 0
+
+
+def cmd_render(args) -> int:
+    import numpy as np
+    import soundfile as sf
+
+    from .config import load_config
+    from .dsp import finish_snare, velocity_to_gain
+    from .modelfile import load_model
+
+    config = load_config(args.config)
+    model = load_model(args.model, config.model)
+    latent = model.knobs.cc_to_latent(*args.cc) if args.cc else np.asarray(args.latent, dtype=np.float32)
+    wave = finish_snare(model.decode(latent), model.sample_rate, model.sample_rate)
+    wave *= velocity_to_gain(args.velocity, config.voices.velocity_range_db)
+    ceiling = 10 ** (config.audio.ceiling_db / 20)
+    peak = float(np.max(np.abs(wave)))
+    if peak > ceiling:
+        wave *= ceiling / peak  # a file is never hotter than the live output's ceiling
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(args.out), wave, model.sample_rate, subtype="PCM_24")
+    except (OSError, sf.LibsndfileError) as err:
+        raise UserError(f"{args.out}: cannot write: {err}") from err
+    cc = model.knobs.latent_to_cc(latent)
+    print(f"{args.out}: {model.name} latent ({latent[0]:.4f}, {latent[1]:.4f}) cc ({cc[0]:.0f}, {cc[1]:.0f}) velocity {args.velocity}")
+    return 0
+
+
+def cmd_encode(args) -> int:
+    from .audiofile import load_snare
+    from .config import load_config
+    from .modelfile import load_model
+
+    model = load_model(args.model, load_config(args.config).model)
+    wave = load_snare(args.input, model.sample_rate, model.n_samples)
+    latent = model.encode(wave)
+    cc = [round(v) for v in model.knobs.latent_to_cc(latent)]
+    if args.json:
+        print(json.dumps({"latent": [float(latent[0]), float(latent[1])], "cc": cc, "model": model.name}))
+    else:
+        print(f"{args.input}: latent ({latent[0]:.4f}, {latent[1]:.4f})  cc ({cc[0]}, {cc[1]})  [{model.name}]")
+    return 0
+
+
+# --- service side -------------------------------------------------------------------------
+
+def cmd_run(args) -> int:
+    from .service import run_service
+
+    return run_service(args)
+
+
+def cmd_devices(args) -> int:
+    from .devices import print_devices
+
+    print_devices(args.midi_api)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latent-snare", description="Play the snare: a 2-D latent plane of real snares on two MIDI knobs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the instrument: MIDI in, snares out")
+    p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml")
+    p.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi"])
+    p.add_argument("--virtual-port", metavar="NAME", help='virtual MIDI input name ("" for none)')
+    p.add_argument("--audio-device", metavar="NAME", help="output device name (see `latent-snare devices`)")
+    p.add_argument("--blocksize", type=int, metavar="N", help="frames per audio callback")
+    _model_arg(p)
+    p.add_argument("--no-status", action="store_true", help="no live status line (for logs and services)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
+    p.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi"], default="auto")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("render", help="write one decoded snare to a WAV file")
+    _model_arg(p)
+    p.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--cc", nargs=2, type=_cc, metavar=("X", "Y"), help="knob positions 0..127")
+    where.add_argument("--latent", nargs=2, type=float, metavar=("X", "Y"), help="a latent point")
+    p.add_argument("--velocity", type=_velocity, default=127, help="1..127 (default 127)")
+    p.add_argument("out", type=Path, metavar="OUT.wav")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("encode", help="print the latent point and knob positions closest to a sample")
+    _model_arg(p)
+    p.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help='one JSON object: {"latent": [x, y], "cc": [x, y]}')
+    p.add_argument("input", type=Path, metavar="IN.wav")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("corpus", help="rebuild the snare corpus from Debian's hydrogen-drumkits packages")
+    p.add_argument("--out", type=Path, default=DEFAULT_CORPUS_DIR, help=f"corpus folder (default {DEFAULT_CORPUS_DIR.relative_to(REPO_DIR)})")
+    p.add_argument("--manifest", type=Path, default=REPO_DIR / "models" / "corpus.csv", help="where to write the committed manifest")
+    p.add_argument("--cache", type=Path, help="keep the downloaded .deb files here")
+    p.set_defaults(func=cmd_corpus)
+
+    def add_training_args(p, epochs_default=700):
+        p.add_argument("--data", type=Path, default=DEFAULT_CORPUS_DIR, help="folder of snares (WAV/FLAC/AIFF, any rate); subfolders are kits")
+        p.add_argument("--out", type=Path, default=DEFAULT_ZOO_DIR, help="where models and checkpoints go")
+        p.add_argument("--epochs", type=int, default=epochs_default, help="epochs per model (the seed's 700)")
+        p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+    p = sub.add_parser("train", help="train one model on a folder of snares (resumes if interrupted)")
+    add_training_args(p)
+    p.add_argument("--arch", default="med-tanh", help="small|med|big-relu|tanh|sig, or an extra variant (med-tanh-spec, med-tanh-vae)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("zoo", help="train the nine seed models and the extra variants")
+    add_training_args(p)
+    p.add_argument("--seed-only", action="store_true", help="only the seed's nine")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="only these models")
+    p.set_defaults(func=cmd_zoo)
+
+    p = sub.add_parser("evaluate", help="evaluate a folder of models on held-out kits and write the model card table")
+    p.add_argument("--zoo", type=Path, default=DEFAULT_ZOO_DIR)
+    p.add_argument("--data", type=Path, default=DEFAULT_CORPUS_DIR)
+    p.add_argument("--card", type=Path, default=REPO_DIR / "models" / "README.md")
+    p.add_argument("--ship", type=Path, help="copy the chosen default model (and the map picture) here, e.g. models/")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="latent-snare: %(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"latent-snare: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("latent-snare: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

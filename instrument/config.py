@@ -1,0 +1,151 @@
+"""Configuration: YAML (safe_load only) -> frozen, validated dataclasses.
+
+`config/default.yaml` holds every key with a comment. A user file needs only
+the keys it changes; it is laid over the defaults. Unknown keys, wrong types
+and out-of-range values fail with one line naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
+MIDI_APIS = ("auto", "alsa", "jack", "coremidi")
+
+
+def _spec(*, range=None, choices=None, doc=""):
+    return {"range": range, "choices": choices, "doc": doc}
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    api: str = field(default="auto", metadata=_spec(choices=MIDI_APIS))
+    virtual_port: str = "Latent Snare"
+    inputs: tuple = ("*",)
+    exclude: tuple = ("*Through*", "*Latent Snare*")
+    channel: Any = field(default="omni", metadata=_spec(doc="omni or 1..16"))
+    cc_x: int = field(default=74, metadata=_spec(range=(0, 119)))
+    cc_y: int = field(default=75, metadata=_spec(range=(0, 119)))
+    trigger_notes: tuple = (37, 38, 39, 40)
+    reconnect_s: float = field(default=1.0, metadata=_spec(range=(0.1, 60.0)))
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    device: str = ""
+    block_size: int = field(default=128, metadata=_spec(range=(16, 4096)))
+    channels: int = field(default=2, metadata=_spec(range=(1, 2)))
+    gain_db: float = field(default=0.0, metadata=_spec(range=(-60.0, 12.0)))
+    ceiling_db: float = field(default=-1.0, metadata=_spec(range=(-24.0, -0.1)))
+    limiter_release_ms: float = field(default=80.0, metadata=_spec(range=(1.0, 2000.0)))
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    polyphony: int = field(default=16, metadata=_spec(range=(1, 128)))
+    mode: str = field(default="oneshot", metadata=_spec(choices=("oneshot", "choke")))
+    steal_fade_ms: float = field(default=5.0, metadata=_spec(range=(0.5, 50.0)))
+    velocity_range_db: float = field(default=30.0, metadata=_spec(range=(0.0, 96.0)))
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str = "med-tanh-spec"
+    midi: MidiConfig = MidiConfig()
+    audio: AudioConfig = AudioConfig()
+    voices: VoiceConfig = VoiceConfig()
+
+    def with_overrides(self, **dotted: Any) -> "Config":
+        """Override keys given as {'audio.block_size': 64}; None values are skipped; validated like the file."""
+        raw = dataclasses.asdict(self)
+        for key, value in dotted.items():
+            if value is None:
+                continue
+            node = raw
+            *parents, leaf = key.split(".")
+            for p in parents:
+                node = node[p]
+            node[leaf] = value
+        return _build(Config, raw, "", "command line")
+
+
+def _check_scalar(value: Any, f: dataclasses.Field, key: str, origin: str) -> Any:
+    spec = f.metadata or {}
+    expected = type(f.default)
+    if key == "midi.channel":
+        if value == "omni" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16):
+            return value
+        raise UserError(f"{origin}: {key} must be 'omni' or a channel 1..16, got {value!r}")
+    if expected is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{origin}: {key} must be a list, got {value!r}")
+        return tuple(value)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        raise UserError(f"{origin}: {key} must be {expected.__name__}, got {value!r}")
+    if spec.get("choices") and value not in spec["choices"]:
+        raise UserError(f"{origin}: {key} must be one of {', '.join(spec['choices'])}, got {value!r}")
+    if spec.get("range"):
+        lo, hi = spec["range"]
+        if not lo <= value <= hi:
+            raise UserError(f"{origin}: {key} must be in range {lo}..{hi}, got {value!r}")
+    return value
+
+
+def _build(cls, raw: Any, prefix: str, origin: str):
+    if not isinstance(raw, dict):
+        raise UserError(f"{origin}: {prefix or 'the file'} must be a mapping of keys, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(raw) - set(fields)
+    if unknown:
+        key = f"{prefix}{sorted(map(str, unknown))[0]}"
+        raise UserError(f"{origin}: unknown key {key!r}; allowed here: {', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(f.default):
+            values[name] = _build(type(f.default), raw[name], f"{key}.", origin)
+        else:
+            values[name] = _check_scalar(raw[name], f, key, origin)
+    return cls(**values)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read config: {err.strerror}") from err
+    try:
+        data = yaml.safe_load(text)  # never yaml.load: a !!python tag must not construct objects
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from err
+    return {} if data is None else data
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """The defaults file, with `path` (if given) laid over it."""
+    raw = _read_yaml(DEFAULT_CONFIG_PATH)
+    origin = str(DEFAULT_CONFIG_PATH)
+    if path is not None:
+        user = _read_yaml(Path(path))
+        if not isinstance(user, dict):
+            raise UserError(f"{path}: the file must be a mapping of keys, got {user!r}")
+        raw, origin = _merge(raw, user), str(path)
+    return _build(Config, raw, "", origin)

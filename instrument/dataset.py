@@ -1,0 +1,108 @@
+"""A folder of snares as model-ready arrays, split by kit into train and validation.
+
+A folder built by `latent-snare corpus` carries `manifest.csv`, whose split
+column decides. Any other folder (a producer's own library) is split by its
+first-level subfolders, treated as kits: every fifth kit, chosen by a hash of
+its name, is held out. A flat folder, or one with fewer than three kits, holds
+out every fifth file instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audiofile import find_audio_files, load_snare
+from .corpus import corpus_hash, read_manifest, sha256_of
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.csv"
+
+
+@dataclass
+class Snares:
+    waves: np.ndarray  # (N, n_samples) float32, peak-normalized
+    names: list[str]  # paths relative to the data folder
+    kits: list[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@dataclass
+class Dataset:
+    train: Snares
+    val: Snares
+    corpus_hash: str
+    source: str
+
+
+def _stable_fraction(text: str) -> float:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def _split_user_folder(folder: Path, files: list[Path]) -> list[tuple[Path, str, str]]:
+    kits = {f: (f.relative_to(folder).parts[0] if len(f.relative_to(folder).parts) > 1 else ".") for f in files}
+    by_kit = len(set(kits.values())) >= 3
+    out = []
+    for f in files:
+        key = kits[f] if by_kit else str(f.relative_to(folder))
+        out.append((f, kits[f], "val" if _stable_fraction(key) < 0.2 else "train"))
+    return out
+
+
+def load_dataset(folder: str | Path, sample_rate: int, n_samples: int) -> Dataset:
+    """Load and condition every snare under `folder`; bad files are skipped with a warning naming them."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST_NAME
+    if manifest.is_file():
+        entries = read_manifest(manifest)
+        listing = [(folder / e.path, e.kit, e.split) for e in entries]
+        expected = {folder / e.path: e.sha256 for e in entries}
+        digest = corpus_hash(entries)
+    else:
+        files = find_audio_files(folder)
+        listing = _split_user_folder(folder, files)
+        expected = {}
+        digest = hashlib.sha256("".join(f"{f.relative_to(folder)}\t{sha256_of(f)}\n" for f in files).encode()).hexdigest()
+    if not listing:
+        raise UserError(f"{folder}: no audio files found (looked for .wav, .flac, .aif, .aiff, .ogg)")
+
+    parts: dict[str, tuple[list, list, list]] = {"train": ([], [], []), "val": ([], [], [])}
+    skipped = 0
+    for path, kit, split in listing:
+        if path in expected and path.is_file() and sha256_of(path) != expected[path]:
+            log.warning("%s: contents differ from the manifest's sha256; using it anyway", path)
+        try:
+            wave = load_snare(path, sample_rate, n_samples)
+        except UserError as err:
+            log.warning("skipping %s", err)
+            skipped += 1
+            continue
+        waves, names, kits = parts[split]
+        waves.append(wave)
+        names.append(str(path.relative_to(folder)))
+        kits.append(kit)
+    if not parts["train"][0]:
+        raise UserError(f"{folder}: none of the {len(listing)} files is a usable snare ({skipped} skipped)")
+    if not parts["val"][0]:
+        # Too few kits to hold one out: validate on the training set and say so.
+        log.warning("%s: no held-out kit; validation numbers are on training data", folder)
+        parts["val"] = parts["train"]
+    return Dataset(
+        train=_stack(*parts["train"], n_samples),
+        val=_stack(*parts["val"], n_samples),
+        corpus_hash=digest,
+        source=str(folder),
+    )
+
+
+def _stack(waves: list, names: list, kits: list, n_samples: int) -> Snares:
+    array = np.stack(waves).astype(np.float32) if waves else np.zeros((0, n_samples), np.float32)
+    return Snares(array, list(names), list(kits))

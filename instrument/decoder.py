@@ -1,0 +1,70 @@
+"""A trained snare model evaluated with numpy: the playback path never imports torch.
+
+At these sizes decoding one latent is a chain of matrix-vector products bound
+by the memory traffic of the last layer's weights; numpy does it about 3x
+faster than torch on 2 cores (see bench/decode.py), and starts without
+torch's 2 s import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .architecture import LATENT_DIM, ModelConfig
+from .knobs import KnobMap
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free form of 1 / (1 + exp(-x))
+
+
+ACTIVATIONS = {"relu": lambda x: np.maximum(x, 0.0), "tanh": np.tanh, "sig": _sigmoid}
+
+
+class DenseStack:
+    """Linear layers with one activation, optionally skipped after the last layer."""
+
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], activation: str, last_activated: bool):
+        self.layers = layers  # [(weight (out, in), bias (out,))], torch's nn.Linear layout
+        self.act = ACTIVATIONS[activation]
+        self.last_activated = last_activated
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(..., in) -> (..., out)"""
+        for i, (weight, bias) in enumerate(self.layers):
+            x = x @ weight.T + bias
+            if i < len(self.layers) - 1 or self.last_activated:
+                x = self.act(x)
+        return x
+
+
+@dataclass
+class SnareModel:
+    name: str
+    path: Path  # the .safetensors file
+    config: ModelConfig
+    sample_rate: int
+    knobs: KnobMap
+    encoder: DenseStack
+    decoder: DenseStack
+    meta: dict = field(repr=False)
+
+    @property
+    def n_samples(self) -> int:
+        return self.config.n_samples
+
+    def decode(self, latent) -> np.ndarray:
+        """(2,) -> (n_samples,) or (B, 2) -> (B, n_samples), float32"""
+        latent = np.asarray(latent, dtype=np.float32)
+        return self.decoder(latent).astype(np.float32, copy=False)
+
+    def encode(self, wave) -> np.ndarray:
+        """(n_samples,) -> (2,) or (B, n_samples) -> (B, 2); the VAE's mean for variational models."""
+        h = self.encoder(np.asarray(wave, dtype=np.float32))
+        return h[..., :LATENT_DIM].astype(np.float32, copy=False)
+
+    def decode_cc(self, cc_x: float, cc_y: float) -> np.ndarray:
+        return self.decode(self.knobs.cc_to_latent(cc_x, cc_y))

@@ -1,0 +1,44 @@
+"""Small signal helpers with units in their names. No state, no threads."""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+from .audiofile import fade_out
+
+DC_BLOCK_HZ = 20.0
+TAIL_FADE_MS = 10.0
+
+
+def db_to_gain(db: float) -> float:
+    return float(10.0 ** (db / 20.0))
+
+
+def gain_to_db(gain: float) -> float:
+    return float(20.0 * np.log10(max(gain, 1e-12)))
+
+
+def velocity_to_gain(velocity: int, range_db: float) -> float:
+    """MIDI velocity 1..127 -> linear gain, 127 at 0 dB and 1 at -range_db, straight in dB between."""
+    velocity = min(max(int(velocity), 1), 127)
+    return db_to_gain(-range_db * (127 - velocity) / 126)
+
+
+def dc_block(wave: np.ndarray, sample_rate: int, cutoff_hz: float = DC_BLOCK_HZ) -> np.ndarray:
+    """Subtract a centred moving average about one cutoff period long: removes DC and subsonic
+    drift a decoder may add (it would thump on every hit), vectorized so it fits the knob budget."""
+    window = max(3, int(sample_rate / cutoff_hz) | 1)
+    padded = np.pad(wave.astype(np.float64), window // 2, mode="reflect" if wave.size > window // 2 else "edge")
+    sums = np.cumsum(np.concatenate(([0.0], padded)))
+    return (wave - (sums[window:] - sums[:-window]) / window).astype(np.float32)
+
+
+def finish_snare(wave: np.ndarray, model_rate: int, out_rate: int) -> np.ndarray:
+    """Decoder output -> playable snare at `out_rate`: finite, DC-free, resampled, tail faded to zero."""
+    wave = np.nan_to_num(np.asarray(wave, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    wave = dc_block(wave, model_rate)
+    if out_rate != model_rate:
+        wave = soxr.resample(wave, model_rate, out_rate, quality="HQ")
+    wave = wave.astype(np.float32, copy=False)
+    return wave * fade_out(wave.size, int(TAIL_FADE_MS * 1e-3 * out_rate))

@@ -1,0 +1,76 @@
+"""Knob mapping: MIDI CC 0..127 on two axes -> a point in the 2-D latent plane.
+
+The mapping is fitted once per model from the training snares' encodings and
+stored with the model. It rotates the plane so the x knob follows brightness
+(spectral centroid) and the y knob follows decay, then stretches the
+percentile box the snares occupy over the whole knob travel, so every knob
+position lands on snares rather than on empty latent space.
+
+    uv     = axes @ latent            (axes: orthonormal 2x2, rows = knob directions)
+    cc / 127 = (uv - lo) / (hi - lo)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CC_MAX = 127
+BOX_PERCENTILES = (2.5, 97.5)
+MIN_SPAN = 1e-6  # a collapsed latent (e.g. dead relu) still gets an invertible map
+
+
+@dataclass(frozen=True)
+class KnobMap:
+    axes: np.ndarray  # (2, 2) rows are the x-knob and y-knob directions in latent space
+    lo: np.ndarray  # (2,) uv at CC 0
+    hi: np.ndarray  # (2,) uv at CC 127
+
+    def cc_to_latent(self, cc_x: float, cc_y: float) -> np.ndarray:
+        t = np.clip(np.array([cc_x, cc_y], dtype=np.float64) / CC_MAX, 0.0, 1.0)
+        uv = self.lo + t * (self.hi - self.lo)
+        return (self.axes.T @ uv).astype(np.float32)  # axes is orthonormal: its inverse is its transpose
+
+    def latent_to_cc(self, latent) -> tuple[float, float]:
+        """Knob positions (0..127, clipped, unrounded) that reach `latent`, or its nearest reachable point."""
+        uv = self.axes @ np.asarray(latent, dtype=np.float64)
+        t = np.clip((uv - self.lo) / (self.hi - self.lo), 0.0, 1.0)
+        return float(t[0] * CC_MAX), float(t[1] * CC_MAX)
+
+    def to_dict(self) -> dict:
+        return {"axes": self.axes.tolist(), "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "KnobMap":
+        axes = np.asarray(data["axes"], dtype=np.float64)
+        lo, hi = np.asarray(data["lo"], dtype=np.float64), np.asarray(data["hi"], dtype=np.float64)
+        if axes.shape != (2, 2) or lo.shape != (2,) or hi.shape != (2,):
+            raise ValueError("knobs.axes must be 2x2 and knobs.lo, knobs.hi must have 2 numbers each")
+        if not (np.all(np.isfinite(axes)) and np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise ValueError("knobs values must be finite")
+        if not np.allclose(axes @ axes.T, np.eye(2), atol=1e-6):
+            raise ValueError("knobs.axes must be orthonormal")
+        if np.any(np.abs(hi - lo) < MIN_SPAN / 2):
+            raise ValueError("knobs.lo and knobs.hi must differ on both axes")
+        return cls(axes, lo, hi)
+
+
+def fit_knob_map(latents: np.ndarray, brightness: np.ndarray, decay: np.ndarray) -> KnobMap:
+    """Fit the mapping to training encodings (N, 2) and their descriptors (N,)."""
+    z = latents.astype(np.float64)
+    centred = z - z.mean(axis=0)
+    # x knob: the latent direction along which brightness grows fastest (least squares).
+    direction, *_ = np.linalg.lstsq(centred, brightness - brightness.mean(), rcond=None)
+    if not np.all(np.isfinite(direction)) or np.linalg.norm(direction) < 1e-12:
+        # No brightness trend (or a collapsed latent): fall back to the widest spread.
+        direction = np.linalg.svd(centred + 1e-12, full_matrices=False)[2][0]
+    x_axis = direction / np.linalg.norm(direction)
+    y_axis = np.array([-x_axis[1], x_axis[0]])
+    if np.corrcoef(centred @ y_axis, decay)[0, 1] < 0:  # nan compares False: keep the sign
+        y_axis = -y_axis
+    axes = np.stack([x_axis, y_axis])
+    uv = z @ axes.T
+    lo, hi = np.percentile(uv, BOX_PERCENTILES, axis=0)
+    hi = np.maximum(hi, lo + MIN_SPAN)
+    return KnobMap(axes, lo, hi)

@@ -1,0 +1,66 @@
+"""The latent-map picture: what lives where on the two knobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .descriptors import describe
+
+TILES = 9
+TILE_FREQ_BANDS = 32
+TILE_FRAMES = 40
+FFT_SIZE, HOP = 512, 256
+SPECTRO_FLOOR_DB = -80.0
+
+
+def _tile(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A small log-frequency, log-magnitude spectrogram (bands, frames), 0 dB at the wave's peak bin."""
+    n_frames = 1 + max(0, wave.size - FFT_SIZE) // HOP
+    frames = np.lib.stride_tricks.sliding_window_view(wave, FFT_SIZE)[::HOP][:n_frames]
+    spec = np.abs(np.fft.rfft(frames * np.hanning(FFT_SIZE), axis=1)).T  # (bins, frames)
+    freqs = np.fft.rfftfreq(FFT_SIZE, 1 / sample_rate)
+    edges = np.geomspace(60, min(16_000, sample_rate / 2), TILE_FREQ_BANDS + 1)
+    bands = np.stack([spec[(freqs >= lo) & (freqs < hi)].mean(axis=0) if np.any((freqs >= lo) & (freqs < hi)) else np.zeros(spec.shape[1])
+                      for lo, hi in zip(edges[:-1], edges[1:])])
+    db = 20 * np.log10(bands + 1e-9)
+    db = np.clip(db - db.max(), SPECTRO_FLOOR_DB, 0)
+    cols = np.linspace(0, db.shape[1] - 1, TILE_FRAMES).astype(int)
+    return db[:, cols]
+
+
+def draw_latent_map(model, data, out_path: Path, cc_names: tuple[int, int] = (74, 75)) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen needed
+    import matplotlib.pyplot as plt
+
+    ccs = np.linspace(0, 127, TILES)
+    mosaic = np.full((TILES * TILE_FREQ_BANDS, TILES * TILE_FRAMES), SPECTRO_FLOOR_DB)
+    for row, cy in enumerate(ccs):
+        for col, cx in enumerate(ccs):
+            tile = _tile(model.decode_cc(cx, cy), model.sample_rate)
+            mosaic[row * TILE_FREQ_BANDS:(row + 1) * TILE_FREQ_BANDS, col * TILE_FRAMES:(col + 1) * TILE_FRAMES] = tile
+
+    fig, (ax_dots, ax_grid) = plt.subplots(1, 2, figsize=(13, 6.2), gridspec_kw={"width_ratios": [1, 1.15]})
+    for snares, marker, label in ((data.train, "o", "training kits"), (data.val, "x", "held-out kits")):
+        if len(snares) == 0:
+            continue
+        cc = np.array([model.knobs.latent_to_cc(z) for z in model.encode(snares.waves)])
+        brightness, _ = describe(snares.waves, model.sample_rate)
+        points = ax_dots.scatter(cc[:, 0], cc[:, 1], c=brightness, cmap="viridis", marker=marker, s=36, vmin=500, vmax=6000, label=label)
+    fig.colorbar(points, ax=ax_dots, label="brightness: spectral centroid of the attack (Hz)")
+    ax_dots.set(xlim=(-4, 131), ylim=(-4, 131), title="Where the corpus snares land",
+                xlabel=f"CC {cc_names[0]} (x): brighter →", ylabel=f"CC {cc_names[1]} (y): longer decay →")
+    ax_dots.legend(loc="upper left", fontsize=8)
+
+    ax_grid.imshow(mosaic, origin="lower", aspect="auto", cmap="magma", extent=(-8, 135, -8, 135), vmin=SPECTRO_FLOOR_DB, vmax=0)
+    ax_grid.set(title=f"What the knobs play ({model.name}): spectrograms, 60 Hz–16 kHz, 0.75 s",
+                xlabel=f"CC {cc_names[0]} (x)", ylabel=f"CC {cc_names[1]} (y)", xticks=ccs.round(), yticks=ccs.round())
+    ax_grid.tick_params(labelsize=7)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    fig.savefig(out_path, dpi=90)
+    plt.close(fig)
+    return out_path
