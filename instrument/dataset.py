@@ -2,9 +2,9 @@
 
 A folder built by `latent-snare corpus` carries `manifest.csv`, whose split
 column decides. Any other folder (a producer's own library) is split by its
-first-level subfolders, treated as kits: every fifth kit, chosen by a hash of
-its name, is held out. A flat folder, or one with fewer than three kits, holds
-out every fifth file instead.
+first-level subfolders, treated as kits: a fifth of the kits (at least one),
+chosen by a hash of their names, is held out. A flat folder, or one with fewer
+than three kits, holds out a fifth of its files instead.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from .errors import UserError
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.csv"
+VAL_FRACTION = 0.2
+MIN_KITS_FOR_KIT_SPLIT = 3
 
 
 @dataclass
@@ -43,18 +45,18 @@ class Dataset:
     source: str
 
 
-def _stable_fraction(text: str) -> float:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+def _held_out(keys: set[str]) -> set[str]:
+    """A fifth of the keys (at least one), chosen by a hash of their names: stable across runs."""
+    ranked = sorted(keys, key=lambda k: hashlib.sha256(k.encode()).hexdigest())
+    return set(ranked[: max(1, round(len(ranked) * VAL_FRACTION))])
 
 
 def _split_user_folder(folder: Path, files: list[Path]) -> list[tuple[Path, str, str]]:
     kits = {f: (f.relative_to(folder).parts[0] if len(f.relative_to(folder).parts) > 1 else ".") for f in files}
-    by_kit = len(set(kits.values())) >= 3
-    out = []
-    for f in files:
-        key = kits[f] if by_kit else str(f.relative_to(folder))
-        out.append((f, kits[f], "val" if _stable_fraction(key) < 0.2 else "train"))
-    return out
+    by_kit = len(set(kits.values())) >= MIN_KITS_FOR_KIT_SPLIT
+    keys = {f: kits[f] if by_kit else str(f.relative_to(folder)) for f in files}
+    held_out = _held_out(set(keys.values())) if len(files) >= MIN_KITS_FOR_KIT_SPLIT else set()
+    return [(f, kits[f], "val" if keys[f] in held_out else "train") for f in files]
 
 
 def load_dataset(folder: str | Path, sample_rate: int, n_samples: int) -> Dataset:

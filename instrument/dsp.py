@@ -9,6 +9,9 @@ from .audiofile import fade_out
 
 DC_BLOCK_HZ = 20.0
 TAIL_FADE_MS = 10.0
+# Every playable snare is normalized to this peak, so velocity alone sets the level and a
+# few stacked hits still pass under the limiter's ceiling without much gain reduction.
+SNARE_PEAK_DB = -6.0
 
 
 def db_to_gain(db: float) -> float:
@@ -35,10 +38,16 @@ def dc_block(wave: np.ndarray, sample_rate: int, cutoff_hz: float = DC_BLOCK_HZ)
 
 
 def finish_snare(wave: np.ndarray, model_rate: int, out_rate: int) -> np.ndarray:
-    """Decoder output -> playable snare at `out_rate`: finite, DC-free, resampled, tail faded to zero."""
-    wave = np.nan_to_num(np.asarray(wave, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    """Decoder output -> playable snare at `out_rate`: DC-free, resampled, tail faded to zero,
+    peak at SNARE_PEAK_DB. Raises ValueError for NaN/Inf or a silent decode (nothing to play)."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if not np.all(np.isfinite(wave)):
+        raise ValueError("decoder returned NaN or Inf")
     wave = dc_block(wave, model_rate)
     if out_rate != model_rate:
         wave = soxr.resample(wave, model_rate, out_rate, quality="HQ")
-    wave = wave.astype(np.float32, copy=False)
-    return wave * fade_out(wave.size, int(TAIL_FADE_MS * 1e-3 * out_rate))
+    wave = wave.astype(np.float32, copy=False) * fade_out(wave.size, int(TAIL_FADE_MS * 1e-3 * out_rate))
+    peak = float(np.max(np.abs(wave)))
+    if peak < 1e-4:
+        raise ValueError("decoder returned silence")
+    return wave * (db_to_gain(SNARE_PEAK_DB) / peak)

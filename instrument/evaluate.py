@@ -23,6 +23,9 @@ from .spectral import log_stft_distance
 GRID_STEPS = 9
 SILENT_PEAK = 1e-3  # -60 dBFS
 MAX_SHIPPED_MB = 50.0
+# Opposite knob corners must differ at least this much (log-STFT): a collapsed latent (dead relu)
+# plays one average snare everywhere, which scores well on reconstruction and is useless to play.
+MIN_CORNER_LOG_STFT = 0.3
 TABLE_BEGIN, TABLE_END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
 
 
@@ -100,11 +103,13 @@ def evaluate_model(model_path: Path, data: Dataset) -> dict:
 
 def usable(metrics: dict) -> bool:
     grid = metrics["grid"]
-    return grid["all_finite"] and grid["silent"] == 0 and metrics["file_mb"] <= MAX_SHIPPED_MB
+    return (grid["all_finite"] and grid["silent"] == 0 and grid["corner_log_stft"] >= MIN_CORNER_LOG_STFT
+            and metrics["file_mb"] <= MAX_SHIPPED_MB)
 
 
 def choose_default(results: dict[str, dict]) -> str:
-    """The lowest held-out log-STFT distance among models that fit and whose whole knob grid plays."""
+    """The lowest held-out log-STFT distance among models that fit, whose whole knob grid plays,
+    and whose knobs actually move between different snares."""
     candidates = {name: m for name, m in results.items() if usable(m)}
     if not candidates:
         raise RuntimeError("no model passes the grid checks within the size limit")

@@ -67,7 +67,7 @@ def fit_knob_map(latents: np.ndarray, brightness: np.ndarray, decay: np.ndarray)
         direction = np.linalg.svd(centred + 1e-12, full_matrices=False)[2][0]
     x_axis = direction / np.linalg.norm(direction)
     y_axis = np.array([-x_axis[1], x_axis[0]])
-    if np.corrcoef(centred @ y_axis, decay)[0, 1] < 0:  # nan compares False: keep the sign
+    if np.dot(centred @ y_axis, decay - decay.mean()) < 0:  # longer decay upwards
         y_axis = -y_axis
     axes = np.stack([x_axis, y_axis])
     uv = z @ axes.T

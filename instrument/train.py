@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -110,6 +112,26 @@ def _loss(recipe: Recipe, target, recon, mean, log_var) -> torch.Tensor:
     return loss
 
 
+class _DeferredInterrupt:
+    """The first Ctrl-C finishes the current epoch and saves an exact checkpoint; a second aborts."""
+
+    def __enter__(self):
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
 def _checkpoint_path(out_path: Path) -> Path:
     return out_path.with_name(out_path.stem + ".ckpt.safetensors")
 
@@ -167,28 +189,29 @@ def train(recipe: Recipe, data: Dataset, out_path: Path, device: str = "auto", p
 
     bar = tqdm(range(start_epoch, recipe.epochs), initial=start_epoch, total=recipe.epochs,
                desc=f"{recipe.name:<14}", unit="epoch", disable=not progress, dynamic_ncols=True)
-    epoch, started = start_epoch, time.perf_counter()
+    started = time.perf_counter()
     try:
-        for epoch in bar:
-            model.train()
-            order = torch.randperm(len(train_waves), generator=gen)
-            total = 0.0
-            for batch_idx in order.split(recipe.batch_size):
-                batch = train_waves[batch_idx.to(dev)]
-                if recipe.augment:
-                    batch = _augment(batch.cpu(), gen).to(dev)
-                recon, mean, log_var = model(batch)
-                loss = _loss(recipe, batch, recon, mean, log_var)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(batch_idx)
-            if (epoch + 1) % CHECKPOINT_EVERY_EPOCHS == 0:
-                _save_checkpoint(ckpt, recipe, model, optimizer, gen, epoch + 1)
-                bar.set_postfix(loss=f"{total / len(train_waves):.4g}", val_mse=f"{_val_mse(model, val_waves):.4g}")
-    except KeyboardInterrupt:
-        _save_checkpoint(ckpt, recipe, model, optimizer, gen, epoch)
-        raise UserError(f"interrupted at epoch {epoch}; checkpoint saved to {ckpt}, run the same command to resume") from None
+        with _DeferredInterrupt() as interrupt:
+            for epoch in bar:
+                model.train()
+                order = torch.randperm(len(train_waves), generator=gen)
+                total = 0.0
+                for batch_idx in order.split(recipe.batch_size):
+                    batch = train_waves[batch_idx.to(dev)]
+                    if recipe.augment:
+                        batch = _augment(batch.cpu(), gen).to(dev)
+                    recon, mean, log_var = model(batch)
+                    loss = _loss(recipe, batch, recon, mean, log_var)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item() * len(batch_idx)
+                if (epoch + 1) % CHECKPOINT_EVERY_EPOCHS == 0 or interrupt.requested:
+                    _save_checkpoint(ckpt, recipe, model, optimizer, gen, epoch + 1)
+                    bar.set_postfix(loss=f"{total / len(train_waves):.4g}", val_mse=f"{_val_mse(model, val_waves):.4g}")
+                if interrupt.requested:
+                    raise UserError(f"interrupted after epoch {epoch + 1}; checkpoint saved to {ckpt}, "
+                                    "run the same command to resume")
     finally:
         bar.close()
     seconds_per_epoch = (time.perf_counter() - started) / max(1, recipe.epochs - start_epoch)

@@ -1,0 +1,92 @@
+"""The sounddevice output stream: a thin wrapper that asks the engine for each block.
+
+The callback copies the engine's block into `outdata[:]` (never rebinding it),
+counts underflows, and turns any exception into a silent block and a counter:
+one exception escaping a sounddevice callback stops the stream for good.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import sounddevice as sd
+
+from .errors import UserError
+
+JACK_CLIENT_NAME = b"latent-snare-audio"
+
+
+def name_jack_client() -> None:
+    """Give PortAudio's JACK client our name (so jackd's xrun log names us); must precede its init."""
+    try:
+        lib = ctypes.CDLL(sd._libname)
+        setter = lib.PaJack_SetClientName
+    except (OSError, AttributeError):
+        return  # a PortAudio without JACK support: nothing to name
+    sd._terminate()
+    setter.argtypes = [ctypes.c_char_p]
+    setter(ctypes.c_char_p(JACK_CLIENT_NAME))  # PortAudio keeps the pointer: the constant lives forever
+    sd._initialize()
+
+
+def output_devices() -> list[tuple[int, str, str]]:
+    """(index, device name, host API name) of every device with outputs."""
+    apis = sd.query_hostapis()
+    return [(d["index"], d["name"], apis[d["hostapi"]]["name"]) for d in sd.query_devices() if d["max_output_channels"] > 0]
+
+
+def find_output_device(name: str) -> int | None:
+    """Device index whose name (or 'host API' name) contains `name`; None for the default."""
+    devices = output_devices()
+    if not devices:
+        raise UserError("no audio output device found (on Linux, start JACK or PulseAudio/PipeWire); "
+                        "`latent-snare devices` lists what exists")
+    if not name:
+        return None
+    matches = [i for i, dev, api in devices if name.lower() in dev.lower() or name.lower() in api.lower()]
+    if not matches:
+        known = "; ".join(f"{dev!r} ({api})" for _, dev, api in devices)
+        raise UserError(f"audio device {name!r} not found; outputs: {known}")
+    return matches[0]
+
+
+class AudioOutput:
+    def __init__(self, engine, device: int | None, block_size: int, channels: int, sample_rate: int):
+        self.engine = engine
+        self.underflows = 0
+        self.callback_errors = 0
+        self.channels = channels
+        try:
+            self.stream = sd.OutputStream(device=device, samplerate=sample_rate, blocksize=block_size, channels=channels,
+                                          dtype="float32", latency="low", callback=self._callback)
+        except sd.PortAudioError as err:
+            raise UserError(f"cannot open audio device {device if device is not None else 'default'}: {err}") from err
+
+    @staticmethod
+    def device_rate(device: int | None) -> int:
+        info = sd.query_devices(device if device is not None else sd.default.device[1], "output")
+        return int(info["default_samplerate"])
+
+    def _callback(self, outdata, frames, time_info, status) -> None:
+        try:
+            if status.output_underflow:
+                self.underflows += 1
+            done = 0
+            while done < frames:  # the host may ask for more than the engine's block
+                n = min(frames - done, self.engine.max_block)
+                block = self.engine.render(n)
+                for ch in range(self.channels):
+                    outdata[done : done + n, ch] = block
+                done += n
+        except Exception:
+            outdata.fill(0)
+            self.callback_errors += 1
+
+    def start(self) -> None:
+        self.stream.start()
+
+    def close(self) -> None:
+        try:
+            self.stream.stop()
+        finally:
+            self.stream.close()

@@ -1,0 +1,231 @@
+"""The audio engine: voices, mixer and safety stage. Owned by the audio thread.
+
+Ownership (one owner per piece of state):
+- Other threads talk to the engine only through `post()` (a deque append,
+  atomic in CPython) and by publishing a finished snare with
+  `publish(sample)` (a reference swap).
+- `render()` runs on the audio thread. It drains the event queue, owns the
+  voices, and mixes into preallocated buffers. It never allocates a buffer,
+  does I/O, logs, locks or calls torch.
+- A voice keeps the sample it started with; knob moves affect the next hit.
+
+The safety stage runs on every block: a NaN/Inf guard (the block becomes
+silence and a counter goes up), then a peak limiter that ramps its gain down
+to the block's peak (the block is computed before it is played, so this is
+lookahead for free) and releases slowly, then a hard clip at the ceiling as
+the guarantee. Nothing louder than the ceiling ever leaves.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dsp import db_to_gain, velocity_to_gain
+
+# Event kinds posted to the engine (small tuples, so MIDI and web share one path).
+NOTE_ON, NOTE_OFF, ALL_SOUND_OFF, ALL_NOTES_OFF = "note_on", "note_off", "all_sound_off", "all_notes_off"
+ALL_SOUND_OFF_FADE_MS = 3.0
+FADE_HEADROOM_SLOTS = 4
+
+
+@dataclass
+class EngineStats:
+    """Counters written by the audio thread, read by anyone (ints: reads are atomic)."""
+
+    blocks: int = 0
+    notes: int = 0
+    stolen: int = 0
+    nonfinite_blocks: int = 0
+    limited_blocks: int = 0
+    clipped_samples: int = 0
+    voices: int = 0
+    peak: float = 0.0
+
+
+class Engine:
+    def __init__(self, sample_rate: int, max_block: int, polyphony: int = 16, mode: str = "oneshot",
+                 steal_fade_ms: float = 5.0, velocity_range_db: float = 30.0, gain_db: float = 0.0,
+                 ceiling_db: float = -1.0, limiter_release_ms: float = 80.0):
+        self.sample_rate = sample_rate
+        self.max_block = max_block
+        self.polyphony = polyphony
+        self.choke = mode == "choke"
+        self.steal_fade = max(1, int(steal_fade_ms * 1e-3 * sample_rate))
+        self.panic_fade = max(1, int(ALL_SOUND_OFF_FADE_MS * 1e-3 * sample_rate))
+        self.ceiling = db_to_gain(ceiling_db)
+        self.master_gain = db_to_gain(gain_db)
+        self.release_coef = float(np.exp(-1.0 / max(1.0, limiter_release_ms * 1e-3 * sample_rate)))
+        # Velocity -> gain, precomputed so the audio thread only indexes.
+        self.velocity_gain = np.array([0.0] + [velocity_to_gain(v, velocity_range_db) for v in range(1, 128)])
+
+        self.events: deque = deque()
+        self.current: np.ndarray | None = None  # the playable snare; replaced whole by publish()
+        self.stats = EngineStats()
+
+        # Voice state, preallocated: parallel lists indexed by slot. Slots beyond the polyphony
+        # cap hold voices fading out after a steal or choke, so a steal never cuts a voice.
+        self._slots = polyphony + FADE_HEADROOM_SLOTS
+        self._sample: list = [None] * self._slots
+        self._pos = [0] * self._slots
+        self._gain = [0.0] * self._slots
+        self._fade_left = [0] * self._slots  # samples of fade still to play; 0: not fading
+        self._fade_len = [1] * self._slots
+        self._age = [0] * self._slots  # note counter at start, for stealing the oldest
+        self._active = [False] * self._slots
+        # Mixing buffers.
+        self._mix = np.zeros(max_block)
+        self._tmp = np.zeros(max_block)
+        self._ramp = np.zeros(max_block)
+        self._index = np.arange(max_block, dtype=np.float64)
+        self._limiter_gain = 1.0
+
+    # --- called from other threads --------------------------------------------------------
+
+    def post(self, kind: str, a: int = 0, b: int = 0) -> None:
+        self.events.append((kind, a, b))
+
+    def publish(self, sample: np.ndarray) -> None:
+        """Make `sample` (float32, finite, at the engine rate) the snare the next hit plays."""
+        self.current = sample
+
+    # --- audio thread -----------------------------------------------------------------------
+
+    def render(self, frames: int) -> np.ndarray:
+        """Mix the next `frames` samples; returns a view into a preallocated buffer (valid until the next call)."""
+        mix = self._mix[:frames]
+        mix[:] = 0.0
+        while self.events:
+            self._handle(*self.events.popleft())
+        voices = 0
+        for v in range(self._slots):
+            if self._active[v]:
+                self._mix_voice(v, mix, frames)
+                voices += 1
+        self.stats.voices = voices
+        self.stats.blocks += 1
+        return self._safety(mix, frames)
+
+    def _handle(self, kind: str, a: int, b: int) -> None:
+        if kind == NOTE_ON:
+            self._note_on(b)
+        elif kind == ALL_SOUND_OFF:
+            self._fade_all(self.panic_fade)
+        elif kind == ALL_NOTES_OFF or (kind == NOTE_OFF and self.choke):
+            self._fade_all(self.steal_fade)
+        # NOTE_OFF in one-shot mode: the hit rings out.
+
+    def _note_on(self, velocity: int) -> None:
+        sample = self.current
+        if sample is None or velocity <= 0:
+            return
+        if self.choke:
+            self._fade_all(self.steal_fade)
+        elif self._sounding() >= self.polyphony:
+            self._start_fade(self._oldest_sounding(), self.steal_fade)  # steal with a fade, never a cut
+            self.stats.stolen += 1
+        slot = self._free_slot()
+        self.stats.notes += 1
+        self._sample[slot] = sample
+        self._pos[slot] = 0
+        self._gain[slot] = self.velocity_gain[min(velocity, 127)]
+        self._fade_left[slot] = 0
+        self._age[slot] = self.stats.notes
+        self._active[slot] = True
+
+    def _sounding(self) -> int:
+        """Active voices that are not fading out: what the polyphony cap counts."""
+        return sum(1 for v in range(self._slots) if self._active[v] and not self._fade_left[v])
+
+    def _oldest_sounding(self) -> int:
+        best, best_age = 0, None
+        for v in range(self._slots):
+            if self._active[v] and not self._fade_left[v] and (best_age is None or self._age[v] < best_age):
+                best, best_age = v, self._age[v]
+        return best
+
+    def _free_slot(self) -> int:
+        for v in range(self._slots):
+            if not self._active[v]:
+                return v
+        # Every slot is busy (a burst of hits within one block): reuse the fading voice nearest its end.
+        fading = [v for v in range(self._slots) if self._fade_left[v]]
+        return min(fading, key=lambda v: self._fade_left[v]) if fading else self._oldest_sounding()
+
+    def _start_fade(self, v: int, fade: int) -> None:
+        if self._active[v] and (self._fade_left[v] == 0 or self._fade_left[v] > fade):
+            self._fade_left[v] = fade
+            self._fade_len[v] = fade
+
+    def _fade_all(self, fade: int) -> None:
+        for v in range(self._slots):
+            self._start_fade(v, fade)
+
+    def _mix_voice(self, v: int, mix: np.ndarray, frames: int) -> None:
+        sample = self._sample[v]
+        pos = int(self._pos[v])
+        n = min(frames, sample.shape[0] - pos)
+        tmp = self._tmp[:n]
+        np.multiply(sample[pos : pos + n], self._gain[v], out=tmp)
+        fade_left = int(self._fade_left[v])
+        if fade_left:
+            # Linear ramp from the current fade level towards zero over the rest of the fade.
+            n = min(n, fade_left)
+            tmp = tmp[:n]
+            ramp = self._ramp[:n]
+            np.multiply(self._index[:n], -1.0 / self._fade_len[v], out=ramp)
+            ramp += fade_left / self._fade_len[v]
+            np.maximum(ramp, 0.0, out=ramp)
+            tmp *= ramp
+            self._fade_left[v] = fade_left - n
+            if fade_left - n <= 0:
+                self._release(v)
+        mix[:n] += tmp
+        self._pos[v] = pos + n
+        if pos + n >= sample.shape[0]:
+            self._release(v)
+
+    def _release(self, v: int) -> None:
+        # The sample reference stays until the slot is reused: dropping the last reference here
+        # would free memory on the audio thread. The decode worker retires old samples instead.
+        self._active[v] = False
+        self._fade_left[v] = 0
+
+    def _safety(self, mix: np.ndarray, frames: int) -> np.ndarray:
+        if frames == 0:
+            return mix
+        mix *= self.master_gain
+        magnitude = self._tmp[:frames]
+        np.abs(mix, out=magnitude)
+        peak_at = int(np.argmax(magnitude))
+        peak = float(magnitude[peak_at])
+        if not np.isfinite(peak):  # NaN/Inf anywhere (argmax finds NaN first): silence the block
+            mix[:] = 0.0
+            self.stats.nonfinite_blocks += 1
+            peak = 0.0
+        g0 = self._limiter_gain
+        needed = self.ceiling / peak if peak > self.ceiling else 1.0
+        if needed < g0:
+            g1, ramp_end = needed, max(1, peak_at)  # reach `needed` exactly at the peak sample
+            self.stats.limited_blocks += 1
+        else:
+            g1, ramp_end = min(needed, 1.0 - (1.0 - g0) * self.release_coef**frames), frames  # release
+        if g0 != 1.0 or g1 != 1.0:
+            ramp = self._ramp[:frames]
+            np.multiply(self._index[:frames], 1.0 / ramp_end, out=ramp)
+            np.minimum(ramp, 1.0, out=ramp)
+            ramp *= g1 - g0
+            ramp += g0
+            mix *= ramp
+        self._limiter_gain = g1
+        np.abs(mix, out=magnitude)
+        out_peak = float(magnitude.max())
+        if out_peak > self.ceiling:  # the guarantee: what the ramp could not catch is clipped at the ceiling
+            self.stats.clipped_samples += int(np.count_nonzero(magnitude > self.ceiling))
+            np.clip(mix, -self.ceiling, self.ceiling, out=mix)
+            out_peak = self.ceiling
+        if out_peak > self.stats.peak:
+            self.stats.peak = out_peak
+        return mix

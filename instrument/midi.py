@@ -1,0 +1,200 @@
+"""MIDI in: port selection by name, and messages turned into engine events and knob moves.
+
+`MidiRouter` is pure logic (tested with plain mido messages, no ports).
+`MidiPorts` owns the rtmidi ports: a virtual input a DAW sends to, plus every
+hardware input whose name matches the config's patterns, rescanned every
+`reconnect_s` so a replugged controller comes back by itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import platform
+import threading
+from pathlib import Path
+
+import mido
+
+from .engine import ALL_NOTES_OFF, ALL_SOUND_OFF, NOTE_OFF, NOTE_ON
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+CC_ALL_SOUND_OFF = 120
+CC_ALL_NOTES_OFF = 123
+CLIENT_NAME = "latent-snare"
+RTMIDI_APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE"}
+
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+def match_ports(names: list[str], include: tuple, exclude: tuple) -> list[str]:
+    """Port names matching any include pattern and no exclude pattern (case-insensitive wildcards)."""
+    def hit(name, patterns):
+        return any(fnmatch.fnmatch(name.lower(), p.lower()) for p in patterns)
+
+    return [n for n in names if hit(n, include) and not hit(n, exclude)]
+
+
+def resolve_api(api: str) -> str:
+    """Config api name -> a mido rtmidi backend API name. auto prefers a running JACK server on Linux
+    without an ALSA sequencer, then the platform's native API."""
+    if api in RTMIDI_APIS:
+        return RTMIDI_APIS[api]
+    system = platform.system()
+    if system == "Darwin":
+        return RTMIDI_APIS["coremidi"]
+    if system == "Windows":
+        return "WINDOWS_MM"
+    if not Path("/dev/snd/seq").exists() and _jack_running():
+        return RTMIDI_APIS["jack"]
+    return RTMIDI_APIS["alsa"]
+
+
+def _jack_running() -> bool:
+    import rtmidi
+
+    try:
+        probe = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{CLIENT_NAME}-probe")
+        probe.get_port_count()
+        probe.delete()
+        return True
+    except Exception:
+        return False
+
+
+class MidiRouter:
+    """Turns MIDI messages into engine events and knob requests. Never raises on odd input."""
+
+    def __init__(self, config, engine, on_knobs):
+        self.engine = engine
+        self.on_knobs = on_knobs  # called with (cc_x, cc_y) on every knob move
+        self.channel = None if config.channel == "omni" else config.channel - 1  # mido counts from 0
+        self.cc_x, self.cc_y = config.cc_x, config.cc_y
+        self.triggers = frozenset(config.trigger_notes)
+        self.knobs = [64, 64]  # CC values, centred until a knob moves
+        self.messages = 0
+
+    def handle(self, msg: mido.Message) -> None:
+        self.messages += 1
+        kind = msg.type
+        if kind not in ("note_on", "note_off", "control_change"):
+            return  # clock, sysex, active sensing, aftertouch...: never disturb playback
+        if self.channel is not None and msg.channel != self.channel:
+            return
+        if kind == "control_change":
+            self._control(msg.control, msg.value)
+        elif self.triggers and msg.note not in self.triggers:
+            return
+        elif kind == "note_on" and msg.velocity > 0:
+            self.engine.post(NOTE_ON, msg.note, msg.velocity)
+        else:  # note_off, or note_on with velocity 0 (running-status note-off)
+            self.engine.post(NOTE_OFF, msg.note, 0)
+
+    def _control(self, control: int, value: int) -> None:
+        if control == CC_ALL_SOUND_OFF:
+            self.engine.post(ALL_SOUND_OFF)
+        elif control == CC_ALL_NOTES_OFF:
+            self.engine.post(ALL_NOTES_OFF)
+        elif control in (self.cc_x, self.cc_y):
+            self.knobs[0 if control == self.cc_x else 1] = value
+            self.on_knobs(*self.knobs)
+
+    def panic(self) -> None:
+        self.engine.post(ALL_SOUND_OFF)
+
+
+class MidiPorts:
+    """Opens the virtual port and the matching hardware inputs; reconnects by name."""
+
+    def __init__(self, config, handler):
+        self.config = config
+        self.handler = handler
+        self.api = resolve_api(config.api)
+        try:
+            import rtmidi
+
+            self.backend = mido.Backend(f"mido.backends.rtmidi/{self.api}", load=True)
+            # One persistent scanner: mido's get_input_names() opens (and closes) a new client per
+            # call, and on JACK every client open/close rebuilds the graph and can stall the audio.
+            self._scanner = rtmidi.MidiIn(getattr(rtmidi, f"API_{self.api}"), name=f"{CLIENT_NAME}-scan")
+        except Exception as err:
+            raise UserError(f"MIDI api {config.api!r} ({self.api}) is not available here: {err}; "
+                            f"try --midi-api with one of {', '.join(RTMIDI_APIS)}") from err
+        self.virtual = None
+        self.inputs: dict[str, object] = {}
+        self._lock = threading.Lock()  # guards `inputs` between the rescan thread and close()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._rescan_loop, name="midi-rescan", daemon=True)
+
+    def open(self) -> "MidiPorts":
+        if self.config.virtual_port:
+            if self.api == "WINDOWS_MM":
+                raise UserError("Windows MIDI has no virtual ports: set midi.virtual_port to \"\" and "
+                                "use a loopback driver such as loopMIDI, listed under midi.inputs")
+            try:
+                self.virtual = self.backend.open_input(self.config.virtual_port, virtual=True,
+                                                       client_name=CLIENT_NAME, callback=self._callback)
+            except Exception as err:
+                raise UserError(f"cannot open virtual MIDI port {self.config.virtual_port!r}: {err}") from err
+        self.rescan()
+        self._thread.start()
+        return self
+
+    def _callback(self, msg) -> None:
+        try:
+            self.handler(msg)
+        except Exception:  # rtmidi's thread must survive anything a message does
+            log.exception("MIDI message %r could not be handled", msg)
+
+    def available(self) -> list[str]:
+        try:
+            return self._scanner.get_ports()
+        except Exception:
+            return []
+
+    def rescan(self) -> None:
+        names = self.available()
+        wanted = match_ports(names, self.config.inputs, self.config.exclude)
+        with self._lock:
+            for name in list(self.inputs):
+                if name not in names:  # unplugged: close it, it will be reopened when it comes back
+                    self._close_port(self.inputs.pop(name))
+                    log.warning("MIDI input %r disappeared", name)
+            for name in wanted:
+                if name not in self.inputs:
+                    try:
+                        self.inputs[name] = self.backend.open_input(name, client_name=CLIENT_NAME, callback=self._callback)
+                        log.info("MIDI input %r connected", name)
+                    except Exception as err:
+                        log.warning("MIDI input %r could not be opened: %s", name, err)
+
+    def _rescan_loop(self) -> None:
+        while not self._stop.wait(self.config.reconnect_s):
+            self.rescan()
+
+    def connected(self) -> list[str]:
+        names = [self.config.virtual_port + " (virtual)"] if self.virtual else []
+        with self._lock:
+            return names + list(self.inputs)
+
+    @staticmethod
+    def _close_port(port) -> None:
+        try:
+            port.close()
+        except Exception:
+            pass  # a vanished device may refuse to close cleanly; nothing more to release
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+        with self._lock:
+            for port in self.inputs.values():
+                self._close_port(port)
+            self.inputs.clear()
+        if self.virtual is not None:
+            self._close_port(self.virtual)
+            self.virtual = None
+        self._scanner.delete()

@@ -1,0 +1,90 @@
+"""The decode worker: knob position in, playable snare published to the engine.
+
+The newest request always wins: `request()` overwrites a single pending slot
+and wakes the thread, so a flood of CCs never queues stale decodes and never
+blocks the caller. The thread decodes (numpy), finishes the snare (DC block,
+resample to the device rate, fade, normalize), checks it, and publishes it by
+reference swap. A bad decode (NaN, Inf, silence, an exception) is counted and
+dropped: the previous snare keeps playing.
+
+Samples the engine may still hold are kept alive here and released by this
+thread once no voice references them, so no large buffer is ever freed on
+the audio thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+
+import numpy as np
+
+from .dsp import finish_snare
+
+log = logging.getLogger(__name__)
+
+
+class DecodeWorker:
+    def __init__(self, model, engine, out_rate: int):
+        self.model = model
+        self.engine = engine
+        self.out_rate = out_rate
+        self.decodes = 0
+        self.rejected = 0
+        self.last_decode_ms = 0.0
+        self.latent = None  # the latent of the snare now published
+        self._pending = None  # (latent, model) or None; written by request(), taken by the thread
+        self._wake = threading.Event()
+        self._published = threading.Event()
+        self._stop = False
+        self._alive: list[np.ndarray] = []  # published samples not yet known to be unreferenced
+        self._thread = threading.Thread(target=self._run, name="decode-worker", daemon=True)
+
+    def start(self) -> "DecodeWorker":
+        self._thread.start()
+        return self
+
+    def request(self, latent) -> None:
+        """Ask for the snare at `latent`; returns at once. Only the newest request is decoded."""
+        self._pending = (np.asarray(latent, dtype=np.float32), self.model)
+        self._wake.set()
+
+    def request_cc(self, cc_x: float, cc_y: float) -> None:
+        self.request(self.model.knobs.cc_to_latent(cc_x, cc_y))
+
+    def wait_published(self, timeout_s: float) -> bool:
+        return self._published.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait()
+            self._wake.clear()
+            job, self._pending = self._pending, None  # take the newest; older ones are already overwritten
+            if job is None or self._stop:
+                continue
+            latent, model = job
+            started = time.perf_counter()
+            try:
+                sample = finish_snare(model.decode(latent), model.sample_rate, self.out_rate)
+            except Exception as err:  # a bad decode must never stop the instrument: keep the last good snare
+                self.rejected += 1
+                log.warning("decode at latent %s rejected: %s", np.round(latent, 4).tolist(), err)
+                continue
+            self.engine.publish(sample)
+            self.latent = latent
+            self.last_decode_ms = (time.perf_counter() - started) * 1e3
+            self.decodes += 1
+            self._published.set()
+            self._retire(sample)
+
+    def _retire(self, newest: np.ndarray) -> None:
+        self._alive.append(newest)
+        # getrefcount counts: the list slot, the loop variable and its own argument -> 3 means nobody else.
+        self._alive = [s for s in self._alive if s is newest or sys.getrefcount(s) > 3]

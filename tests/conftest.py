@@ -1,0 +1,32 @@
+"""Shared fixtures: synthetic snare-like files written by the tests themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def synth_snare(rate: int, seconds: float, tone_hz: float, decay_s: float, noise: float, seed: int, lead_s: float = 0.02) -> np.ndarray:
+    """A drum-like hit: a decaying tone plus decaying noise, after a stretch of silence."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * seconds)) / rate
+    env = np.exp(-t / decay_s)
+    hit = (1 - noise) * np.sin(2 * np.pi * tone_hz * t) * env + noise * rng.standard_normal(t.size) * env**1.5
+    return np.concatenate([np.zeros(int(lead_s * rate)), hit]).astype(np.float32)
+
+
+@pytest.fixture
+def snare_folder(tmp_path):
+    """Three 'kits' of four snares each, at mixed rates, channel counts and formats."""
+    root = tmp_path / "snares"
+    formats = [("WAV", "PCM_16", ".wav"), ("FLAC", "PCM_24", ".flac"), ("AIFF", "PCM_16", ".aiff")]
+    for k, (fmt, subtype, suffix) in enumerate(formats):
+        kit = root / f"kit{k}"
+        kit.mkdir(parents=True)
+        for i in range(4):
+            rate = (22050, 44100, 48000)[(i + k) % 3]
+            wave = synth_snare(rate, 0.5, 150 + 60 * i + 20 * k, 0.05 + 0.04 * i, 0.3 + 0.15 * k, seed=10 * k + i)
+            data = np.stack([wave, wave * 0.5], axis=1) if i % 2 else wave
+            sf.write(kit / f"hit{i}{suffix}", data, rate, format=fmt, subtype=subtype)
+    return root

@@ -1,0 +1,48 @@
+"""Fixtures for the end-to-end tests: a private JACK dummy server, the running service, the rig."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .rig import Rig, ServiceProcess, start_jackd, stop_process
+
+ARTIFACTS = Path(os.environ.get("LATENT_SNARE_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+
+
+def _require(binary: str, package: str) -> None:
+    if shutil.which(binary) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{binary} is missing in CI: .ci/run must install {package}")
+        pytest.skip(f"{binary} not installed (apt-get install {package})")
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    _require("jackd", "jackd2")
+    pytest.importorskip("jack", reason="JACK-Client (pip install -e .[test])")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    os.environ["LATENT_SNARE_ARTIFACTS"] = str(ARTIFACTS)
+    proc = start_jackd()
+    yield proc
+    stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def service(jack_server, tmp_path_factory):
+    # Only the virtual port: the rig's own MIDI output must not also arrive as a "hardware" input.
+    config = tmp_path_factory.mktemp("config") / "virtual-only.yaml"
+    config.write_text("midi:\n  inputs: []\n")
+    svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service.log")
+    yield svc
+    assert svc.stop() == 0, f"service did not stop cleanly: {(ARTIFACTS / 'service.log').read_text()[-1000:]}"
+
+
+@pytest.fixture(scope="module")
+def rig(service):
+    r = Rig()
+    yield r
+    r.close()

@@ -1,0 +1,166 @@
+"""A JACK test rig that drives the running instrument the way a DAW would.
+
+Two JACK clients on a private dummy server:
+- `rig-midi` writes MIDI into the instrument's virtual port at the start of a
+  period and notes the server frame time it was sent at;
+- `rig-rec` records the instrument's audio output with server frame times.
+
+Both use the server's frame clock, so latency is measured in frames, not in
+wall-clock time on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+SERVER_NAME = "latent-snare-test"
+SAMPLE_RATE = 48_000
+PERIOD = 128
+RECORD_SECONDS = 120
+
+
+def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVER_NAME) -> subprocess.Popen:
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        raise FileNotFoundError("jackd (Debian package jackd2)")
+    log = open(Path(os.environ.get("LATENT_SNARE_ARTIFACTS", "/tmp")) / f"jackd-{name}.log", "w")
+    proc = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    import jack
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            jack.Client("rig-probe", servername=name, no_start_server=True).close()
+            return proc
+        except jack.JackOpenError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("jackd did not start within 10 s")
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+class Rig:
+    def __init__(self, server: str = SERVER_NAME, midi_target: str = "latent-snare:Latent Snare",
+                 audio_source: str = "latent-snare-audio:out_0"):
+        import jack
+
+        self.midi_client = jack.Client("rig-midi", servername=server, no_start_server=True)
+        self.rec_client = jack.Client("rig-rec", servername=server, no_start_server=True)
+        self.midi_out = self.midi_client.midi_outports.register("out")
+        self.audio_in = self.rec_client.inports.register("in")
+        self.period = self.midi_client.blocksize
+        self.rate = self.midi_client.samplerate
+        self._outbox: deque = deque()  # (bytes, sent-frame list to fill) from the test thread
+        self.recording = np.zeros(RECORD_SECONDS * self.rate, dtype=np.float32)
+        self.start_frame = None
+        self.last_frame = 0
+        self.midi_client.set_process_callback(self._send)
+        self.rec_client.set_process_callback(self._record)
+        self.midi_client.activate()
+        self.rec_client.activate()
+        self.midi_client.connect(self.midi_out, midi_target)
+        self.rec_client.connect(audio_source, self.audio_in)
+        self.wait_frames(self.period * 4)
+
+    def _send(self, frames: int) -> None:
+        self.midi_out.clear_buffer()
+        now = self.midi_client.last_frame_time
+        while self._outbox:
+            data, receipt = self._outbox.popleft()
+            self.midi_out.write_midi_event(0, data)
+            receipt.append(now)
+
+    def _record(self, frames: int) -> None:
+        now = self.rec_client.last_frame_time
+        if self.start_frame is None:
+            self.start_frame = now
+        at = now - self.start_frame
+        if at + frames <= self.recording.size:
+            self.recording[at : at + frames] = self.audio_in.get_array()
+        self.last_frame = now + frames
+
+    def send(self, *messages: bytes | list) -> int:
+        """Send MIDI messages in one period; returns the server frame they were sent at."""
+        receipt: list[int] = []
+        for data in messages:
+            self._outbox.append((bytes(data), receipt))
+        deadline = time.monotonic() + 2
+        while len(receipt) < len(messages) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert receipt, "the rig's JACK MIDI client did not run"
+        return receipt[0]
+
+    def note(self, note: int = 38, velocity: int = 127) -> int:
+        return self.send([0x90, note, velocity])
+
+    def cc(self, control: int, value: int) -> int:
+        return self.send([0xB0, control, value])
+
+    def wait_frames(self, frames: int) -> None:
+        target = self.last_frame + frames
+        deadline = time.monotonic() + frames / self.rate + 5
+        while self.last_frame < target and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    def audio(self, frame: int, n_frames: int) -> np.ndarray:
+        """Recorded output from server frame `frame` on (waits until it is recorded)."""
+        self.wait_frames(max(0, frame + n_frames - self.last_frame))
+        at = frame - self.start_frame
+        return self.recording[at : at + n_frames].copy()
+
+    def close(self) -> None:
+        for client in (self.midi_client, self.rec_client):
+            client.deactivate()
+            client.close()
+
+
+def first_sound(audio: np.ndarray, threshold: float = 1e-4) -> int | None:
+    hits = np.flatnonzero(np.abs(audio) > threshold)
+    return int(hits[0]) if hits.size else None
+
+
+class ServiceProcess:
+    """`latent-snare run` as a subprocess on the rig's JACK server."""
+
+    def __init__(self, args: list[str], server: str = SERVER_NAME, log_path: Path | None = None):
+        env = dict(os.environ, JACK_DEFAULT_SERVER=server, PYTHONUNBUFFERED="1")
+        self.log_path = log_path or Path("/tmp/latent-snare-service.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(["latent-snare", "run", "--midi-api", "jack", "--audio-device", "JACK", "--no-status", *args],
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._pump, daemon=True).start()
+        if not self._ready.wait(30):
+            stop_process(self.proc)
+            raise RuntimeError(f"service not ready in 30 s; stdout {self.lines}, stderr {self.log_path.read_text()[-2000:]}")
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            self.log.write(line)
+            if "ready:" in line:
+                self._ready.set()
+
+    def stop(self) -> int | None:
+        return stop_process(self.proc)

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from instrument.knobs import KnobMap, fit_knob_map
+
+
+def cloud(seed=0):
+    rng = np.random.default_rng(seed)
+    latents = rng.normal(size=(200, 2)) * [3.0, 0.5] + [1.0, -2.0]
+    angle = 0.7
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    latents = latents @ rot.T
+    brightness = latents @ np.array([2.0, 1.0]) + rng.normal(scale=0.1, size=200)
+    decay = latents @ np.array([-1.0, 2.0]) + rng.normal(scale=0.1, size=200)
+    return latents, brightness, decay
+
+
+def test_x_knob_follows_brightness_and_y_knob_follows_decay():
+    latents, brightness, decay = cloud()
+    knobs = fit_knob_map(latents, brightness, decay)
+    cc = np.array([knobs.latent_to_cc(z) for z in latents])
+    assert np.corrcoef(cc[:, 0], brightness)[0, 1] > 0.9
+    assert np.corrcoef(cc[:, 1], decay)[0, 1] > 0.0
+
+
+def test_knob_travel_covers_the_occupied_box():
+    latents, brightness, decay = cloud()
+    knobs = fit_knob_map(latents, brightness, decay)
+    cc = np.array([knobs.latent_to_cc(z) for z in latents])
+    inside = np.mean((cc > 0) & (cc < 127), axis=0)
+    assert np.all(inside > 0.9)  # 95 % of snares inside the box on each axis
+    for corner in [(0, 0), (127, 127)]:
+        assert np.all(np.isfinite(knobs.cc_to_latent(*corner)))
+
+
+@pytest.mark.parametrize("cc", [(0, 0), (127, 0), (31.5, 99), (64, 64), (127, 127)])
+def test_cc_latent_round_trip(cc):
+    knobs = fit_knob_map(*cloud(1))
+    assert knobs.latent_to_cc(knobs.cc_to_latent(*cc)) == pytest.approx(cc, abs=1e-3)
+
+
+def test_collapsed_latent_still_gives_a_usable_map():
+    latents = np.zeros((20, 2))  # a dead-relu encoder
+    knobs = fit_knob_map(latents, np.arange(20.0), np.arange(20.0))
+    assert np.all(np.isfinite(knobs.cc_to_latent(127, 0)))
+    KnobMap.from_dict(knobs.to_dict())
+
+
+def test_stored_mapping_is_validated():
+    good = fit_knob_map(*cloud()).to_dict()
+    with pytest.raises(ValueError, match="orthonormal"):
+        KnobMap.from_dict({**good, "axes": [[2, 0], [0, 1]]})
+    with pytest.raises(ValueError, match="finite"):
+        KnobMap.from_dict({**good, "lo": [float("nan"), 0]})

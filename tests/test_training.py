@@ -1,0 +1,78 @@
+"""A short real training run on files the test writes, resuming, and bad-file handling."""
+
+import logging
+import signal
+
+import numpy as np
+import pytest
+
+from instrument.architecture import ModelConfig
+from instrument.dataset import load_dataset
+from instrument.errors import UserError
+from instrument.modelfile import load_model
+
+torch = pytest.importorskip("torch")
+from instrument import train as training  # noqa: E402
+
+N = 2048
+
+
+def recipe(epochs, **kw):
+    return training.Recipe("tiny", ModelConfig("small", "tanh", N), epochs=epochs, batch_size=4, learning_rate=3e-3, **kw)
+
+
+def test_short_training_run_learns_and_ships_a_playable_model(snare_folder, tmp_path):
+    data = load_dataset(snare_folder, 44100, N)
+    assert len(data.train) + len(data.val) == 12
+    assert set(data.train.kits).isdisjoint(data.val.kits)  # whole kits are held out
+    untrained = training.SnareAutoencoder(recipe(1).model)
+    with torch.no_grad():
+        before = torch.nn.functional.mse_loss(untrained(torch.from_numpy(data.train.waves))[0], torch.from_numpy(data.train.waves)).item()
+    path = training.train(recipe(60), data, tmp_path / "tiny", progress=False)
+    model = load_model(path)
+    after = float(np.mean((model.decode(model.encode(data.train.waves)) - data.train.waves) ** 2))
+    assert after < before
+    assert model.meta["corpus"]["sha256"] == data.corpus_hash
+    for cc in [(0, 0), (127, 127), (64, 0)]:
+        assert np.all(np.isfinite(model.decode_cc(*cc)))
+
+
+def test_interrupted_run_resumes_to_the_same_weights(snare_folder, tmp_path, monkeypatch):
+    data = load_dataset(snare_folder, 44100, N)
+    straight = load_model(training.train(recipe(10, augment=True), data, tmp_path / "a" / "tiny", progress=False))
+
+    # Press Ctrl-C (a real SIGINT) during epoch 3, then run the same command again.
+    real_sv = training._val_mse
+    calls = {"n": 0}
+
+    def interrupt_once(*args):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            signal.raise_signal(signal.SIGINT)
+        return real_sv(*args)
+
+    monkeypatch.setattr(training, "CHECKPOINT_EVERY_EPOCHS", 3)
+    monkeypatch.setattr(training, "_val_mse", interrupt_once)
+
+    with pytest.raises(UserError, match="resume"):
+        training.train(recipe(10, augment=True), data, tmp_path / "b" / "tiny", progress=False)
+    assert (tmp_path / "b" / "tiny.ckpt.safetensors").exists()
+    resumed = load_model(training.train(recipe(10, augment=True), data, tmp_path / "b" / "tiny", progress=False))
+    for (w1, b1), (w2, b2) in zip(straight.decoder.layers, resumed.decoder.layers):
+        np.testing.assert_array_equal(w1, w2)
+        np.testing.assert_array_equal(b1, b2)
+
+
+def test_bad_files_are_skipped_with_a_warning_naming_them(snare_folder, caplog):
+    (snare_folder / "kit0" / "broken.wav").write_bytes(b"RIFF....not audio")
+    (snare_folder / "kit1" / "empty.flac").write_bytes(b"")
+    with caplog.at_level(logging.WARNING):
+        data = load_dataset(snare_folder, 44100, N)
+    assert len(data.train) + len(data.val) == 12
+    assert "broken.wav" in caplog.text and "empty.flac" in caplog.text
+
+
+def test_a_folder_of_only_bad_files_stops_with_an_error(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"nope")
+    with pytest.raises(UserError, match="none of the 1 files"):
+        load_dataset(tmp_path, 44100, N)
