@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -146,7 +147,7 @@ class ServiceProcess:
         env = dict(os.environ, JACK_DEFAULT_SERVER=server, PYTHONUNBUFFERED="1")
         self.log_path = log_path or Path("/tmp/latent-snare-service.log")
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(["latent-snare", "run", "--midi-api", "jack", "--audio-device", "JACK", "--no-status", *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "instrument.cli", "run", "--midi-api", "jack", "--audio-device", "JACK", "--no-status", *args],
                                      stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         self.lines: list[str] = []
         self._ready = threading.Event()
