@@ -86,6 +86,10 @@ def _check_scalar(value: Any, f: dataclasses.Field, key: str, origin: str) -> An
     if expected is tuple:
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{origin}: {key} must be a list, got {value!r}")
+        if key == "midi.trigger_notes" and not all(type(n) is int and 0 <= n <= 127 for n in value):
+            raise UserError(f"{origin}: {key} must be a list of notes 0..127, got {value!r}")
+        if key != "midi.trigger_notes" and not all(isinstance(n, str) for n in value):
+            raise UserError(f"{origin}: {key} must be a list of name patterns, got {value!r}")
         return tuple(value)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

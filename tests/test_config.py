@@ -27,6 +27,8 @@ def test_defaults_load_and_a_user_file_overrides_only_its_keys(tmp_path):
     ("audio:\n  block_size: fast\n", "audio.block_size must be int"),
     ("!!python/object/apply:os.system ['touch /tmp/x']\n", "not valid YAML"),
     ("- a list\n", "must be a mapping"),
+    ("midi:\n  trigger_notes: [38, 300]\n", "midi.trigger_notes must be a list of notes 0..127"),
+    ("midi:\n  inputs: [3]\n", "midi.inputs must be a list of name patterns"),
 ])
 def test_bad_values_fail_naming_the_key_and_the_allowed_range(tmp_path, text, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
