@@ -49,19 +49,21 @@ def cmd_corpus(args) -> int:
 
 def cmd_train(args) -> int:
     from .dataset import load_dataset
+    from .evaluate import evaluate_model
     from .train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, recipe_for, train
 
     recipe = recipe_for(args.arch, MODEL_N_SAMPLES, args.epochs)
     data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
     print(f"training {recipe.name} on {len(data.train)} snares ({len(data.val)} held out) for {recipe.epochs} epochs")
     out = train(recipe, data, args.out / recipe.name, device=args.device)
-    _evaluate_into(out, data)
+    evaluate_model(out, data)
     print(f"saved {out} and {out.with_suffix('.json').name}")
     return 0
 
 
 def cmd_zoo(args) -> int:
     from .dataset import load_dataset
+    from .evaluate import evaluate_model
     from .train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, extra_recipes, seed_recipes, train
 
     recipes = seed_recipes(MODEL_N_SAMPLES, args.epochs)
@@ -73,14 +75,8 @@ def cmd_zoo(args) -> int:
     print(f"zoo: {len(recipes)} models on {len(data.train)} snares ({len(data.val)} held out), {args.epochs} epochs each")
     for recipe in recipes:
         out = train(recipe, data, args.out / recipe.name, device=args.device)
-        _evaluate_into(out, data)
+        evaluate_model(out, data)
     return 0
-
-
-def _evaluate_into(model_path: Path, data) -> None:
-    from .evaluate import evaluate_model
-
-    evaluate_model(model_path, data)
 
 
 def cmd_evaluate(args) -> int:

@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 from .audio import output_devices
-from .errors import UserError
-from .midi import MidiPorts, resolve_api
+from .midi import input_names, resolve_api
 
 
 def print_devices(midi_api: str) -> None:
+    outputs = output_devices()
     print("Audio outputs (choose with --audio-device NAME or audio.device):")
-    for index, name, api in output_devices() or []:
+    for _, name, api in outputs:
         print(f"  {name}  [{api}]")
-    if not output_devices():
+    if not outputs:
         print("  (none found)")
     print(f"MIDI inputs via {resolve_api(midi_api)} (choose with midi.inputs patterns):")
     try:
-        names = MidiPorts(_NoVirtual(midi_api), handler=None).available()
-    except UserError as err:
-        print(f"  ({err})")
+        names = input_names(midi_api)
+    except Exception as err:  # the MIDI API is missing here: say so instead of listing
+        print(f"  (not available: {err})")
         return
     for name in names:
         print(f"  {name}")
     if not names:
         print("  (none found)")
-
-
-class _NoVirtual:
-    """The bits of MidiConfig that listing needs."""
-
-    def __init__(self, api: str):
-        self.api = api

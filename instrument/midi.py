@@ -64,6 +64,23 @@ def _jack_running() -> bool:
         return False
 
 
+def open_scanner(rtmidi_api: str):
+    """One rtmidi input used only to list ports. Keep it open: on JACK every client open/close
+    rebuilds the graph and can stall the audio (mido's get_input_names() opens one per call)."""
+    import rtmidi
+
+    return rtmidi.MidiIn(getattr(rtmidi, f"API_{rtmidi_api}"), name=f"{CLIENT_NAME}-scan")
+
+
+def input_names(api: str) -> list[str]:
+    """MIDI input names for a config api name (for `latent-snare devices`)."""
+    scanner = open_scanner(resolve_api(api))
+    try:
+        return scanner.get_ports()
+    finally:
+        scanner.delete()
+
+
 class MidiRouter:
     """Turns MIDI messages into engine events and knob requests. Never raises on odd input."""
 
@@ -113,12 +130,8 @@ class MidiPorts:
         self.handler = handler
         self.api = resolve_api(config.api)
         try:
-            import rtmidi
-
             self.backend = mido.Backend(f"mido.backends.rtmidi/{self.api}", load=True)
-            # One persistent scanner: mido's get_input_names() opens (and closes) a new client per
-            # call, and on JACK every client open/close rebuilds the graph and can stall the audio.
-            self._scanner = rtmidi.MidiIn(getattr(rtmidi, f"API_{self.api}"), name=f"{CLIENT_NAME}-scan")
+            self._scanner = open_scanner(self.api)
         except Exception as err:
             raise UserError(f"MIDI api {config.api!r} ({self.api}) is not available here: {err}; "
                             f"try --midi-api with one of {', '.join(RTMIDI_APIS)}") from err

@@ -1,5 +1,4 @@
 import mido
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from instrument.config import MidiConfig
