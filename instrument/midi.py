@@ -122,6 +122,44 @@ class MidiRouter:
         self.engine.post(ALL_SOUND_OFF)
 
 
+class RtInput:
+    """One rtmidi input (virtual, or connected to the port at `source`) that hands mido messages
+    to `callback`. mido's own open_input() turns every port opened with a client name into a
+    virtual one, so ports are opened here with python-rtmidi directly; mido only parses."""
+
+    def __init__(self, rtmidi_api: str, callback, name: str, source: str | None = None):
+        import rtmidi
+
+        self._callback = callback
+        self._rt = rtmidi.MidiIn(getattr(rtmidi, f"API_{rtmidi_api}"), name=CLIENT_NAME)
+        self._rt.ignore_types(sysex=True, timing=False, active_sense=True)  # clock stays: the loop may follow it
+        try:
+            if source is None:
+                self._rt.open_virtual_port(name)
+            else:
+                # Look the index up on this very client: indices shift whenever a port comes or goes.
+                self._rt.open_port(self._rt.get_ports().index(source), name=name)
+        except Exception:
+            self._rt.delete()
+            raise
+        self._rt.set_callback(self._on_bytes)
+
+    def _on_bytes(self, event, _data) -> None:
+        try:
+            msg = mido.Message.from_bytes(event[0])
+        except (ValueError, TypeError):
+            return  # a malformed message from a device is not ours to report on every byte
+        try:
+            self._callback(msg)
+        except Exception:  # rtmidi's thread must survive anything a message does
+            log.exception("MIDI message %r could not be handled", msg)
+
+    def close(self) -> None:
+        self._rt.cancel_callback()
+        self._rt.close_port()
+        self._rt.delete()
+
+
 class MidiPorts:
     """Opens the virtual port and the matching hardware inputs; reconnects by name."""
 
@@ -130,7 +168,6 @@ class MidiPorts:
         self.handler = handler
         self.api = resolve_api(config.api)
         try:
-            self.backend = mido.Backend(f"mido.backends.rtmidi/{self.api}", load=True)
             self._scanner = open_scanner(self.api)
         except Exception as err:
             raise UserError(f"MIDI api {config.api!r} ({self.api}) is not available here: {err}; "
@@ -147,19 +184,12 @@ class MidiPorts:
                 raise UserError("Windows MIDI has no virtual ports: set midi.virtual_port to \"\" and "
                                 "use a loopback driver such as loopMIDI, listed under midi.inputs")
             try:
-                self.virtual = self.backend.open_input(self.config.virtual_port, virtual=True,
-                                                       client_name=CLIENT_NAME, callback=self._callback)
+                self.virtual = RtInput(self.api, self.handler, self.config.virtual_port)
             except Exception as err:
                 raise UserError(f"cannot open virtual MIDI port {self.config.virtual_port!r}: {err}") from err
         self.rescan()
         self._thread.start()
         return self
-
-    def _callback(self, msg) -> None:
-        try:
-            self.handler(msg)
-        except Exception:  # rtmidi's thread must survive anything a message does
-            log.exception("MIDI message %r could not be handled", msg)
 
     def available(self) -> list[str]:
         try:
@@ -178,7 +208,7 @@ class MidiPorts:
             for name in wanted:
                 if name not in self.inputs:
                     try:
-                        self.inputs[name] = self.backend.open_input(name, client_name=CLIENT_NAME, callback=self._callback)
+                        self.inputs[name] = RtInput(self.api, self.handler, "in", source=name)
                         log.info("MIDI input %r connected", name)
                     except Exception as err:
                         log.warning("MIDI input %r could not be opened: %s", name, err)

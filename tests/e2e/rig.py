@@ -61,26 +61,31 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> int | None:
 
 
 class Rig:
-    def __init__(self, server: str = SERVER_NAME, midi_target: str = "latent-snare:Latent Snare",
-                 audio_source: str = "latent-snare-audio:out_0"):
+    """Sends MIDI to every `midi_targets` port at once and records every `audio_sources` port,
+    all on the server's frame clock (so two instruments can be compared note for note)."""
+
+    def __init__(self, server: str = SERVER_NAME, midi_targets: tuple[str, ...] = ("latent-snare:Latent Snare",),
+                 audio_sources: tuple[str, ...] = ("latent-snare-audio:out_0",), record_seconds: int = RECORD_SECONDS):
         import jack
 
         self.midi_client = jack.Client("rig-midi", servername=server, no_start_server=True)
         self.rec_client = jack.Client("rig-rec", servername=server, no_start_server=True)
         self.midi_out = self.midi_client.midi_outports.register("out")
-        self.audio_in = self.rec_client.inports.register("in")
+        self.audio_ins = [self.rec_client.inports.register(f"in_{i}") for i in range(len(audio_sources))]
         self.period = self.midi_client.blocksize
         self.rate = self.midi_client.samplerate
         self._outbox: deque = deque()  # (bytes, sent-frame list to fill) from the test thread
-        self.recording = np.zeros(RECORD_SECONDS * self.rate, dtype=np.float32)
+        self.recordings = [np.zeros(record_seconds * self.rate, dtype=np.float32) for _ in audio_sources]
         self.start_frame = None
         self.last_frame = 0
         self.midi_client.set_process_callback(self._send)
         self.rec_client.set_process_callback(self._record)
         self.midi_client.activate()
         self.rec_client.activate()
-        self.midi_client.connect(self.midi_out, midi_target)
-        self.rec_client.connect(audio_source, self.audio_in)
+        for target in midi_targets:
+            self.midi_client.connect(self.midi_out, target)
+        for source, port in zip(audio_sources, self.audio_ins):
+            self.rec_client.connect(source, port)
         self.wait_frames(self.period * 4)
 
     def _send(self, frames: int) -> None:
@@ -96,8 +101,9 @@ class Rig:
         if self.start_frame is None:
             self.start_frame = now
         at = now - self.start_frame
-        if at + frames <= self.recording.size:
-            self.recording[at : at + frames] = self.audio_in.get_array()
+        if at + frames <= self.recordings[0].size:
+            for port, recording in zip(self.audio_ins, self.recordings):
+                recording[at : at + frames] = port.get_array()
         self.last_frame = now + frames
 
     def send(self, *messages: bytes | list) -> int:
@@ -123,11 +129,11 @@ class Rig:
         while self.last_frame < target and time.monotonic() < deadline:
             time.sleep(0.002)
 
-    def audio(self, frame: int, n_frames: int) -> np.ndarray:
-        """Recorded output from server frame `frame` on (waits until it is recorded)."""
+    def audio(self, frame: int, n_frames: int, source: int = 0) -> np.ndarray:
+        """Recorded output of `audio_sources[source]` from server frame `frame` on (waits until it is recorded)."""
         self.wait_frames(max(0, frame + n_frames - self.last_frame))
         at = frame - self.start_frame
-        return self.recording[at : at + n_frames].copy()
+        return self.recordings[source][at : at + n_frames].copy()
 
     def close(self) -> None:
         for client in (self.midi_client, self.rec_client):

@@ -1,0 +1,67 @@
+"""Hardware inputs by name: the service finds a controller that appears after it started, plays
+its notes, and finds it again when it is unplugged and plugged back in under the same name."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from .conftest import ARTIFACTS
+from .rig import SERVER_NAME, Rig, ServiceProcess, first_sound
+
+pytestmark = pytest.mark.e2e
+
+RESCAN_WAIT_S = 3.0  # the service rescans every second (midi.reconnect_s)
+NOTICE_S = 2.0  # an unplugged controller must be noticed within this
+
+
+@pytest.fixture(scope="module")
+def hardware_only_service(jack_server, tmp_path_factory):
+    # No virtual port: notes can only arrive through the named "hardware" input.
+    config = tmp_path_factory.mktemp("config") / "hardware-only.yaml"
+    config.write_text('midi:\n  virtual_port: ""\n  inputs: ["rig-midi:*"]\n  exclude: []\n')
+    svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service-hardware.log")
+    yield svc
+    assert svc.stop() == 0
+
+
+def wait_connected(rig: Rig) -> float:
+    """Seconds until the service has connected to the rig's MIDI output."""
+    start = time.monotonic()
+    while time.monotonic() - start < RESCAN_WAIT_S:
+        if rig.midi_client.get_all_connections(rig.midi_out):
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"the service did not connect to {rig.midi_out.name} within {RESCAN_WAIT_S} s")
+
+
+def service_inputs(probe) -> list[str]:
+    """The service's own input ports for hardware controllers (its virtual port is off here)."""
+    return [p.name for p in probe.get_ports("latent-snare", is_midi=True, is_input=True)]
+
+
+def test_a_controller_plugged_in_later_is_found_played_and_found_again_after_unplugging(hardware_only_service):
+    import jack
+
+    assert "MIDI in: none" in hardware_only_service.lines[0], "no input should match before the controller exists"
+    probe = jack.Client("rig-probe", servername=SERVER_NAME, no_start_server=True)
+    for cycle in range(3):  # plug in, play, unplug; then again under the same name
+        rig = Rig(midi_targets=())
+        try:
+            found_s = wait_connected(rig)
+            sent = rig.note(38, 127)
+            audio = rig.audio(sent, int(0.3 * rig.rate))
+            assert first_sound(audio) is not None, f"cycle {cycle}: connected after {found_s:.1f} s but the note was not heard"
+            assert np.max(np.abs(audio)) > 0.05
+            rig.wait_frames(int(0.6 * rig.rate))  # let the snare ring out before the next cycle
+        finally:
+            rig.close()
+        # Unplugged: the service closes its side within NOTICE_S (a controller replugged faster
+        # than one rescan looks, on JACK, like one that never left; real replugs take longer).
+        deadline = time.monotonic() + NOTICE_S
+        while service_inputs(probe) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not service_inputs(probe), f"cycle {cycle}: the unplugged controller was not noticed within {NOTICE_S} s"
+    probe.close()
