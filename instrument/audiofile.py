@@ -22,6 +22,7 @@ MAX_CHANNELS = 64
 MIN_SAMPLE_RATE = 4_000
 MAX_SAMPLE_RATE = 768_000
 MAX_DURATION_S = 30.0
+MAX_SAMPLES = 32_000_000  # frames x channels read at most: 128 MB of float32
 
 # A snare's transient starts where it first rises above this level under its peak.
 ONSET_THRESHOLD_DB = -30.0
@@ -52,6 +53,9 @@ def read_audio(path: str | Path, max_duration_s: float = MAX_DURATION_S) -> tupl
         raise UserError(f"{path}: contains no audio frames")
     # Read at most the allowed duration: a header that lies about its length cannot make us read more.
     max_frames = int(max_duration_s * info.samplerate)
+    if min(info.frames, max_frames) * info.channels > MAX_SAMPLES:
+        raise UserError(f"{path}: {info.channels} channels x {min(info.frames, max_frames)} frames is too much audio; "
+                        f"allowed {MAX_SAMPLES} samples in all")
     try:
         data, sample_rate = sf.read(str(path), frames=min(info.frames, max_frames), dtype="float32", always_2d=True)
     except Exception as err:

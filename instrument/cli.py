@@ -94,25 +94,18 @@ def cmd_render(args) -> int:
     import soundfile as sf
 
     from .config import load_config
-    from .dsp import finish_snare, velocity_to_gain
     from .modelfile import load_model
+    from .saving import render_snare, write_snare
 
     config = load_config(args.config)
     model = load_model(args.model, config.model)
     latent = model.knobs.cc_to_latent(*args.cc) if args.cc else np.asarray(args.latent, dtype=np.float32)
-    wave = finish_snare(model.decode(latent), model.sample_rate, model.sample_rate)
-    wave *= velocity_to_gain(args.velocity, config.voices.velocity_range_db)
-    ceiling = 10 ** (config.audio.ceiling_db / 20)
-    peak = float(np.max(np.abs(wave)))
-    if peak > ceiling:
-        wave *= ceiling / peak  # a file is never hotter than the live output's ceiling
+    wave = render_snare(model, latent, args.velocity, config.voices.velocity_range_db, config.audio.ceiling_db)
     try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(args.out), wave, model.sample_rate, subtype="PCM_24")
+        meta = write_snare(args.out, wave, model.sample_rate, model, latent)
     except (OSError, sf.LibsndfileError) as err:
         raise UserError(f"{args.out}: cannot write: {err}") from err
-    cc = model.knobs.latent_to_cc(latent)
-    print(f"{args.out}: {model.name} latent ({latent[0]:.4f}, {latent[1]:.4f}) cc ({cc[0]:.0f}, {cc[1]:.0f}) velocity {args.velocity}")
+    print(f"{args.out}: {model.name} latent ({latent[0]:.4f}, {latent[1]:.4f}) cc ({meta['cc'][0]}, {meta['cc'][1]}) velocity {args.velocity}")
     return 0
 
 
@@ -147,6 +140,53 @@ def cmd_devices(args) -> int:
     return 0
 
 
+def cmd_pack(args) -> int:
+    from .config import load_config
+    from .modelfile import load_model
+    from .pack import INDEX_NAME, MAP_NAME, render_pack
+
+    config = load_config(args.config)
+    model = load_model(args.model, config.model)
+    rows = render_pack(model, args.grid, args.outdir, config)
+    print(f"{args.outdir}: {len(rows)} snares from {model.name} ({args.grid}x{args.grid} over the knobs), {INDEX_NAME}, {MAP_NAME}")
+    return 0
+
+
+def cmd_history(args) -> int:
+    from .config import load_config
+    from .saving import History
+
+    folder = Path(load_config(args.config).save.folder).expanduser()
+    history = History(folder)
+    if not history.entries:
+        print(f"{folder}: nothing saved yet (press s, or the save button: CC 86 by default)")
+    for e in history.entries:
+        print(f"#{e.number:<4d} {e.time}  {e.model:<14s} CC ({e.cc[0]:3d}, {e.cc[1]:3d})  {e.file}")
+    return 0
+
+
+def cmd_remote(args) -> int:
+    """Commands answered by the running instrument over its control socket."""
+    from .control import send_command
+
+    if args.command == "learn":
+        for target in args.targets:
+            what = "knob" if target in ("x", "y") else "button, pad or key"
+            print(f"learn {target}: move the {what} for {target} now (within {args.timeout:g} s)...", flush=True)
+            print(send_command("learn", timeout_s=args.timeout + 5, target=target, wait_s=args.timeout))
+        return 0
+    request = {"save": {}, "recall": {"number": getattr(args, "number", None)},
+               "drop": {"path": str(Path(getattr(args, "file", ".")).resolve())},
+               "loop": {"on": {"on": True, "off": False}.get(getattr(args, "state", None)), "bpm": getattr(args, "bpm", None)},
+               "model": {"which": _program_or_name(getattr(args, "which", ""))}, "status": {}}[args.command]
+    print(send_command(args.command, **request))
+    return 0
+
+
+def _program_or_name(text: str):
+    return int(text) if text.isdigit() else text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latent-snare", description="Play the snare: a 2-D latent plane of real snares on two MIDI knobs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
@@ -160,7 +200,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blocksize", type=int, metavar="N", help="frames per audio callback")
     _model_arg(p)
     p.add_argument("--no-status", action="store_true", help="no live status line (for logs and services)")
+    p.add_argument("--loop", nargs="?", type=float, const=0.0, metavar="BPM", help="start with the loop on (at BPM, or the config's tempo)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("pack", help="render an N x N grid of snares over the knob plane into a folder of WAVs")
+    _model_arg(p)
+    p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml")
+    p.add_argument("--grid", type=int, default=5, metavar="N", help="N x N snares (default 5)")
+    p.add_argument("outdir", type=Path, metavar="OUTDIR")
+    p.set_defaults(func=cmd_pack)
+
+    p = sub.add_parser("history", help="list the saved snares (numbers for `recall`)")
+    p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml")
+    p.set_defaults(func=cmd_history)
+
+    # Talking to the running instrument (over its control socket).
+    p = sub.add_parser("save", help="save the snare the running instrument plays now")
+    p.set_defaults(func=cmd_remote)
+    p = sub.add_parser("recall", help="move the running instrument back to saved snare N (see `history`)")
+    p.add_argument("number", type=int, metavar="N")
+    p.set_defaults(func=cmd_remote)
+    p = sub.add_parser("drop", help="move the running instrument to the snare closest to an audio file")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_remote)
+    p = sub.add_parser("loop", help="turn the running instrument's loop on, off, or toggle it")
+    p.add_argument("state", nargs="?", choices=["on", "off", "toggle"], default="toggle")
+    p.add_argument("--bpm", type=float, help="tempo without MIDI clock, 20..400")
+    p.set_defaults(func=cmd_remote)
+    p = sub.add_parser("model", help="switch the running instrument to a model (name, or program number)")
+    p.add_argument("which", metavar="NAME|N")
+    p.set_defaults(func=cmd_remote)
+    p = sub.add_parser("learn", help="MIDI learn: assign knobs and buttons by moving them (saved in your user config)")
+    p.add_argument("targets", nargs="*", choices=["x", "y", "loop", "save"], default=["x", "y"], metavar="TARGET",
+                   help="x, y, loop, save (default: x y)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each control")
+    p.set_defaults(func=cmd_remote)
+    p = sub.add_parser("status", help="where the running instrument is: model, knobs, voices, underflows")
+    p.set_defaults(func=cmd_remote)
 
     p = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
     p.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi"], default="auto")

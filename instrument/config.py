@@ -8,6 +8,7 @@ and out-of-range values fail with one line naming the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ class MidiConfig:
     cc_y: int = field(default=75, metadata=_spec(range=(0, 119)))
     trigger_notes: tuple = (37, 38, 39, 40)
     reconnect_s: float = field(default=1.0, metadata=_spec(range=(0.1, 60.0)))
+    # Program change N plays the Nth of these models (names in models/ or paths); [] = every model in models/.
+    programs: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,35 @@ class VoiceConfig:
     velocity_range_db: float = field(default=30.0, metadata=_spec(range=(0.0, 96.0)))
 
 
+NO_CONTROL = -1  # a trigger CC or note that is not assigned
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    enabled: bool = False
+    bpm: float = field(default=120.0, metadata=_spec(range=(20.0, 400.0)))
+    steps_per_beat: int = field(default=4, metadata=_spec(range=(1, 8)))
+    velocity: int = field(default=100, metadata=_spec(range=(1, 127)))
+    toggle_cc: int = field(default=85, metadata=_spec(range=(NO_CONTROL, 119)))
+    toggle_note: int = field(default=NO_CONTROL, metadata=_spec(range=(NO_CONTROL, 127)))
+
+
+@dataclass(frozen=True)
+class SaveConfig:
+    folder: str = "~/Music/Latent Snare"
+    cc: int = field(default=86, metadata=_spec(range=(NO_CONTROL, 119)))
+    note: int = field(default=NO_CONTROL, metadata=_spec(range=(NO_CONTROL, 127)))
+    drop_folder: str = "~/Music/Latent Snare/drop"
+
+
 @dataclass(frozen=True)
 class Config:
-    model: str = "med-tanh-spec"
+    model: str = "med-sig"
     midi: MidiConfig = MidiConfig()
     audio: AudioConfig = AudioConfig()
     voices: VoiceConfig = VoiceConfig()
+    loop: LoopConfig = LoopConfig()
+    save: SaveConfig = SaveConfig()
 
     def with_overrides(self, **dotted: Any) -> "Config":
         """Override keys given as {'audio.block_size': 64}; None values are skipped; validated like the file."""
@@ -88,8 +114,8 @@ def _check_scalar(value: Any, f: dataclasses.Field, key: str, origin: str) -> An
             raise UserError(f"{origin}: {key} must be a list, got {value!r}")
         if key == "midi.trigger_notes" and not all(type(n) is int and 0 <= n <= 127 for n in value):
             raise UserError(f"{origin}: {key} must be a list of notes 0..127, got {value!r}")
-        if key != "midi.trigger_notes" and not all(isinstance(n, str) for n in value):
-            raise UserError(f"{origin}: {key} must be a list of name patterns, got {value!r}")
+        if key != "midi.trigger_notes" and not all(isinstance(n, str) and n for n in value):
+            raise UserError(f"{origin}: {key} must be a list of names, got {value!r}")
         return tuple(value)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -143,13 +169,44 @@ def _read_yaml(path: Path) -> dict:
     return {} if data is None else data
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """The defaults file, with `path` (if given) laid over it."""
+def user_config_path() -> Path:
+    """Where MIDI learn keeps what it learned: laid over the defaults, under any --config file."""
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "latent-snare" / "config.yaml"
+
+
+def load_config(path: str | Path | None = None, user_path: Path | None = None) -> Config:
+    """The defaults file, then the user file (MIDI learn's, if present), then `path` (if given)."""
     raw = _read_yaml(DEFAULT_CONFIG_PATH)
+    _build(Config, raw, "", str(DEFAULT_CONFIG_PATH))
     origin = str(DEFAULT_CONFIG_PATH)
-    if path is not None:
-        user = _read_yaml(Path(path))
-        if not isinstance(user, dict):
-            raise UserError(f"{path}: the file must be a mapping of keys, got {user!r}")
-        raw, origin = _merge(raw, user), str(path)
+    user_file = Path(user_path or user_config_path())
+    for layer in [user_file] + ([Path(path)] if path is not None else []):
+        if layer is user_file and not layer.exists():
+            continue  # no user file yet: nothing learned
+        over = _read_yaml(layer)
+        if not isinstance(over, dict):
+            raise UserError(f"{layer}: the file must be a mapping of keys, got {over!r}")
+        _build(Config, _merge(raw, over), "", str(layer))  # each layer is checked on its own, so errors name their file
+        raw, origin = _merge(raw, over), str(layer)
     return _build(Config, raw, "", origin)
+
+
+def save_user_settings(settings: dict[str, Any], user_path: Path | None = None) -> Path:
+    """Write dotted keys ({'midi.cc_x': 21}) into the user file, keeping what else it holds; atomic."""
+    path = Path(user_path or user_config_path())
+    current = _read_yaml(path) if path.exists() else {}
+    if not isinstance(current, dict):
+        current = {}
+    for key, value in settings.items():
+        node = current
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    _build(Config, _merge(_read_yaml(DEFAULT_CONFIG_PATH), current), "", str(path))  # never write what would not load
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("# Written by latent-snare (MIDI learn). Laid over config/default.yaml.\n" + yaml.safe_dump(current, sort_keys=False))
+    os.replace(tmp, path)
+    return path

@@ -51,3 +51,16 @@ def finish_snare(wave: np.ndarray, model_rate: int, out_rate: int) -> np.ndarray
     if peak < 1e-4:
         raise ValueError("decoder returned silence")
     return wave * (db_to_gain(SNARE_PEAK_DB) / peak)
+
+
+def spectral_match(a: np.ndarray, b: np.ndarray, fft_size: int = 1024, hop: int = 256) -> float:
+    """How alike two sounds are, 0..1: cosine similarity of their magnitude spectrograms
+    (insensitive to small onset shifts and phase, which a listener does not hear either)."""
+    n = min(a.size, b.size)
+
+    def spectrogram(x):
+        frames = np.lib.stride_tricks.sliding_window_view(np.asarray(x[:n], dtype=np.float64), fft_size)[::hop]
+        return np.abs(np.fft.rfft(frames * np.hanning(fft_size), axis=1)).ravel()
+
+    sa, sb = spectrogram(a), spectrogram(b)
+    return float(np.dot(sa, sb) / (np.linalg.norm(sa) * np.linalg.norm(sb) + 1e-12))

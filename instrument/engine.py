@@ -27,8 +27,13 @@ from .dsp import db_to_gain, velocity_to_gain
 
 # Event kinds posted to the engine (small tuples, so MIDI and web share one path).
 NOTE_ON, NOTE_OFF, ALL_SOUND_OFF, ALL_NOTES_OFF = "note_on", "note_off", "all_sound_off", "all_notes_off"
+LOOP = "loop"  # a: 1 on, 0 off, 2 toggle
+TEMPO = "tempo"  # a: bpm x 1000, b: steps per beat
+CLOCK, START, STOP, CONTINUE = "clock", "start", "stop", "continue"  # MIDI real-time messages
 ALL_SOUND_OFF_FADE_MS = 3.0
 FADE_HEADROOM_SLOTS = 4
+CLOCK_PPQN = 24  # MIDI clock ticks per quarter note
+CLOCK_TIMEOUT_S = 0.5  # no tick for this long: the DAW stopped sending clock, the loop runs on its own tempo
 
 
 @dataclass
@@ -38,6 +43,8 @@ class EngineStats:
     blocks: int = 0
     notes: int = 0
     stolen: int = 0
+    loop_hits: int = 0
+    loop_on: bool = False
     nonfinite_blocks: int = 0
     limited_blocks: int = 0
     clipped_samples: int = 0
@@ -48,7 +55,8 @@ class EngineStats:
 class Engine:
     def __init__(self, sample_rate: int, max_block: int, polyphony: int = 16, mode: str = "oneshot",
                  steal_fade_ms: float = 5.0, velocity_range_db: float = 30.0, gain_db: float = 0.0,
-                 ceiling_db: float = -1.0, limiter_release_ms: float = 80.0):
+                 ceiling_db: float = -1.0, limiter_release_ms: float = 80.0,
+                 loop_bpm: float = 120.0, loop_steps_per_beat: int = 4, loop_velocity: int = 100):
         self.sample_rate = sample_rate
         self.max_block = max_block
         self.polyphony = polyphony
@@ -81,6 +89,15 @@ class Engine:
         self._ramp = np.zeros(max_block)
         self._index = np.arange(max_block, dtype=np.float64)
         self._limiter_gain = 1.0
+        # Loop (audition) state: its own tempo, or MIDI clock ticks when a DAW sends them.
+        self.loop_velocity = loop_velocity
+        self._loop_on = False
+        self._set_tempo(loop_bpm, loop_steps_per_beat)
+        self._frames_to_step = 0.0  # own tempo: frames until the next hit
+        self._clock_tick = 0  # ticks since the DAW's start, when following clock
+        self._clock_running = True  # transport: stop pauses the loop, start/continue resume it
+        self._frames_since_clock = None  # None: no clock heard yet
+        self._clock_timeout = int(CLOCK_TIMEOUT_S * sample_rate)
 
     # --- called from other threads --------------------------------------------------------
 
@@ -99,6 +116,7 @@ class Engine:
         mix[:] = 0.0
         while self.events:
             self._handle(*self.events.popleft())
+        self._run_loop(frames)
         voices = 0
         for v in range(self._slots):
             if self._active[v]:
@@ -111,13 +129,52 @@ class Engine:
     def _handle(self, kind: str, a: int, b: int) -> None:
         if kind == NOTE_ON:
             self._note_on(b)
+        elif kind == CLOCK:
+            self._frames_since_clock = 0
+            if self._loop_on and self._clock_running and self._clock_tick % self._ticks_per_step == 0:
+                self._loop_hit(0)
+            self._clock_tick += 1
+        elif kind in (START, CONTINUE):
+            if kind == START:
+                self._clock_tick = 0  # the next tick is the downbeat
+            self._clock_running = True
+        elif kind == STOP:
+            self._clock_running = False
+        elif kind == LOOP:
+            on = (not self._loop_on) if a == 2 else bool(a)
+            if on and not self._loop_on:
+                self._frames_to_step = 0.0  # own tempo: the first hit comes at once
+            self._loop_on = self.stats.loop_on = on
+        elif kind == TEMPO:
+            self._set_tempo(a / 1000.0, b)
         elif kind == ALL_SOUND_OFF:
             self._fade_all(self.panic_fade)
         elif kind == ALL_NOTES_OFF or (kind == NOTE_OFF and self.choke):
             self._fade_all(self.steal_fade)
         # NOTE_OFF in one-shot mode: the hit rings out.
 
-    def _note_on(self, velocity: int) -> None:
+    def _set_tempo(self, bpm: float, steps_per_beat: int) -> None:
+        self._frames_per_step = self.sample_rate * 60.0 / (bpm * steps_per_beat)
+        self._ticks_per_step = max(1, CLOCK_PPQN // steps_per_beat)
+
+    def _run_loop(self, frames: int) -> None:
+        if self._frames_since_clock is not None:
+            self._frames_since_clock += frames
+            if self._frames_since_clock < self._clock_timeout:
+                return  # following the DAW's clock: hits come from CLOCK events
+            self._frames_since_clock = None
+        if not self._loop_on:
+            return
+        while self._frames_to_step < frames:
+            self._loop_hit(int(self._frames_to_step))
+            self._frames_to_step += self._frames_per_step
+        self._frames_to_step -= frames
+
+    def _loop_hit(self, offset: int) -> None:
+        self._note_on(self.loop_velocity, offset)
+        self.stats.loop_hits += 1
+
+    def _note_on(self, velocity: int, offset: int = 0) -> None:
         sample = self.current
         if sample is None or velocity <= 0:
             return
@@ -129,7 +186,7 @@ class Engine:
         slot = self._free_slot()
         self.stats.notes += 1
         self._sample[slot] = sample
-        self._pos[slot] = 0
+        self._pos[slot] = -offset  # negative: starts `offset` frames into the coming block
         self._gain[slot] = self.velocity_gain[min(velocity, 127)]
         self._fade_left[slot] = 0
         self._age[slot] = self.stats.notes
@@ -166,6 +223,13 @@ class Engine:
     def _mix_voice(self, v: int, mix: np.ndarray, frames: int) -> None:
         sample = self._sample[v]
         pos = int(self._pos[v])
+        if pos < 0:  # a loop hit that starts `-pos` frames into this block
+            if -pos >= frames:
+                self._pos[v] = pos + frames
+                return
+            self._pos[v] = 0
+            self._mix_voice(v, mix[-pos:], frames + pos)
+            return
         n = min(frames, sample.shape[0] - pos)
         tmp = self._tmp[:n]
         np.multiply(sample[pos : pos + n], self._gain[v], out=tmp)

@@ -30,18 +30,48 @@ def _tile(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     return db[:, cols]
 
 
-def draw_latent_map(model, data, out_path: Path, cc_names: tuple[int, int] = (74, 75)) -> Path:
+def _mosaic(model, ccs: np.ndarray) -> np.ndarray:
+    """Spectrogram tiles of the snares on the CC grid `ccs` x `ccs`, row = y, col = x."""
+    n = len(ccs)
+    mosaic = np.full((n * TILE_FREQ_BANDS, n * TILE_FRAMES), SPECTRO_FLOOR_DB)
+    for row, cy in enumerate(ccs):
+        for col, cx in enumerate(ccs):
+            tile = _tile(model.decode_cc(cx, cy), model.sample_rate)
+            mosaic[row * TILE_FREQ_BANDS:(row + 1) * TILE_FREQ_BANDS, col * TILE_FRAMES:(col + 1) * TILE_FRAMES] = tile
+    return mosaic
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # no screen needed
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def draw_grid_map(model, ccs: np.ndarray, out_path: Path, labels: list[str], cc_names: tuple[int, int]) -> Path:
+    """The spectrogram mosaic of a sample pack's grid, each tile labelled with its file."""
+    plt = _pyplot()
+    n = len(ccs)
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2, 0.9 * n + 1.5))
+    ax.imshow(_mosaic(model, ccs), origin="lower", aspect="auto", cmap="magma", extent=(0, n, 0, n), vmin=SPECTRO_FLOOR_DB, vmax=0)
+    for i, label in enumerate(labels):
+        row, col = divmod(i, n)
+        ax.text(col + 0.04, row + 0.9, label, color="white", fontsize=7, va="top")
+    ax.set(xticks=np.arange(n) + 0.5, yticks=np.arange(n) + 0.5, xticklabels=ccs.round().astype(int), yticklabels=ccs.round().astype(int),
+           xlabel=f"CC {cc_names[0]} (x): brighter →", ylabel=f"CC {cc_names[1]} (y): longer decay →",
+           title=f"{model.name}: {n}×{n} pack, spectrograms 60 Hz–16 kHz over 0.75 s")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=90)
+    plt.close(fig)
+    return Path(out_path)
+
+
+def draw_latent_map(model, data, out_path: Path, cc_names: tuple[int, int] = (74, 75)) -> Path:
+    plt = _pyplot()
     ccs = np.linspace(0, 127, TILES)
-    mosaic = np.full((TILES * TILE_FREQ_BANDS, TILES * TILE_FRAMES), SPECTRO_FLOOR_DB)
-    for row, cy in enumerate(ccs):
-        for col, cx in enumerate(ccs):
-            tile = _tile(model.decode_cc(cx, cy), model.sample_rate)
-            mosaic[row * TILE_FREQ_BANDS:(row + 1) * TILE_FREQ_BANDS, col * TILE_FRAMES:(col + 1) * TILE_FRAMES] = tile
+    mosaic = _mosaic(model, ccs)
 
     fig, (ax_dots, ax_grid) = plt.subplots(1, 2, figsize=(13, 6.2), gridspec_kw={"width_ratios": [1, 1.15]})
     for snares, marker, label in ((data.train, "o", "training kits"), (data.val, "x", "held-out kits")):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import mido
 
-from .engine import ALL_NOTES_OFF, ALL_SOUND_OFF, NOTE_OFF, NOTE_ON
+from .engine import ALL_NOTES_OFF, ALL_SOUND_OFF, CLOCK, CONTINUE, LOOP, NOTE_OFF, NOTE_ON, START, STOP
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -81,27 +81,59 @@ def input_names(api: str) -> list[str]:
         scanner.delete()
 
 
-class MidiRouter:
-    """Turns MIDI messages into engine events and knob requests. Never raises on odd input."""
+LEARN_TARGETS = {  # what MIDI learn can assign -> (config key for a CC, config key for a note or None)
+    "x": ("midi.cc_x", None),
+    "y": ("midi.cc_y", None),
+    "loop": ("loop.toggle_cc", "loop.toggle_note"),
+    "save": ("save.cc", "save.note"),
+}
+REALTIME_EVENTS = {"clock": CLOCK, "start": START, "stop": STOP, "continue": CONTINUE}
+BUTTON_ON = 64  # a CC button counts as pressed at this value or above
 
-    def __init__(self, config, engine, on_knobs):
+
+class MidiRouter:
+    """Turns MIDI messages into engine events, knob requests and actions. Never raises on odd input.
+
+    Runs on rtmidi's threads: it only posts events and calls the callbacks, which must return
+    at once (saving and model loading are handed to other threads by the service)."""
+
+    def __init__(self, config, engine, on_knobs, on_save=None, on_program=None):
+        midi = config.midi
         self.engine = engine
         self.on_knobs = on_knobs  # called with (cc_x, cc_y) on every knob move
-        self.channel = None if config.channel == "omni" else config.channel - 1  # mido counts from 0
-        self.cc_x, self.cc_y = config.cc_x, config.cc_y
-        self.triggers = frozenset(config.trigger_notes)
+        self.on_save = on_save or (lambda: None)
+        self.on_program = on_program or (lambda program: None)
+        self.channel = None if midi.channel == "omni" else midi.channel - 1  # mido counts from 0
+        # The assignable controls, by config key; MIDI learn rewrites them while playing.
+        self.controls = {"midi.cc_x": midi.cc_x, "midi.cc_y": midi.cc_y,
+                         "loop.toggle_cc": config.loop.toggle_cc, "loop.toggle_note": config.loop.toggle_note,
+                         "save.cc": config.save.cc, "save.note": config.save.note}
+        self.triggers = frozenset(midi.trigger_notes)
         self.knobs = [64, 64]  # CC values, centred until a knob moves
         self.messages = 0
+        self._button_down: dict[int, bool] = {}
+        self._learning = None  # (target, callback) while waiting for the control to move
 
     def handle(self, msg: mido.Message) -> None:
         self.messages += 1
         kind = msg.type
-        if kind not in ("note_on", "note_off", "control_change"):
-            return  # clock, sysex, active sensing, aftertouch...: never disturb playback
+        if kind in REALTIME_EVENTS:  # clock and transport: no channel
+            self.engine.post(REALTIME_EVENTS[kind])
+            return
+        if kind not in ("note_on", "note_off", "control_change", "program_change"):
+            return  # sysex, active sensing, aftertouch...: never disturb playback
         if self.channel is not None and msg.channel != self.channel:
+            return
+        if self._learning and self._learn(msg):
             return
         if kind == "control_change":
             self._control(msg.control, msg.value)
+        elif kind == "program_change":
+            self.on_program(msg.program)
+        elif kind == "note_on" and msg.velocity > 0 and msg.note == self.controls["loop.toggle_note"]:
+            self.engine.post(LOOP, 2)
+        elif kind == "note_on" and msg.velocity > 0 and msg.note == self.controls["save.note"]:
+            self.on_save()
         elif self.triggers and msg.note not in self.triggers:
             return
         elif kind == "note_on" and msg.velocity > 0:
@@ -110,13 +142,60 @@ class MidiRouter:
             self.engine.post(NOTE_OFF, msg.note, 0)
 
     def _control(self, control: int, value: int) -> None:
+        c = self.controls
         if control == CC_ALL_SOUND_OFF:
             self.engine.post(ALL_SOUND_OFF)
         elif control == CC_ALL_NOTES_OFF:
             self.engine.post(ALL_NOTES_OFF)
-        elif control in (self.cc_x, self.cc_y):
-            self.knobs[0 if control == self.cc_x else 1] = value
+        elif control in (c["midi.cc_x"], c["midi.cc_y"]):
+            self.knobs[0 if control == c["midi.cc_x"] else 1] = value
             self.on_knobs(*self.knobs)
+        elif control == c["loop.toggle_cc"]:
+            self.engine.post(LOOP, 1 if value >= BUTTON_ON else 0)
+        elif control == c["save.cc"] and self._pressed(control, value):
+            self.on_save()
+
+    def _pressed(self, control: int, value: int) -> bool:
+        """True once per press of a CC button (it sends 127 then 0; a held button repeats)."""
+        down, self._button_down[control] = self._button_down.get(control, False), value >= BUTTON_ON
+        return value >= BUTTON_ON and not down
+
+    def set_knobs(self, cc_x: int, cc_y: int) -> None:
+        """Where the knobs are now, after a drop, a recall or the web pad moved the point."""
+        self.knobs = [int(cc_x), int(cc_y)]
+
+    def learn(self, target: str, callback) -> None:
+        """The next CC (or, for loop and save, a note-on) is assigned to `target`. Then
+        `callback(key, number, error)` is called: the config key and number learned, or an
+        error line when that control already has another job (nothing is changed then)."""
+        if target not in LEARN_TARGETS:
+            raise UserError(f"cannot learn {target!r}; allowed: {', '.join(LEARN_TARGETS)}")
+        self._learning = (target, callback)
+
+    def cancel_learning(self) -> None:
+        self._learning = None
+
+    def _learn(self, msg) -> bool:
+        target, callback = self._learning
+        cc_key, note_key = LEARN_TARGETS[target]
+        if msg.type == "control_change" and msg.control not in (CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF):
+            key, number = cc_key, msg.control
+        elif msg.type == "note_on" and msg.velocity > 0 and note_key:
+            key, number = note_key, msg.note
+        else:
+            return False  # not something this target can learn: play it as usual
+        self._learning = None
+        is_note = key == note_key
+        taken = [k for k, v in self.controls.items() if v == number and (k.endswith(".note") or k.endswith("_note")) == is_note
+                 and k not in (cc_key, note_key)]
+        if taken:
+            callback(key, number, f"{'note' if is_note else 'CC'} {number} is already {taken[0]}; learn another control")
+            return True
+        self.controls[key] = number
+        if note_key:  # a trigger is either a CC or a note: the other one is unassigned
+            self.controls[note_key if key == cc_key else cc_key] = -1
+        callback(key, number, None)
+        return True
 
     def panic(self) -> None:
         self.engine.post(ALL_SOUND_OFF)

@@ -15,14 +15,25 @@ import logging
 import signal
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .audio import AudioOutput, find_output_device, name_jack_client
-from .config import load_config
-from .engine import Engine
+from .config import load_config, save_user_settings
+from .control import ControlServer
+from .dropfolder import DropFolder
+from .dsp import spectral_match
+from .engine import LOOP, TEMPO, Engine
+from .errors import UserError
 from .midi import MidiPorts, MidiRouter
-from .modelfile import load_model
+from .modelfile import available_models, load_model
+from .saving import History, save_snare
+from .terminal import KEYS_HELP, Terminal
+from .untrusted import load_snare_isolated
 from .worker import DecodeWorker
 
 log = logging.getLogger(__name__)
@@ -43,44 +54,158 @@ def realtime_hygiene() -> None:
 
 
 class Instrument:
-    """The running instrument: one object a front end (MIDI, terminal, web) talks to."""
+    """The running instrument: one object every front end (MIDI, terminal, control socket, web) talks to.
 
-    def __init__(self, config, model_arg=None):
+    Its methods may be called from any thread except the audio thread; the slow ones
+    (saving, loading a model, encoding a dropped file) run on the caller's thread, so the
+    MIDI thread hands them to the `jobs` thread instead of calling them itself."""
+
+    def __init__(self, config, model_arg=None, say=print):
         self.config = config
+        self.say = say  # one line for the performer (the terminal clears its status line first)
         self.model = load_model(model_arg, config.model)
+        self._models = {self.model.name: self.model}  # loaded once, kept: a program change is instant the second time
         device = find_output_device(config.audio.device)
         name_jack_client()
         self.sample_rate = AudioOutput.device_rate(device)
-        a, v = config.audio, config.voices
+        a, v, lp = config.audio, config.voices, config.loop
         self.engine = Engine(self.sample_rate, max_block=max(a.block_size, 4096), polyphony=v.polyphony, mode=v.mode,
                              steal_fade_ms=v.steal_fade_ms, velocity_range_db=v.velocity_range_db, gain_db=a.gain_db,
-                             ceiling_db=a.ceiling_db, limiter_release_ms=a.limiter_release_ms)
+                             ceiling_db=a.ceiling_db, limiter_release_ms=a.limiter_release_ms,
+                             loop_bpm=lp.bpm, loop_steps_per_beat=lp.steps_per_beat, loop_velocity=lp.velocity)
         self.worker = DecodeWorker(self.model, self.engine, self.sample_rate)
-        self.router = MidiRouter(config.midi, self.engine, on_knobs=self.worker.request_cc)
+        self.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs")  # saves and model loads asked for by MIDI
+        self.router = MidiRouter(config, self.engine, on_knobs=self.worker.request_cc,
+                                 on_save=lambda: self._job(self.save), on_program=lambda n: self._job(self.switch_model, n))
         self.audio = AudioOutput(self.engine, device, a.block_size, a.channels, self.sample_rate)
         self.midi = MidiPorts(config.midi, self.router.handle)
+        self.control = ControlServer({"save": self.save, "recall": self.recall, "drop": self.load_sample, "loop": self.set_loop,
+                                      "model": self.switch_model, "learn": self.learn, "status": self.status})
+        folder = config.save.drop_folder
+        self.drop = DropFolder(Path(folder), lambda path: self._report(self.load_sample, path), say) if folder else None
 
     def start(self) -> None:
         self.worker.start()
         self.worker.request_cc(*self.router.knobs)  # the first decode also warms the caches
         if not self.worker.wait_published(FIRST_DECODE_TIMEOUT_S):
             raise RuntimeError("the first decode did not finish")
+        if self.config.loop.enabled:
+            self.engine.post(LOOP, 1)
         realtime_hygiene()
         self.midi.open()
         self.audio.start()
+        self.control.start()
+        if self.drop:
+            try:
+                self.drop.start()
+            except OSError as err:
+                self.say(f"drop folder {self.drop.folder}: cannot use it ({err.strerror}); dropping files is off")
+                self.drop = None
 
     def stop(self) -> None:
-        for step in (self.audio.close, self.midi.close, self.worker.stop):
+        steps = [self.control.close, self.audio.close, self.midi.close, self.worker.stop, lambda: self.jobs.shutdown(wait=False)]
+        if self.drop:
+            steps.insert(0, self.drop.stop)
+        for step in steps:
             try:
                 step()
             except Exception:
                 log.exception("error during shutdown")
 
+    # --- what the front ends ask for ------------------------------------------------------------
+
+    def _job(self, fn, *args) -> None:
+        """Run `fn` on the jobs thread and say its result: the MIDI thread must never wait on disk."""
+        self.jobs.submit(self._report, fn, *args)
+
+    def _report(self, fn, *args) -> None:
+        try:
+            self.say(fn(*args))
+        except UserError as err:
+            self.say(f"{err}")
+        except Exception:
+            log.exception("%s failed", getattr(fn, "__name__", fn))
+
+    def save(self) -> str:
+        model, latent = self.worker.now_playing
+        entry = save_snare(Path(self.config.save.folder), model, latent, self.config.audio.ceiling_db)
+        return f"saved #{entry.number}: {Path(self.config.save.folder).expanduser() / entry.file}"
+
+    def recall(self, number: int) -> str:
+        entry = History(Path(self.config.save.folder).expanduser()).get(int(number))
+        model = self._model(entry.model)
+        self._move(model, np.asarray(entry.latent, dtype=np.float32))
+        return f"recalled #{entry.number}: {entry.model} at CC ({entry.cc[0]}, {entry.cc[1]})"
+
+    def load_sample(self, path) -> str:
+        """Encode an audio file and move to the closest snare the model can make."""
+        model = self.worker.model
+        wave = load_snare_isolated(Path(path), model.sample_rate, model.n_samples)
+        latent = model.encode(wave)
+        match = spectral_match(wave, model.decode(latent))
+        cc = self._move(model, latent)
+        return (f"drop: {Path(path).name} -> x {latent[0]:+.3f} y {latent[1]:+.3f} (CC {cc[0]}, {cc[1]}), "
+                f"spectral match {match:.0%}")
+
+    def _move(self, model, latent) -> tuple[int, int]:
+        cc = tuple(round(v) for v in model.knobs.latent_to_cc(latent))
+        if model is not self.worker.model:
+            self.worker.model = model
+        self.router.set_knobs(*cc)  # the next knob move continues from here
+        self.worker.request(latent, model)
+        return cc
+
+    def set_loop(self, on=None, bpm=None) -> str:
+        if bpm is not None:
+            bpm = float(bpm)
+            if not 20 <= bpm <= 400:
+                raise UserError(f"loop tempo {bpm:g} bpm: allowed 20..400")
+            self.engine.post(TEMPO, int(bpm * 1000), self.config.loop.steps_per_beat)
+        self.engine.post(LOOP, 2 if on is None else int(bool(on)))
+        time.sleep(0.05)  # let the audio thread take it, so the reply says what is true
+        state = "on" if self.engine.stats.loop_on else "off"
+        return f"loop {state}" + (f" at {bpm:g} bpm" if bpm else "")
+
+    def program_names(self) -> list[str]:
+        return list(self.config.midi.programs) or available_models()
+
+    def switch_model(self, which) -> str:
+        """A program number (index into program_names) or a model name; knobs stay where they are."""
+        names = self.program_names()
+        if isinstance(which, int):
+            if not 0 <= which < len(names):
+                raise UserError(f"program {which}: no model there (programs 0..{len(names) - 1}: {', '.join(names)})")
+            which = names[which]
+        model = self._model(str(which))
+        self.worker.switch_model(model, tuple(self.router.knobs))
+        return f"model {model.name}"
+
+    def _model(self, name: str):
+        if name not in self._models:
+            self._models[name] = load_model(name, self.config.model)
+        return self._models[name]
+
+    def learn(self, target: str, wait_s: float = 30.0) -> str:
+        done = threading.Event()
+        result: list = []
+        self.router.learn(target, lambda *learned: (result.extend(learned), done.set()))
+        if not done.wait(float(wait_s)):
+            self.router.cancel_learning()
+            raise UserError(f"learn {target}: no control moved within {wait_s:g} s")
+        key, number, error = result
+        if error:
+            raise UserError(f"learn {target}: {error}")
+        path = save_user_settings({key: number})
+        kind = "note" if key.endswith("note") else "CC"
+        return f"learned {target} = {kind} {number} (saved in {path})"
+
     def status(self) -> str:
-        latent = self.worker.latent if self.worker.latent is not None else (0.0, 0.0)
+        model, latent = self.worker.now_playing
+        latent = latent if latent is not None else (0.0, 0.0)
         cc = self.router.knobs
-        return (f"x {latent[0]:+.3f} y {latent[1]:+.3f} (CC{self.config.midi.cc_x}={cc[0]:3d} CC{self.config.midi.cc_y}={cc[1]:3d})"
-                f" | voices {self.engine.stats.voices:2d} | decode {self.worker.last_decode_ms:.1f} ms"
+        loop = " | loop" if self.engine.stats.loop_on else ""
+        return (f"{model.name if model else '-'} x {latent[0]:+.3f} y {latent[1]:+.3f} (CC {cc[0]:3d}, {cc[1]:3d})"
+                f" | voices {self.engine.stats.voices:2d}{loop} | decode {self.worker.last_decode_ms:.1f} ms"
                 f" | underflows {self.audio.underflows} | MIDI: {', '.join(self.midi.connected()) or 'none'}")
 
 
@@ -88,8 +213,10 @@ def run_service(args) -> int:
     config = load_config(args.config).with_overrides(**{
         "midi.api": args.midi_api, "midi.virtual_port": args.virtual_port,
         "audio.device": args.audio_device, "audio.block_size": args.blocksize,
+        "loop.enabled": True if args.loop is not None else None, "loop.bpm": args.loop or None,
     })
-    instrument = Instrument(config, args.model)
+    terminal = Terminal(live_status=not args.no_status)
+    instrument = Instrument(config, args.model, say=terminal.say)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -99,14 +226,19 @@ def run_service(args) -> int:
         print(f"latent-snare: ready: model {instrument.model.name}, {instrument.sample_rate} Hz, block {a.block_size} "
               f"({a.block_size / instrument.sample_rate * 1e3:.1f} ms); MIDI in: {', '.join(instrument.midi.connected()) or 'none'}; "
               f"knobs CC{config.midi.cc_x}/CC{config.midi.cc_y}; Ctrl-C to stop", flush=True)
-        live = sys.stdout.isatty() and not args.no_status
-        while not stop.wait(STATUS_INTERVAL_S):
-            if live:
-                sys.stdout.write("\r\x1b[K" + instrument.status())
-                sys.stdout.flush()
+        if terminal.keys:
+            terminal.say(KEYS_HELP)
+        with terminal.raw_keys():
+            while not stop.is_set():
+                key = terminal.read_key(STATUS_INTERVAL_S) if terminal.keys else None
+                if key is None and not terminal.keys:
+                    stop.wait(STATUS_INTERVAL_S)
+                if key is not None and not terminal.handle_key(key, instrument):
+                    break
+                terminal.status(instrument.status())
     finally:
         instrument.stop()
-    if sys.stdout.isatty():
+    if terminal.live:
         sys.stdout.write("\n")
     print(f"latent-snare: stopped ({instrument.engine.stats.notes} notes, {instrument.audio.underflows} underflows, "
           f"{instrument.audio.callback_errors} callback errors)", flush=True)

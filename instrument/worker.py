@@ -34,8 +34,8 @@ class DecodeWorker:
         self.decodes = 0
         self.rejected = 0
         self.last_decode_ms = 0.0
-        self.latent = None  # the latent of the snare now published
-        self._pending = None  # (latent, model) or None; written by request(), taken by the thread
+        self.now_playing = (None, None)  # (model, latent) of the published snare, swapped as one reference
+        self._pending = None  # ("cc", (x, y)) or ("latent", z, model); written by request*(), taken by the thread
         self._wake = threading.Event()
         self._published = threading.Event()
         self._stop = False
@@ -46,13 +46,25 @@ class DecodeWorker:
         self._thread.start()
         return self
 
-    def request(self, latent) -> None:
-        """Ask for the snare at `latent`; returns at once. Only the newest request is decoded."""
-        self._pending = (np.asarray(latent, dtype=np.float32), self.model)
+    def request(self, latent, model=None) -> None:
+        """Ask for the snare at `latent` of `model` (default: the current one); returns at once.
+        Only the newest request is decoded."""
+        self._pending = ("latent", np.asarray(latent, dtype=np.float32), model)
         self._wake.set()
 
     def request_cc(self, cc_x: float, cc_y: float) -> None:
-        self.request(self.model.knobs.cc_to_latent(cc_x, cc_y))
+        """Knob positions: turned into a latent on the worker thread, with whichever model is current then."""
+        self._pending = ("cc", (cc_x, cc_y), None)
+        self._wake.set()
+
+    def switch_model(self, model, cc: tuple[float, float]) -> None:
+        """Play `model` from now on, at knob position `cc`; sounding voices finish with the old snare."""
+        self.model = model
+        self.request_cc(*cc)
+
+    @property
+    def latent(self):
+        return self.now_playing[1]
 
     def wait_published(self, timeout_s: float) -> bool:
         return self._published.wait(timeout_s)
@@ -69,16 +81,18 @@ class DecodeWorker:
             job, self._pending = self._pending, None  # take the newest; older ones are already overwritten
             if job is None or self._stop:
                 continue
-            latent, model = job
+            kind, where, model = job
+            model = model or self.model
             started = time.perf_counter()
             try:
+                latent = model.knobs.cc_to_latent(*where) if kind == "cc" else where
                 sample = finish_snare(model.decode(latent), model.sample_rate, self.out_rate)
             except Exception as err:  # a bad decode must never stop the instrument: keep the last good snare
                 self.rejected += 1
-                log.warning("decode at latent %s rejected: %s", np.round(latent, 4).tolist(), err)
+                log.warning("decode at %s %s rejected: %s", kind, np.round(where, 4).tolist(), err)
                 continue
             self.engine.publish(sample)
-            self.latent = latent
+            self.now_playing = (model, latent)
             self.last_decode_ms = (time.perf_counter() - started) * 1e3
             self.decodes += 1
             self._published.set()

@@ -30,3 +30,22 @@ def snare_folder(tmp_path):
             data = np.stack([wave, wave * 0.5], axis=1) if i % 2 else wave
             sf.write(kit / f"hit{i}{suffix}", data, rate, format=fmt, subtype=subtype)
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_user_files(tmp_path_factory):
+    """No test reads or writes the real user's learned config, saved snares or control socket
+    (the e2e services inherit this environment)."""
+    import os
+
+    home = tmp_path_factory.mktemp("user")
+    saved = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "XDG_RUNTIME_DIR")}
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_RUNTIME_DIR"] = str(home / "run")
+    (home / "run").mkdir()
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -1,6 +1,6 @@
 import pytest
 
-from instrument.config import load_config
+from instrument.config import load_config, save_user_settings, user_config_path
 from instrument.errors import UserError
 
 
@@ -28,7 +28,7 @@ def test_defaults_load_and_a_user_file_overrides_only_its_keys(tmp_path):
     ("!!python/object/apply:os.system ['touch /tmp/x']\n", "not valid YAML"),
     ("- a list\n", "must be a mapping"),
     ("midi:\n  trigger_notes: [38, 300]\n", "midi.trigger_notes must be a list of notes 0..127"),
-    ("midi:\n  inputs: [3]\n", "midi.inputs must be a list of name patterns"),
+    ("midi:\n  inputs: [3]\n", "midi.inputs must be a list of names"),
 ])
 def test_bad_values_fail_naming_the_key_and_the_allowed_range(tmp_path, text, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -38,3 +38,29 @@ def test_bad_values_fail_naming_the_key_and_the_allowed_range(tmp_path, text, me
 def test_command_line_overrides_are_validated_too():
     with pytest.raises(UserError, match="audio.block_size"):
         load_config().with_overrides(**{"audio.block_size": 0})
+
+
+def test_learned_settings_persist_in_the_user_file_under_an_explicit_config(tmp_path):
+    user = tmp_path / "user.yaml"
+    save_user_settings({"midi.cc_x": 21, "midi.cc_y": 22}, user)
+    save_user_settings({"save.cc": 64}, user)  # a second learn keeps the first one's keys
+    learned = load_config(user_path=user)
+    assert (learned.midi.cc_x, learned.midi.cc_y, learned.save.cc) == (21, 22, 64)
+    over = load_config(write(tmp_path, "midi:\n  cc_x: 30\n"), user_path=user)
+    assert (over.midi.cc_x, over.midi.cc_y) == (30, 22), "--config is laid over what was learned"
+
+
+def test_a_broken_user_file_is_named_and_an_invalid_setting_is_never_written(tmp_path):
+    user = tmp_path / "user.yaml"
+    user.write_text("midi:\n  cc_x: 500\n")
+    with pytest.raises(UserError, match=f"{user}: midi.cc_x must be in range 0..119"):
+        load_config(user_path=user)
+    user.unlink()
+    with pytest.raises(UserError, match="midi.cc_y must be in range"):
+        save_user_settings({"midi.cc_y": 128}, user)
+    assert not user.exists()
+
+
+def test_the_user_file_follows_xdg_config_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert user_config_path() == tmp_path / "latent-snare" / "config.yaml"

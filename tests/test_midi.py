@@ -1,8 +1,8 @@
 import mido
 from hypothesis import given, settings, strategies as st
 
-from instrument.config import MidiConfig
-from instrument.engine import ALL_NOTES_OFF, ALL_SOUND_OFF, NOTE_OFF, NOTE_ON, Engine
+from instrument.config import Config, MidiConfig
+from instrument.engine import ALL_NOTES_OFF, ALL_SOUND_OFF, CLOCK, CONTINUE, LOOP, NOTE_OFF, NOTE_ON, START, STOP, Engine
 from instrument.midi import MidiRouter, match_ports
 
 
@@ -16,7 +16,10 @@ class Recorder:
 
 def router(**kw):
     rec = Recorder()
-    return MidiRouter(MidiConfig(**kw), rec, on_knobs=lambda x, y: rec.knobs.append((x, y))), rec
+    rec.saves, rec.programs = [], []
+    r = MidiRouter(Config(midi=MidiConfig(**kw)), rec, on_knobs=lambda x, y: rec.knobs.append((x, y)),
+                   on_save=lambda: rec.saves.append(1), on_program=rec.programs.append)
+    return r, rec
 
 
 def test_notes_knobs_and_housekeeping_become_events():
@@ -46,12 +49,12 @@ def test_channel_filter():
     assert rec.events == [(NOTE_ON, 38, 100)]
 
 
-def test_sysex_clock_and_active_sensing_are_ignored():
+def test_sysex_active_sensing_and_other_messages_play_nothing_and_clock_only_feeds_the_loop():
     r, rec = router()
     for msg in [mido.Message("sysex", data=[1] * 65536), mido.Message("clock"), mido.Message("active_sensing"),
                 mido.Message("start"), mido.Message("pitchwheel", pitch=100), mido.Message("aftertouch")]:
         r.handle(msg)
-    assert rec.events == [] and rec.knobs == []
+    assert rec.events == [(CLOCK, 0, 0), (START, 0, 0)] and rec.knobs == [] and rec.saves == []
 
 
 def test_ports_are_matched_by_name_patterns():
@@ -68,7 +71,7 @@ def test_random_bytes_never_raise_and_all_notes_off_leaves_no_voice(chunks):
 
     engine = Engine(48000, 128)
     engine.publish(np.ones(48000, dtype=np.float32) * 0.1)
-    r = MidiRouter(MidiConfig(trigger_notes=()), engine, on_knobs=lambda x, y: None)
+    r = MidiRouter(Config(midi=MidiConfig(trigger_notes=())), engine, on_knobs=lambda x, y: None)
     parser = mido.Parser()
     for chunk in chunks:
         parser.feed(chunk)
@@ -79,3 +82,44 @@ def test_random_bytes_never_raise_and_all_notes_off_leaves_no_voice(chunks):
     for _ in range(4):
         engine.render(128)
     assert engine.stats.voices == 0
+
+
+def cc(control, value):
+    return mido.Message("control_change", control=control, value=value)
+
+
+def test_clock_and_transport_reach_the_engine_and_program_change_picks_a_model():
+    r, rec = router(channel=2)  # real-time messages have no channel: they pass any channel filter
+    for msg in [mido.Message("start"), mido.Message("clock"), mido.Message("stop"), mido.Message("continue"),
+                mido.Message("program_change", program=3, channel=1), mido.Message("program_change", program=5, channel=0)]:
+        r.handle(msg)
+    assert rec.events == [(START, 0, 0), (CLOCK, 0, 0), (STOP, 0, 0), (CONTINUE, 0, 0)]
+    assert rec.programs == [3]
+
+
+def test_loop_and_save_buttons():
+    r, rec = router()
+    for msg in [cc(85, 127), cc(85, 0), cc(86, 127), cc(86, 127), cc(86, 0), cc(86, 100)]:
+        r.handle(msg)
+    assert rec.events == [(LOOP, 1, 0), (LOOP, 0, 0)]
+    assert len(rec.saves) == 2, "a held save button (repeated 127s) saves once per press"
+
+
+def test_midi_learn_assigns_the_next_control_and_refuses_one_that_has_a_job():
+    r, rec = router()
+    learned = []
+    r.learn("x", lambda *a: learned.append(a))
+    r.handle(mido.Message("note_on", note=38, velocity=100))  # a note cannot be a knob: it still plays
+    r.handle(cc(21, 5))
+    assert learned == [("midi.cc_x", 21, None)] and rec.events == [(NOTE_ON, 38, 100)]
+    r.handle(cc(21, 90))
+    assert rec.knobs[-1] == (90, 64), "the learned CC now moves x"
+    r.learn("save", lambda *a: learned.append(a))
+    r.handle(mido.Message("note_on", note=60, velocity=1))
+    assert learned[-1] == ("save.note", 60, None) and r.controls["save.cc"] == -1
+    r.handle(mido.Message("note_on", note=60, velocity=100))
+    assert rec.saves == [1]
+    r.learn("loop", lambda *a: learned.append(a))
+    r.handle(cc(75, 3))  # the y knob's CC
+    assert learned[-1][2] == "CC 75 is already midi.cc_y; learn another control"
+    assert r.controls["loop.toggle_cc"] == 85, "a refused learn changes nothing"

@@ -1,0 +1,127 @@
+"""Saved snares: 24-bit WAVs that carry where they came from, and the history that lists them.
+
+A saved file's name says model and knob position (`0007-med-sig-x074-y051.wav`);
+its WAV comment holds JSON with the model, the exact latent point and the CC
+values, so any saved sound can be recalled. `history.json` in the same folder
+lists every save, numbered; a corrupted history is set aside and started
+afresh, never crashed on and never silently overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .dsp import db_to_gain, finish_snare, velocity_to_gain
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+HISTORY_NAME = "history.json"
+SUBTYPE = "PCM_24"
+
+
+@dataclass(frozen=True)
+class Saved:
+    number: int
+    file: str  # name inside the save folder
+    model: str
+    latent: tuple[float, float]
+    cc: tuple[int, int]
+    time: str
+
+
+def render_snare(model, latent, velocity: int = 127, velocity_range_db: float = 30.0, ceiling_db: float = -1.0) -> np.ndarray:
+    """The snare at `latent` as the instrument plays it, at the model rate, never above the ceiling."""
+    wave = finish_snare(model.decode(latent), model.sample_rate, model.sample_rate)
+    wave = wave * velocity_to_gain(velocity, velocity_range_db)
+    ceiling, peak = db_to_gain(ceiling_db), float(np.max(np.abs(wave)))
+    return wave * (ceiling / peak) if peak > ceiling else wave  # a file is never hotter than the live output
+
+
+def write_snare(path: Path, wave: np.ndarray, sample_rate: int, model, latent) -> dict:
+    """Write a 24-bit WAV whose comment is the JSON that recalls it; returns that JSON as a dict."""
+    cc = [round(v) for v in model.knobs.latent_to_cc(latent)]
+    meta = {"model": model.name, "latent": [float(latent[0]), float(latent[1])], "cc": cc}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sf.SoundFile(str(path), "w", sample_rate, 1, SUBTYPE) as f:
+        f.write(wave)
+        f.title = f"Latent Snare {model.name} x{cc[0]:03d} y{cc[1]:03d}"
+        f.comment = json.dumps(meta)
+        f.software = "latent-snare"
+    return meta
+
+
+def read_snare_metadata(path: Path) -> dict:
+    with sf.SoundFile(str(path)) as f:
+        return json.loads(f.copy_metadata().get("comment", "{}"))
+
+
+class History:
+    """`history.json` in the save folder. Only the thread that saves writes it."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.path = self.folder / HISTORY_NAME
+        self.entries: list[Saved] = self._load()
+
+    def _load(self) -> list[Saved]:
+        if not self.path.exists():
+            return []
+        try:
+            raw = json.loads(self.path.read_text())
+            return [Saved(int(e["number"]), str(e["file"]), str(e["model"]), tuple(map(float, e["latent"])),
+                          tuple(map(int, e["cc"])), str(e["time"])) for e in raw]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            aside = self.path.with_name(f"history.corrupt-{time.strftime('%Y%m%d-%H%M%S')}.json")
+            try:
+                os.replace(self.path, aside)
+                log.warning("%s was unreadable (%s); kept as %s, starting a new history", self.path, err, aside.name)
+            except OSError:
+                log.warning("%s was unreadable (%s); starting a new history", self.path, err)
+            return []
+
+    def next_number(self) -> int:
+        return max((e.number for e in self.entries), default=0) + 1
+
+    def add(self, entry: Saved) -> None:
+        self.entries.append(entry)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([asdict(e) for e in self.entries], indent=1))
+        os.replace(tmp, self.path)  # atomic: a crash mid-write leaves the previous history
+
+    def get(self, number: int) -> Saved:
+        for e in self.entries:
+            if e.number == number:
+                return e
+        known = f"1..{self.entries[-1].number}" if self.entries else "none yet"
+        raise UserError(f"{self.path}: no saved snare number {number} (saved: {known})")
+
+
+def save_snare(folder: Path, model, latent, ceiling_db: float = -1.0) -> Saved:
+    """Render the snare at `latent`, write it into `folder` and add it to the history there.
+    Raises UserError naming the folder when it cannot be written (read-only, disk full)."""
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        history = History(folder)
+        number = history.next_number()
+        cc = [round(v) for v in model.knobs.latent_to_cc(latent)]
+        name = f"{number:04d}-{model.name}-x{cc[0]:03d}-y{cc[1]:03d}.wav"
+        try:
+            meta = write_snare(folder / name, render_snare(model, latent, ceiling_db=ceiling_db), model.sample_rate, model, latent)
+        except BaseException:
+            (folder / name).unlink(missing_ok=True)  # no half-written file left behind (disk full)
+            raise
+        entry = Saved(number, name, model.name, tuple(meta["latent"]), tuple(meta["cc"]), time.strftime("%Y-%m-%d %H:%M:%S"))
+        history.add(entry)
+    except (OSError, sf.LibsndfileError) as err:
+        raise UserError(f"{folder}: cannot save there: {getattr(err, 'strerror', None) or err}") from err
+    return entry

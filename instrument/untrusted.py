@@ -1,0 +1,61 @@
+"""Parsing audio files we did not make (drops, uploads) in a child process.
+
+libsndfile, inside soundfile's wheels, has had crafted-file hangs and buffer
+overflows. A user's file is therefore read by `python -m instrument.untrusted`
+with a time limit and a memory cap: a hang, a crash or a memory blow-up takes
+the child down and becomes one line naming the file, while the instrument
+keeps playing. The child sends the conditioned snare back as raw float32.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+PARSE_TIMEOUT_S = 10.0
+PARSE_MEMORY_BYTES = 2 << 30  # address space, not resident memory: numpy and BLAS reserve a lot
+
+
+def load_snare_isolated(path: str | Path, model_rate: int, n_samples: int, timeout_s: float = PARSE_TIMEOUT_S) -> np.ndarray:
+    """`audiofile.load_snare` in a child process: a finite (n_samples,) array, or UserError naming the file."""
+    path = Path(path)
+    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "instrument.untrusted", str(path), str(model_rate), str(n_samples)],
+                              capture_output=True, timeout=timeout_s, env=env, cwd=Path(__file__).resolve().parent.parent)
+    except subprocess.TimeoutExpired as err:
+        raise UserError(f"{path}: reading it took longer than {timeout_s:.0f} s; refused") from err
+    if done.returncode == 2:
+        raise UserError(done.stderr.decode(errors="replace").strip().splitlines()[-1])
+    wave = np.frombuffer(done.stdout, dtype=np.float32) if done.returncode == 0 else None
+    if wave is None or wave.shape != (n_samples,) or not np.all(np.isfinite(wave)):
+        raise UserError(f"{path}: the file reader failed on it (exit {done.returncode}, malformed audio?); refused")
+    return wave
+
+
+def _child(argv: list[str]) -> int:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (PARSE_MEMORY_BYTES, PARSE_MEMORY_BYTES))
+    from .audiofile import load_snare
+
+    path, model_rate, n_samples = argv[0], int(argv[1]), int(argv[2])
+    try:
+        wave = load_snare(path, model_rate, n_samples)
+    except UserError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{path}: needs more than {PARSE_MEMORY_BYTES >> 20} MB to read; refused", file=sys.stderr)
+        return 2
+    sys.stdout.buffer.write(np.ascontiguousarray(wave, dtype=np.float32).tobytes())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))
