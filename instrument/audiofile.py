@@ -40,7 +40,7 @@ def read_audio(path: str | Path, max_duration_s: float = MAX_DURATION_S) -> tupl
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such audio file")
+        raise UserError(f"{path}: {'not a regular file' if path.exists() else 'no such audio file'}")
     try:
         info = sf.info(str(path))
     except Exception as err:  # libsndfile reports every malformed header its own way

@@ -25,6 +25,7 @@ from .errors import UserError
 log = logging.getLogger(__name__)
 
 HISTORY_NAME = "history.json"
+MAX_HISTORY_BYTES = 16 << 20  # about 100 000 saves; anything bigger is not ours
 SUBTYPE = "PCM_24"
 
 
@@ -76,6 +77,8 @@ class History:
         if not self.path.exists():
             return []
         try:
+            if not self.path.is_file() or self.path.stat().st_size > MAX_HISTORY_BYTES:
+                raise ValueError("not a history file")
             raw = json.loads(self.path.read_text())
             return [Saved(int(e["number"]), str(e["file"]), str(e["model"]), tuple(map(float, e["latent"])),
                           tuple(map(int, e["cc"])), str(e["time"])) for e in raw]

@@ -29,7 +29,7 @@ def load_snare_isolated(path: str | Path, model_rate: int, n_samples: int, timeo
         done = subprocess.run([sys.executable, "-m", "instrument.untrusted", str(path), str(model_rate), str(n_samples)],
                               capture_output=True, timeout=timeout_s, env=env, cwd=Path(__file__).resolve().parent.parent)
     except subprocess.TimeoutExpired as err:
-        raise UserError(f"{path}: reading it took longer than {timeout_s:.0f} s; refused") from err
+        raise UserError(f"{path}: reading it took longer than {timeout_s:g} s; refused") from err
     if done.returncode == 2:
         raise UserError(done.stderr.decode(errors="replace").strip().splitlines()[-1])
     wave = np.frombuffer(done.stdout, dtype=np.float32) if done.returncode == 0 else None

@@ -32,10 +32,17 @@ def jack_server():
 
 
 @pytest.fixture(scope="module")
-def service(jack_server, tmp_path_factory):
+def user_folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("music")
+    return {"save": root / "saved", "drop": root / "drop"}
+
+
+@pytest.fixture(scope="module")
+def service(jack_server, tmp_path_factory, user_folders):
     # Only the virtual port: the rig's own MIDI output must not also arrive as a "hardware" input.
+    # Saves and drops go to this test's folders, never the user's ~/Music.
     config = tmp_path_factory.mktemp("config") / "virtual-only.yaml"
-    config.write_text("midi:\n  inputs: []\n")
+    config.write_text(f"midi:\n  inputs: []\nsave:\n  folder: {user_folders['save']}\n  drop_folder: {user_folders['drop']}\n")
     svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service.log")
     yield svc
     assert svc.stop() == 0, f"service did not stop cleanly: {(ARTIFACTS / 'service.log').read_text()[-1000:]}"

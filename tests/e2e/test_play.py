@@ -5,47 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instrument.config import load_config
-from instrument.dsp import db_to_gain, finish_snare, velocity_to_gain
-from instrument.modelfile import load_model
+from instrument.dsp import db_to_gain, velocity_to_gain
 
-from .rig import first_sound
+from .listen import CC_X, CC_Y, CONFIG, assert_matches, expected_snare, hit, set_knobs, similarity
 
 pytestmark = pytest.mark.e2e
-
-CONFIG = load_config()
-CC_X, CC_Y = CONFIG.midi.cc_x, CONFIG.midi.cc_y
-RING_OUT_S = 0.9  # longer than any snare (0.75 s), so hits never overlap between checks
-DECODE_SETTLE_S = 0.15
-ATTACK_SAMPLES = 4096  # 85 ms: the part of a snare that tells snares apart, and most of its energy
-
-
-def hit(rig, velocity=127, seconds=RING_OUT_S):
-    """Play one note, return (latency in frames, the recorded hit aligned to its first sample)."""
-    sent = rig.note(38, velocity)
-    audio = rig.audio(sent, int(seconds * rig.rate))
-    start = first_sound(audio)
-    assert start is not None, "no sound after note-on"
-    return start, audio[start:]
-
-
-def expected_snare(rate, cc_x, cc_y, velocity=127):
-    model = load_model(None, CONFIG.model)
-    wave = finish_snare(model.decode_cc(cc_x, cc_y), model.sample_rate, rate)
-    return wave * velocity_to_gain(velocity, CONFIG.voices.velocity_range_db)
-
-
-def similarity(recorded, reference):
-    n = min(recorded.size, reference.size, ATTACK_SAMPLES)
-    a, b = recorded[:n], reference[:n]
-    # Best normalized correlation over a few samples of onset misalignment (the threshold cuts the first sample).
-    return max(float(np.dot(np.roll(a, k), b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)) for k in range(-4, 5))
-
-
-def set_knobs(rig, x, y):
-    rig.send([0xB0, CC_X, x], [0xB0, CC_Y, y])
-    rig.wait_frames(int(DECODE_SETTLE_S * rig.rate))
-
 
 def test_note_is_heard_within_two_periods(rig):
     latencies = [hit(rig)[0] for _ in range(5)]
@@ -70,13 +34,6 @@ def test_distant_knob_positions_sound_different_and_match_offline_render(rig):
     # Each recording is its own knob position's snare, and clearly not the other's.
     assert_matches(low, ref_low, ref_high)
     assert_matches(high, ref_high, ref_low)
-
-
-def assert_matches(recorded, right, wrong):
-    """Closer to the right snare than to the wrong one by a clear margin (an underflow dropout on
-    a loaded machine lowers both similarities alike, so this stays meaningful under load)."""
-    s_right, s_wrong = similarity(recorded, right), similarity(recorded, wrong)
-    assert s_right > 0.5 and s_right > s_wrong + 0.3, f"similarity to the right snare {s_right:.2f}, to the wrong one {s_wrong:.2f}"
 
 
 def test_flood_of_ccs_ends_at_the_final_value(rig):

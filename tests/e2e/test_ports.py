@@ -21,7 +21,7 @@ NOTICE_S = 2.0  # an unplugged controller must be noticed within this
 def hardware_only_service(jack_server, tmp_path_factory):
     # No virtual port: notes can only arrive through the named "hardware" input.
     config = tmp_path_factory.mktemp("config") / "hardware-only.yaml"
-    config.write_text('midi:\n  virtual_port: ""\n  inputs: ["rig-midi:*"]\n  exclude: []\n')
+    config.write_text('midi:\n  virtual_port: ""\n  inputs: ["rig-midi:*"]\n  exclude: []\nsave:\n  drop_folder: ""\n')
     svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service-hardware.log")
     yield svc
     assert svc.stop() == 0

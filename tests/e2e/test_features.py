@@ -1,0 +1,154 @@
+"""Performer features through the running service on JACK: clock-synced loop, save and recall,
+the drop folder, program-change model switching, and MIDI learn."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from instrument.audiofile import load_snare
+from instrument.control import send_command
+from instrument.modelfile import load_model
+from instrument.saving import read_snare_metadata
+
+from .conftest import ARTIFACTS
+from .listen import CC_X, CONFIG, assert_matches, expected_snare, hit, random_model, rendered, set_knobs
+from .rig import Rig, ServiceProcess, first_sound
+
+pytestmark = pytest.mark.e2e
+
+CLOCK, START, STOP = [0xF8], [0xFA], [0xFC]
+LOOP_ON = [0xB0, CONFIG.loop.toggle_cc, 127]
+LOOP_OFF = [0xB0, CONFIG.loop.toggle_cc, 0]
+SAVE = [0xB0, CONFIG.save.cc, 127]
+BPM = 60  # quarter-note steps one second apart: each hit rings out before the next
+
+
+@pytest.fixture(scope="module")
+def second_model(tmp_path_factory):
+    return random_model(tmp_path_factory.mktemp("models") / "random-small.safetensors", seed=1)
+
+
+@pytest.fixture(scope="module")
+def service(jack_server, tmp_path_factory, user_folders, second_model):
+    config = tmp_path_factory.mktemp("config") / "features.yaml"
+    config.write_text(f"midi:\n  inputs: []\n  programs: [{CONFIG.model}, {second_model}]\n"
+                      f"loop:\n  steps_per_beat: 1\n"
+                      f"save:\n  folder: {user_folders['save']}\n  drop_folder: {user_folders['drop']}\n")
+    svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service-features.log")
+    yield svc
+    assert svc.stop() == 0
+
+
+def wait_for(predicate, timeout_s=5.0, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {timeout_s} s")
+
+
+def test_loop_follows_midi_clock_beats_and_transport(rig):
+    # A DAW's clock is already running when the loop is switched on, so it never starts on its own tempo.
+    rig.send(CLOCK)
+    rig.send(START, LOOP_ON)
+    tick_frames = []
+    tick_s = 60 / BPM / 24
+    t0 = time.monotonic()
+    for n in range(24 * 3 + 1):  # three beats, and the downbeat of the fourth
+        time.sleep(max(0.0, t0 + n * tick_s - time.monotonic()))
+        tick_frames.append(rig.send(CLOCK))
+    rig.send(STOP)
+    for n in range(24):  # ticks after stop: the transport is stopped, nothing may play
+        time.sleep(tick_s)
+        rig.send(CLOCK)
+    rig.send(LOOP_OFF)
+    lateness = []
+    for beat in range(4):
+        tick = tick_frames[24 * beat]
+        window = rig.audio(tick - 2 * rig.period, int(0.5 * rig.rate))
+        onset = first_sound(window)
+        assert onset is not None, f"no loop hit on beat {beat}"
+        lateness.append(onset - 2 * rig.period)
+    assert all(0 <= late <= 2 * rig.period for late in lateness), f"hit onsets vs their clock ticks: {lateness} frames"
+    after_stop = rig.audio(tick_frames[-1] + int(0.8 * rig.rate), int(0.9 * rig.rate))
+    assert first_sound(after_stop) is None, "the loop played after MIDI stop"
+
+
+def test_save_writes_a_recallable_wav_and_recall_brings_the_sound_back(rig, user_folders):
+    set_knobs(rig, 0, 0)
+    message = send_command("save")
+    saved = sorted(user_folders["save"].glob("*.wav"))
+    assert len(saved) == 1 and saved[0].name in message
+    meta = read_snare_metadata(saved[0])
+    assert meta["cc"] == [0, 0] and meta["model"] == CONFIG.model
+    data, rate = sf.read(saved[0])
+    assert rate == 44100 and np.max(np.abs(data)) > 0.1
+    history = json.loads((user_folders["save"] / "history.json").read_text())
+    assert [e["number"] for e in history] == [1]
+
+    rig.send(SAVE)  # the MIDI save button, at the same point
+    wait_for(lambda: len(list(user_folders["save"].glob("*.wav"))) == 2, what="a second WAV after the save CC")
+
+    set_knobs(rig, 127, 127)
+    assert "recalled #1" in send_command("recall", number=1)
+    rig.wait_frames(int(0.3 * rig.rate))
+    assert_matches(hit(rig)[1], expected_snare(rig.rate, 0, 0), expected_snare(rig.rate, 127, 127))
+
+
+def test_a_dropped_file_moves_the_point_and_a_broken_one_changes_nothing(rig, service, user_folders, tmp_path):
+    model = load_model(None, CONFIG.model)
+    source = tmp_path / "my-snare.wav"
+    sf.write(source, rendered(44100, model, model.knobs.cc_to_latent(127, 127)), 44100)
+    latent = model.encode(load_snare(source, model.sample_rate, model.n_samples))
+    set_knobs(rig, 0, 0)  # the far corner: the two sounds are clearly apart
+    before = expected_snare(rig.rate, 0, 0)
+
+    drop = user_folders["drop"]
+    (drop / "notes.txt.part").write_text("a partial download is ignored")
+    (drop / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio at all")
+    wait_for(lambda: any("broken.wav" in line for line in service.lines), what="one line about broken.wav")
+    assert_matches(hit(rig)[1], before, rendered(rig.rate, model, latent))
+
+    source.rename(drop / source.name)  # a rename is how a finished copy appears
+    wait_for(lambda: any("drop: my-snare.wav ->" in line for line in service.lines), what="the drop to be reported")
+    rig.wait_frames(int(0.3 * rig.rate))
+    assert_matches(hit(rig)[1], rendered(rig.rate, model, latent), before)
+    assert not any("notes.txt" in line for line in service.lines)
+
+
+def test_program_change_switches_model_at_the_same_knobs_and_back(rig, second_model):
+    set_knobs(rig, 30, 90)
+    ours, theirs = expected_snare(rig.rate, 30, 90), expected_snare(rig.rate, 30, 90, model=load_model(second_model))
+    rig.send([0xC0, 1])
+    rig.wait_frames(int(0.5 * rig.rate))
+    assert_matches(hit(rig)[1], theirs, ours)
+    rig.send([0xC0, 0])
+    rig.wait_frames(int(0.5 * rig.rate))
+    assert_matches(hit(rig)[1], ours, theirs)
+
+
+def test_midi_learn_assigns_the_knob_that_moves_and_saves_it(rig, isolated_user_files):
+    replies = []
+    asking = threading.Thread(target=lambda: replies.append(send_command("learn", target="x", wait_s=10)))
+    asking.start()
+    time.sleep(0.5)
+    rig.send([0xB0, 21, 5])
+    asking.join(15)
+    user_file = isolated_user_files / "config" / "latent-snare" / "config.yaml"
+    try:
+        assert replies and "learned x = CC 21" in replies[0]
+        assert "cc_x: 21" in user_file.read_text()
+        rig.send([0xB0, 21, 127])
+        wait_for(lambda: "CC 127" in send_command("status"), what="the learned CC to move x")
+        rig.send([0xB0, CC_X, 0])  # the old knob no longer moves x
+        time.sleep(0.3)
+        assert "CC 127" in send_command("status")
+    finally:
+        user_file.unlink(missing_ok=True)  # later services must start with the defaults
