@@ -22,8 +22,9 @@ def _tile(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     spec = np.abs(np.fft.rfft(frames * np.hanning(FFT_SIZE), axis=1)).T  # (bins, frames)
     freqs = np.fft.rfftfreq(FFT_SIZE, 1 / sample_rate)
     edges = np.geomspace(60, min(16_000, sample_rate / 2), TILE_FREQ_BANDS + 1)
-    bands = np.stack([spec[(freqs >= lo) & (freqs < hi)].mean(axis=0) if np.any((freqs >= lo) & (freqs < hi)) else np.zeros(spec.shape[1])
-                      for lo, hi in zip(edges[:-1], edges[1:])])
+    # Low bands are narrower than one FFT bin: they take the bin nearest their centre, not an empty stripe.
+    bands = np.stack([spec[inside].mean(axis=0) if np.any(inside := (freqs >= lo) & (freqs < hi))
+                      else spec[np.argmin(np.abs(freqs - np.sqrt(lo * hi)))] for lo, hi in zip(edges[:-1], edges[1:])])
     db = 20 * np.log10(bands + 1e-9)
     db = np.clip(db - db.max(), SPECTRO_FLOOR_DB, 0)
     cols = np.linspace(0, db.shape[1] - 1, TILE_FRAMES).astype(int)
@@ -54,14 +55,14 @@ def draw_grid_map(model, ccs: np.ndarray, out_path: Path, labels: list[str], cc_
     """The spectrogram mosaic of a sample pack's grid, each tile labelled with its file."""
     plt = _pyplot()
     n = len(ccs)
-    fig, ax = plt.subplots(figsize=(1.2 * n + 2, 0.9 * n + 1.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * n + 2), max(4.5, 0.9 * n + 1.5)))
     ax.imshow(_mosaic(model, ccs), origin="lower", aspect="auto", cmap="magma", extent=(0, n, 0, n), vmin=SPECTRO_FLOOR_DB, vmax=0)
     for i, label in enumerate(labels):
         row, col = divmod(i, n)
         ax.text(col + 0.04, row + 0.9, label, color="white", fontsize=7, va="top")
     ax.set(xticks=np.arange(n) + 0.5, yticks=np.arange(n) + 0.5, xticklabels=ccs.round().astype(int), yticklabels=ccs.round().astype(int),
            xlabel=f"CC {cc_names[0]} (x): brighter →", ylabel=f"CC {cc_names[1]} (y): longer decay →",
-           title=f"{model.name}: {n}×{n} pack, spectrograms 60 Hz–16 kHz over 0.75 s")
+           title=f"{model.name}: {n}×{n} pack\nspectrograms, 60 Hz–16 kHz over 0.75 s")
     fig.tight_layout()
     fig.savefig(out_path, dpi=90)
     plt.close(fig)

@@ -18,7 +18,7 @@ from instrument.saving import read_snare_metadata
 
 from .conftest import ARTIFACTS
 from .listen import CC_X, CONFIG, assert_matches, expected_snare, hit, random_model, rendered, set_knobs
-from .rig import Rig, ServiceProcess, first_sound
+from .rig import ServiceProcess, first_sound
 
 pytestmark = pytest.mark.e2e
 
