@@ -175,16 +175,8 @@ def cmd_remote(args) -> int:
             print(f"learn {target}: move the {what} for {target} now (within {args.timeout:g} s)...", flush=True)
             print(send_command("learn", timeout_s=args.timeout + 5, target=target, wait_s=args.timeout))
         return 0
-    request = {"save": {}, "recall": {"number": getattr(args, "number", None)},
-               "drop": {"path": str(Path(getattr(args, "file", ".")).resolve())},
-               "loop": {"on": {"on": True, "off": False}.get(getattr(args, "state", None)), "bpm": getattr(args, "bpm", None)},
-               "model": {"which": _program_or_name(getattr(args, "which", ""))}, "status": {}}[args.command]
-    print(send_command(args.command, **request))
+    print(send_command(args.command, **args.request(args)))
     return 0
-
-
-def _program_or_name(text: str):
-    return int(text) if text.isdigit() else text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,29 +206,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml")
     p.set_defaults(func=cmd_history)
 
-    # Talking to the running instrument (over its control socket).
-    p = sub.add_parser("save", help="save the snare the running instrument plays now")
-    p.set_defaults(func=cmd_remote)
-    p = sub.add_parser("recall", help="move the running instrument back to saved snare N (see `history`)")
-    p.add_argument("number", type=int, metavar="N")
-    p.set_defaults(func=cmd_remote)
-    p = sub.add_parser("drop", help="move the running instrument to the snare closest to an audio file")
-    p.add_argument("file", metavar="FILE")
-    p.set_defaults(func=cmd_remote)
-    p = sub.add_parser("loop", help="turn the running instrument's loop on, off, or toggle it")
+    # Talking to the running instrument (over its control socket): each builds its request from the arguments.
+    def remote(name, help, request=lambda args: {}):
+        p = sub.add_parser(name, help=help)
+        p.set_defaults(func=cmd_remote, request=request)
+        return p
+
+    remote("save", "save the snare the running instrument plays now")
+    remote("recall", "move the running instrument back to saved snare N (see `history`)",
+           lambda a: {"number": a.number}).add_argument("number", type=int, metavar="N")
+    remote("drop", "move the running instrument to the snare closest to an audio file",
+           lambda a: {"path": str(Path(a.file).resolve())}).add_argument("file", metavar="FILE")
+    p = remote("loop", "turn the running instrument's loop on, off, or toggle it",
+               lambda a: {"on": {"on": True, "off": False}.get(a.state), "bpm": a.bpm})
     p.add_argument("state", nargs="?", choices=["on", "off", "toggle"], default="toggle")
     p.add_argument("--bpm", type=float, help="tempo without MIDI clock, 20..400")
-    p.set_defaults(func=cmd_remote)
-    p = sub.add_parser("model", help="switch the running instrument to a model (name, or program number)")
-    p.add_argument("which", metavar="NAME|N")
-    p.set_defaults(func=cmd_remote)
-    p = sub.add_parser("learn", help="MIDI learn: assign knobs and buttons by moving them (saved in your user config)")
+    remote("model", "switch the running instrument to a model (name, or program number)",
+           lambda a: {"which": int(a.which) if a.which.isdigit() else a.which}).add_argument("which", metavar="NAME|N")
+    p = remote("learn", "MIDI learn: assign knobs and buttons by moving them (saved in your user config)")
     p.add_argument("targets", nargs="*", choices=["x", "y", "loop", "save"], default=["x", "y"], metavar="TARGET",
                    help="x, y, loop, save (default: x y)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each control")
-    p.set_defaults(func=cmd_remote)
-    p = sub.add_parser("status", help="where the running instrument is: model, knobs, voices, underflows")
-    p.set_defaults(func=cmd_remote)
+    remote("status", "where the running instrument is: model, knobs, voices, underflows")
 
     p = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
     p.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi"], default="auto")

@@ -97,15 +97,10 @@ def test_drop_folder_takes_complete_audio_files_once_and_names_non_audio(tmp_pat
     assert got == [growing] and len(said) == 1, "each file once"
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "not a readable audio file"),
-    (b"RIFF\xff\xff\xff\xffWAVEfmt ", "not a readable audio file"),
-    (b"%PDF-1.4 renamed to .wav", "not a readable audio file"),
-])
-def test_untrusted_files_are_refused_in_one_line(tmp_path, content, message):
+def test_an_untrusted_file_is_refused_in_the_child_with_the_same_one_line_error(tmp_path):
     path = tmp_path / "bad.wav"
-    path.write_bytes(content)
-    with pytest.raises(UserError, match=message):
+    path.write_bytes(b"RIFF\xff\xff\xff\xffWAVEfmt ")  # a size that lies, and nothing after the header
+    with pytest.raises(UserError, match=f"^{path}: not a readable audio file"):
         load_snare_isolated(path, MODEL.sample_rate, MODEL.n_samples)
 
 
