@@ -7,6 +7,10 @@ from .midi import input_names, resolve_api
 
 
 def print_devices(midi_api: str) -> None:
+    import soundfile
+
+    # The file parser's version matters when a crafted file is reported against it.
+    print(f"libsndfile {soundfile.__libsndfile_version__} (reads dropped and uploaded files, in a child process)")
     outputs = output_devices()
     print("Audio outputs (choose with --audio-device NAME or audio.device):")
     for _, name, api in outputs:

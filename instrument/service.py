@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import soundfile
 from threadpoolctl import threadpool_limits
 
 from .audio import AudioOutput, find_output_device, name_jack_client
@@ -85,6 +86,7 @@ class Instrument:
         self.drop = DropFolder(Path(folder), lambda path: self._report(self.load_sample, path), say) if folder else None
 
     def start(self) -> None:
+        log.info("libsndfile %s parses dropped files", soundfile.__libsndfile_version__)
         self.worker.start()
         self.worker.request_cc(*self.router.knobs)  # the first decode also warms the caches
         if not self.worker.wait_published(FIRST_DECODE_TIMEOUT_S):
@@ -149,8 +151,6 @@ class Instrument:
 
     def _move(self, model, latent) -> tuple[int, int]:
         cc = tuple(round(v) for v in model.knobs.latent_to_cc(latent))
-        if model is not self.worker.model:
-            self.worker.model = model
         self.router.set_knobs(*cc)  # the next knob move continues from here
         self.worker.request(latent, model)
         return cc
@@ -181,8 +181,10 @@ class Instrument:
         return f"model {model.name}"
 
     def _model(self, name: str):
+        """A model by name or path, loaded once (under both, so a recall by name finds a model loaded by path)."""
         if name not in self._models:
-            self._models[name] = load_model(name, self.config.model)
+            model = load_model(name, self.config.model)
+            self._models[name] = self._models.setdefault(model.name, model)
         return self._models[name]
 
     def learn(self, target: str, wait_s: float = 30.0) -> str:

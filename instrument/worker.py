@@ -47,8 +47,10 @@ class DecodeWorker:
         return self
 
     def request(self, latent, model=None) -> None:
-        """Ask for the snare at `latent` of `model` (default: the current one); returns at once.
-        Only the newest request is decoded."""
+        """Ask for the snare at `latent` of `model`, which becomes the current model if given;
+        returns at once. Only the newest request is decoded."""
+        if model is not None:
+            self.model = model
         self._pending = ("latent", np.asarray(latent, dtype=np.float32), model)
         self._wake.set()
 
