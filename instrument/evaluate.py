@@ -26,6 +26,10 @@ MAX_SHIPPED_MB = 50.0
 # Opposite knob corners must differ at least this much (log-STFT): a collapsed latent (dead relu)
 # plays one average snare everywhere, which scores well on reconstruction and is useless to play.
 MIN_CORNER_LOG_STFT = 0.3
+# The attack is what a listener tells snares apart by: at least one pair of opposite corners must
+# start differently (correlation of their first 93 ms below this), or the knobs only move the tail.
+MAX_CORNER_ATTACK_CORRELATION = 0.9
+ATTACK_SAMPLES = 4096
 TABLE_BEGIN, TABLE_END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
 
 
@@ -62,11 +66,15 @@ def grid_metrics(model) -> dict:
     right = _lsd(grid[:, :-1].reshape(-1, grid.shape[-1]), grid[:, 1:].reshape(-1, grid.shape[-1]))
     down = _lsd(grid[:-1, :].reshape(-1, grid.shape[-1]), grid[1:, :].reshape(-1, grid.shape[-1]))
     corners = _lsd(np.stack([grid[0, 0], grid[0, -1]]), np.stack([grid[-1, -1], grid[-1, 0]]))
+    attacks = [(grid[0, 0], grid[-1, -1]), (grid[0, -1], grid[-1, 0])]
+    attack_corr = min(float(np.dot(a[:ATTACK_SAMPLES], b[:ATTACK_SAMPLES])
+                            / (np.linalg.norm(a[:ATTACK_SAMPLES]) * np.linalg.norm(b[:ATTACK_SAMPLES]) + 1e-12)) for a, b in attacks)
     return {
         "all_finite": finite,
         "silent": int(np.sum(peaks < SILENT_PEAK)),
         "neighbour_log_stft": float(np.mean(np.concatenate([right, down]))),
         "corner_log_stft": float(np.mean(corners)),
+        "corner_attack_correlation": attack_corr,
     }
 
 
@@ -104,12 +112,12 @@ def evaluate_model(model_path: Path, data: Dataset) -> dict:
 def usable(metrics: dict) -> bool:
     grid = metrics["grid"]
     return (grid["all_finite"] and grid["silent"] == 0 and grid["corner_log_stft"] >= MIN_CORNER_LOG_STFT
-            and metrics["file_mb"] <= MAX_SHIPPED_MB)
+            and grid["corner_attack_correlation"] <= MAX_CORNER_ATTACK_CORRELATION and metrics["file_mb"] <= MAX_SHIPPED_MB)
 
 
 def choose_default(results: dict[str, dict]) -> str:
     """The lowest held-out log-STFT distance among models that fit, whose whole knob grid plays,
-    and whose knobs actually move between different snares."""
+    and whose knobs actually move between different snares, attacks included."""
     candidates = {name: m for name, m in results.items() if usable(m)}
     if not candidates:
         raise RuntimeError("no model passes the grid checks within the size limit")
@@ -122,14 +130,15 @@ def _row(name: str, m: dict, seconds_per_epoch: float | None, default: str) -> s
     spe = f"{seconds_per_epoch:.2f}" if seconds_per_epoch is not None else "–"
     return (f"| `{name}`{star} | {m['val']['mse']:.4f} | {m['val']['log_stft']:.3f} | {m['train']['log_stft']:.3f} "
             f"| {'yes' if g['all_finite'] else 'NO'} | {g['silent']} | {g['neighbour_log_stft']:.3f} | {g['corner_log_stft']:.3f} "
+            f"| {g['corner_attack_correlation']:+.2f} "
             f"| {m['parameters'] / 1e6:.2f} M | {m['file_mb']:.1f} | {m['decode_ms_numpy']:.2f} | {spe} |")
 
 
 def render_table(results: dict[str, dict], meta: dict[str, dict], baseline: dict, default: str) -> str:
     lines = [
-        "| model | val MSE | val log-STFT | train log-STFT | grid finite | grid silent | neighbour Δ | corner Δ | params | MB | decode ms | s/epoch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| PCA-2 baseline | {baseline['mse']:.4f} | {baseline['log_stft']:.3f} | – | – | – | – | – | – | – | – | – |",
+        "| model | val MSE | val log-STFT | train log-STFT | grid finite | grid silent | neighbour Δ | corner Δ | corner attack corr. | params | MB | decode ms | s/epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| PCA-2 baseline | {baseline['mse']:.4f} | {baseline['log_stft']:.3f} | – | – | – | – | – | – | – | – | – | – |",
     ]
     for name in results:
         lines.append(_row(name, results[name], meta[name].get("training", {}).get("seconds_per_epoch"), default))

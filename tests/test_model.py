@@ -114,9 +114,10 @@ def test_wrong_format_version_is_refused(model_file):
 def test_a_model_whose_knobs_do_nothing_is_never_chosen_as_default():
     from instrument.evaluate import choose_default
 
-    def metrics(log_stft, corner, mb=10.0):
+    def metrics(log_stft, corner, mb=10.0, attack=0.0):
         return {"val": {"log_stft": log_stft}, "file_mb": mb,
-                "grid": {"all_finite": True, "silent": 0, "corner_log_stft": corner}}
+                "grid": {"all_finite": True, "silent": 0, "corner_log_stft": corner, "corner_attack_correlation": attack}}
 
-    results = {"collapsed": metrics(2.0, 0.0001), "too-big": metrics(2.5, 1.0, mb=100), "playable": metrics(4.0, 1.0)}
+    results = {"collapsed": metrics(2.0, 0.0001), "too-big": metrics(2.5, 1.0, mb=100), "playable": metrics(4.0, 1.0),
+               "same-attack-everywhere": metrics(3.0, 1.0, attack=0.99)}
     assert choose_default(results) == "playable"

@@ -76,6 +76,8 @@ def test_loop_follows_midi_clock_beats_and_transport(rig):
         onset = first_sound(window)
         assert onset is not None, f"no loop hit on beat {beat}"
         lateness.append(onset - 2 * rig.period)
+    # A tick reaches the engine one period after the rig sends it at the earliest (JACK MIDI ->
+    # rtmidi's thread -> the next audio block): "within one period of arrival" is <= 2 periods of sending.
     assert all(0 <= late <= 2 * rig.period for late in lateness), f"hit onsets vs their clock ticks: {lateness} frames"
     after_stop = rig.audio(tick_frames[-1] + int(0.8 * rig.rate), int(0.9 * rig.rate))
     assert first_sound(after_stop) is None, "the loop played after MIDI stop"
