@@ -165,11 +165,13 @@ class MidiRouter:
         self.knobs = [int(cc_x), int(cc_y)]
 
     def learn(self, target: str, callback) -> None:
-        """The next CC (or, for loop and save, a note-on) is assigned to `target`. Then
-        `callback(key, number, error)` is called: the config key and number learned, or an
-        error line when that control already has another job (nothing is changed then)."""
+        """The next free CC (or, for loop and save, a note-on) is assigned to `target`, and
+        `callback(key, number)` hears which. Controls that already have another job are
+        played as usual and listed in `learn_skipped` (the knob just learned is often still
+        turning when the next one is asked for)."""
         if target not in LEARN_TARGETS:
             raise UserError(f"cannot learn {target!r}; allowed: {', '.join(LEARN_TARGETS)}")
+        self.learn_skipped: dict[str, str] = {}
         self._learning = (target, callback)
 
     def cancel_learning(self) -> None:
@@ -184,17 +186,16 @@ class MidiRouter:
             key, number = note_key, msg.note
         else:
             return False  # not something this target can learn: play it as usual
-        self._learning = None
         is_note = key == note_key
-        taken = [k for k, v in self.controls.items() if v == number and (k.endswith(".note") or k.endswith("_note")) == is_note
-                 and k not in (cc_key, note_key)]
+        taken = [k for k, v in self.controls.items() if v == number and k.endswith("note") == is_note and k not in (cc_key, note_key)]
         if taken:
-            callback(key, number, f"{'note' if is_note else 'CC'} {number} is already {taken[0]}; learn another control")
-            return True
+            self.learn_skipped[f"{'note' if is_note else 'CC'} {number}"] = taken[0]
+            return False
+        self._learning = None
         self.controls[key] = number
         if note_key:  # a trigger is either a CC or a note: the other one is unassigned
             self.controls[note_key if key == cc_key else cc_key] = -1
-        callback(key, number, None)
+        callback(key, number)
         return True
 
     def panic(self) -> None:

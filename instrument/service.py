@@ -189,14 +189,13 @@ class Instrument:
 
     def learn(self, target: str, wait_s: float = 30.0) -> str:
         done = threading.Event()
-        result: list = []
-        self.router.learn(target, lambda *learned: (result.extend(learned), done.set()))
+        learned: list = []
+        self.router.learn(target, lambda *key_number: (learned.extend(key_number), done.set()))
         if not done.wait(float(wait_s)):
             self.router.cancel_learning()
-            raise UserError(f"learn {target}: no control moved within {wait_s:g} s")
-        key, number, error = result
-        if error:
-            raise UserError(f"learn {target}: {error}")
+            skipped = "; ".join(f"{control} is {job}" for control, job in self.router.learn_skipped.items())
+            raise UserError(f"learn {target}: no free control moved within {wait_s:g} s" + (f" (skipped, already assigned: {skipped})" if skipped else ""))
+        key, number = learned
         path = save_user_settings({key: number})
         kind = "note" if key.endswith("note") else "CC"
         return f"learned {target} = {kind} {number} (saved in {path})"

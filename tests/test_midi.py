@@ -105,21 +105,22 @@ def test_loop_and_save_buttons():
     assert len(rec.saves) == 2, "a held save button (repeated 127s) saves once per press"
 
 
-def test_midi_learn_assigns_the_next_control_and_refuses_one_that_has_a_job():
+def test_midi_learn_assigns_the_next_free_control_and_skips_ones_that_have_a_job():
     r, rec = router()
     learned = []
     r.learn("x", lambda *a: learned.append(a))
     r.handle(mido.Message("note_on", note=38, velocity=100))  # a note cannot be a knob: it still plays
     r.handle(cc(21, 5))
-    assert learned == [("midi.cc_x", 21, None)] and rec.events == [(NOTE_ON, 38, 100)]
+    assert learned == [("midi.cc_x", 21)] and rec.events == [(NOTE_ON, 38, 100)]
     r.handle(cc(21, 90))
     assert rec.knobs[-1] == (90, 64), "the learned CC now moves x"
     r.learn("save", lambda *a: learned.append(a))
     r.handle(mido.Message("note_on", note=60, velocity=1))
-    assert learned[-1] == ("save.note", 60, None) and r.controls["save.cc"] == -1
+    assert learned[-1] == ("save.note", 60) and r.controls["save.cc"] == -1
     r.handle(mido.Message("note_on", note=60, velocity=100))
     assert rec.saves == [1]
     r.learn("loop", lambda *a: learned.append(a))
-    r.handle(cc(75, 3))  # the y knob's CC
-    assert learned[-1][2] == "CC 75 is already midi.cc_y; learn another control"
-    assert r.controls["loop.toggle_cc"] == 85, "a refused learn changes nothing"
+    r.handle(cc(21, 3))  # the x knob, still turning: it keeps moving x and is not learned
+    assert r.learn_skipped == {"CC 21": "midi.cc_x"} and rec.knobs[-1] == (3, 64) and len(learned) == 2
+    r.handle(cc(90, 127))
+    assert learned[-1] == ("loop.toggle_cc", 90)
