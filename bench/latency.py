@@ -50,13 +50,18 @@ def main() -> None:
     print(f"note-on -> first sample, {args.notes} notes per row, 48 kHz ({machine()})\n")
     print("| period | instrument | median frames | p95 | max | max ms | missed | its xruns | xruns of the run |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    ratios = []
     for period in args.periods:
-        for name, (lat, missed, xruns) in measure(period, args.notes).items():
+        results = measure(period, args.notes)
+        ours, theirs = (np.median(results[name][0]) if results[name][0].size else np.nan for name in SOURCES)
+        ratios.append(f"{period}: {ours / theirs:.2f}×" if theirs else f"{period}: {ours:.0f} vs 0 frames")
+        for name, (lat, missed, xruns) in results.items():
             stats = (np.median(lat), np.percentile(lat, 95), lat.max()) if lat.size else (np.nan,) * 3
             own = sum(count for client, count in xruns.items() if client.startswith(name))
             runs = ", ".join(f"{client} {count}" for client, count in sorted(xruns.items())) or "none"
             print(f"| {period} | {name} | {stats[0]:.0f} | {stats[1]:.0f} | {stats[2]:.0f} | {stats[2] / 48:.1f} | {missed} | {own} | {runs} |",
                   flush=True)
+    print(f"\nmedian latency, latent-snare / fluidsynth, by period: {', '.join(ratios)}")
 
 
 if __name__ == "__main__":
