@@ -178,8 +178,7 @@ def user_config_path() -> Path:
 def load_config(path: str | Path | None = None, user_path: Path | None = None) -> Config:
     """The defaults file, then the user file (MIDI learn's, if present), then `path` (if given)."""
     raw = _read_yaml(DEFAULT_CONFIG_PATH)
-    _build(Config, raw, "", str(DEFAULT_CONFIG_PATH))
-    origin = str(DEFAULT_CONFIG_PATH)
+    config = _build(Config, raw, "", str(DEFAULT_CONFIG_PATH))
     user_file = Path(user_path or user_config_path())
     for layer in [user_file] + ([Path(path)] if path is not None else []):
         if layer is user_file and not layer.exists():
@@ -187,9 +186,9 @@ def load_config(path: str | Path | None = None, user_path: Path | None = None) -
         over = _read_yaml(layer)
         if not isinstance(over, dict):
             raise UserError(f"{layer}: the file must be a mapping of keys, got {over!r}")
-        _build(Config, _merge(raw, over), "", str(layer))  # each layer is checked on its own, so errors name their file
-        raw, origin = _merge(raw, over), str(layer)
-    return _build(Config, raw, "", origin)
+        raw = _merge(raw, over)
+        config = _build(Config, raw, "", str(layer))  # checked as each layer is added, so an error names its file
+    return config
 
 
 def save_user_settings(settings: dict[str, Any], user_path: Path | None = None) -> Path:

@@ -90,8 +90,7 @@ class Engine:
         self._index = np.arange(max_block, dtype=np.float64)
         self._limiter_gain = 1.0
         # Loop (audition) state: its own tempo, or MIDI clock ticks when a DAW sends them.
-        self.loop_velocity = loop_velocity
-        self._loop_on = False
+        self.loop_velocity = loop_velocity  # on/off is stats.loop_on, written only here
         self._set_tempo(loop_bpm, loop_steps_per_beat)
         self._frames_to_step = 0.0  # own tempo: frames until the next hit
         self._clock_tick = 0  # ticks since the DAW's start, when following clock
@@ -131,7 +130,7 @@ class Engine:
             self._note_on(b)
         elif kind == CLOCK:
             self._frames_since_clock = 0
-            if self._loop_on and self._clock_running and self._clock_tick % self._ticks_per_step == 0:
+            if self.stats.loop_on and self._clock_running and self._clock_tick % self._ticks_per_step == 0:
                 self._loop_hit(0)
             self._clock_tick += 1
         elif kind in (START, CONTINUE):
@@ -141,10 +140,10 @@ class Engine:
         elif kind == STOP:
             self._clock_running = False
         elif kind == LOOP:
-            on = (not self._loop_on) if a == 2 else bool(a)
-            if on and not self._loop_on:
+            on = (not self.stats.loop_on) if a == 2 else bool(a)
+            if on and not self.stats.loop_on:
                 self._frames_to_step = 0.0  # own tempo: the first hit comes at once
-            self._loop_on = self.stats.loop_on = on
+            self.stats.loop_on = on
         elif kind == TEMPO:
             self._set_tempo(a / 1000.0, b)
         elif kind == ALL_SOUND_OFF:
@@ -163,7 +162,7 @@ class Engine:
             if self._frames_since_clock < self._clock_timeout:
                 return  # following the DAW's clock: hits come from CLOCK events
             self._frames_since_clock = None
-        if not self._loop_on:
+        if not self.stats.loop_on:
             return
         while self._frames_to_step < frames:
             self._loop_hit(int(self._frames_to_step))

@@ -64,6 +64,7 @@ class Instrument:
     def __init__(self, config, model_arg=None, say=print):
         self.config = config
         self.say = say  # one line for the performer (the terminal clears its status line first)
+        self.save_folder = Path(config.save.folder).expanduser()
         self.model = load_model(model_arg, config.model)
         self._models = {self.model.name: self.model}  # loaded once, kept: a program change is instant the second time
         device = find_output_device(config.audio.device)
@@ -77,7 +78,7 @@ class Instrument:
         self.worker = DecodeWorker(self.model, self.engine, self.sample_rate)
         self.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs")  # saves and model loads asked for by MIDI
         self.router = MidiRouter(config, self.engine, on_knobs=self.worker.request_cc,
-                                 on_save=lambda: self._job(self.save), on_program=lambda n: self._job(self.switch_model, n))
+                                 on_save=lambda: self.background(self.save), on_program=lambda n: self.background(self.switch_model, n))
         self.audio = AudioOutput(self.engine, device, a.block_size, a.channels, self.sample_rate)
         self.midi = MidiPorts(config.midi, self.router.handle)
         self.control = ControlServer({"save": self.save, "recall": self.recall, "drop": self.load_sample, "loop": self.set_loop,
@@ -116,7 +117,7 @@ class Instrument:
 
     # --- what the front ends ask for ------------------------------------------------------------
 
-    def _job(self, fn, *args) -> None:
+    def background(self, fn, *args) -> None:
         """Run `fn` on the jobs thread and say its result: the MIDI thread must never wait on disk."""
         self.jobs.submit(self._report, fn, *args)
 
@@ -130,11 +131,11 @@ class Instrument:
 
     def save(self) -> str:
         model, latent = self.worker.now_playing
-        entry = save_snare(Path(self.config.save.folder), model, latent, self.config.audio.ceiling_db)
-        return f"saved #{entry.number}: {Path(self.config.save.folder).expanduser() / entry.file}"
+        entry = save_snare(self.save_folder, model, latent, self.config.audio.ceiling_db)
+        return f"saved #{entry.number}: {self.save_folder / entry.file}"
 
     def recall(self, number: int) -> str:
-        entry = History(Path(self.config.save.folder).expanduser()).get(int(number))
+        entry = History(self.save_folder).get(int(number))
         model = self._model(entry.model)
         self._move(model, np.asarray(entry.latent, dtype=np.float32))
         return f"recalled #{entry.number}: {entry.model} at CC ({entry.cc[0]}, {entry.cc[1]})"
@@ -231,9 +232,7 @@ def run_service(args) -> int:
             terminal.say(KEYS_HELP)
         with terminal.raw_keys():
             while not stop.is_set():
-                key = terminal.read_key(STATUS_INTERVAL_S) if terminal.keys else None
-                if key is None and not terminal.keys:
-                    stop.wait(STATUS_INTERVAL_S)
+                key = terminal.read_key(STATUS_INTERVAL_S, stop)
                 if key is not None and not terminal.handle_key(key, instrument):
                     break
                 terminal.status(instrument.status())

@@ -50,8 +50,10 @@ class Terminal:
         finally:
             termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
 
-    def read_key(self, timeout_s: float) -> str | None:
+    def read_key(self, timeout_s: float, stop: threading.Event) -> str | None:
+        """The next key within `timeout_s`, or None; without a terminal, just waits (or until `stop`)."""
         if not self.keys:
+            stop.wait(timeout_s)
             return None
         ready, _, _ = select.select([sys.stdin], [], [], timeout_s)
         return sys.stdin.read(1) if ready else None
@@ -63,7 +65,7 @@ class Terminal:
         if key == " ":
             instrument.engine.post(NOTE_ON, AUDITION_NOTE, AUDITION_VELOCITY)
         elif key == "s":
-            instrument._job(instrument.save)
+            instrument.background(instrument.save)
         elif key == "l":
             instrument.engine.post(LOOP, 2)
         elif key == "p":
