@@ -3,12 +3,14 @@ what the model should have made, rendered offline."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
 from instrument.architecture import ModelConfig
 from instrument.config import load_config
+from instrument.control import send_command
 from instrument.dsp import finish_snare, velocity_to_gain
 from instrument.knobs import KnobMap
 from instrument.modelfile import load_model, save_model
@@ -49,8 +51,22 @@ def similarity(recorded, reference):
     return max(float(np.dot(np.roll(a, k), b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)) for k in range(-4, 5))
 
 
+def send_state(rig, messages, arrived, attempts=3):
+    """Send state-setting MIDI (idempotent: CCs, program changes) until the service's own status
+    shows it arrived. On the noisy 2-core machine the dummy driver xruns, and JACK MIDI sent in an
+    xrun cycle can be lost for every client (see the README); a DAW's chase resends state the same way."""
+    for _ in range(attempts):
+        rig.send(*messages)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            if arrived(send_command("status")):
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"the service never showed {messages} arriving; status: {send_command('status')}")
+
+
 def set_knobs(rig, x, y):
-    rig.send([0xB0, CC_X, x], [0xB0, CC_Y, y])
+    send_state(rig, [[0xB0, CC_X, x], [0xB0, CC_Y, y]], lambda status: f"(CC {x:3d}, {y:3d})" in status)
     rig.wait_frames(int(DECODE_SETTLE_S * rig.rate))
 
 

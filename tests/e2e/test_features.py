@@ -17,7 +17,7 @@ from instrument.modelfile import load_model
 from instrument.saving import read_snare_metadata
 
 from .conftest import ARTIFACTS
-from .listen import CC_X, CONFIG, assert_matches, expected_snare, hit, random_model, rendered, set_knobs
+from .listen import CC_X, CONFIG, assert_matches, expected_snare, hit, random_model, rendered, send_state, set_knobs
 from .rig import ServiceProcess, first_sound
 
 pytestmark = pytest.mark.e2e
@@ -128,11 +128,11 @@ def test_a_dropped_file_moves_the_point_and_a_broken_one_changes_nothing(rig, se
 def test_program_change_switches_model_at_the_same_knobs_and_back(rig, second_model):
     set_knobs(rig, 30, 90)
     ours, theirs = expected_snare(rig.rate, 30, 90), expected_snare(rig.rate, 30, 90, model=load_model(second_model))
-    rig.send([0xC0, 1])
-    rig.wait_frames(int(0.5 * rig.rate))
+    send_state(rig, [[0xC0, 1]], lambda status: status.startswith(second_model.stem))
+    rig.wait_frames(int(0.3 * rig.rate))
     assert_matches(hit(rig)[1], theirs, ours)
-    rig.send([0xC0, 0])
-    rig.wait_frames(int(0.5 * rig.rate))
+    send_state(rig, [[0xC0, 0]], lambda status: status.startswith(CONFIG.model + " "))
+    rig.wait_frames(int(0.3 * rig.rate))
     assert_matches(hit(rig)[1], ours, theirs)
 
 
