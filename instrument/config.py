@@ -80,6 +80,14 @@ class SaveConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = field(default=8765, metadata=_spec(range=(0, 65535)))  # 0: any free port
+    max_upload_mb: float = field(default=20.0, metadata=_spec(range=(0.1, 200.0)))
+
+
+@dataclass(frozen=True)
 class Config:
     model: str = "med-sig"
     midi: MidiConfig = MidiConfig()
@@ -87,6 +95,7 @@ class Config:
     voices: VoiceConfig = VoiceConfig()
     loop: LoopConfig = LoopConfig()
     save: SaveConfig = SaveConfig()
+    web: WebConfig = WebConfig()
 
     def with_overrides(self, **dotted: Any) -> "Config":
         """Override keys given as {'audio.block_size': 64}; None values are skipped; validated like the file."""

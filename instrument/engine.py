@@ -49,6 +49,7 @@ class EngineStats:
     limited_blocks: int = 0
     clipped_samples: int = 0
     voices: int = 0
+    last_velocity: int = 0
     peak: float = 0.0
 
 
@@ -184,6 +185,7 @@ class Engine:
             self.stats.stolen += 1
         slot = self._free_slot()
         self.stats.notes += 1
+        self.stats.last_velocity = velocity
         self._sample[slot] = sample
         self._pos[slot] = -offset  # negative: starts `offset` frames into the coming block
         self._gain[slot] = self.velocity_gain[min(velocity, 127)]

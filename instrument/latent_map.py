@@ -51,6 +51,19 @@ def _pyplot():
     return plt
 
 
+def pad_picture(model, tiles: int = 16) -> bytes:
+    """The web pad's background: a PNG mosaic with no axes, tile centres at CC (i + 0.5) * 127 / tiles,
+    so the picture spans CC 0..127 edge to edge (x right, y up)."""
+    import io
+
+    from matplotlib.image import imsave
+
+    png = io.BytesIO()
+    ccs = (np.arange(tiles) + 0.5) * 127 / tiles
+    imsave(png, _mosaic(model, ccs), cmap="magma", vmin=SPECTRO_FLOOR_DB, vmax=0, origin="lower", format="png")
+    return png.getvalue()
+
+
 def draw_grid_map(model, ccs: np.ndarray, out_path: Path, labels: list[str], cc_names: tuple[int, int]) -> Path:
     """The spectrogram mosaic of a sample pack's grid, each tile labelled with its file."""
     plt = _pyplot()

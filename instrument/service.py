@@ -28,13 +28,14 @@ from .config import load_config, save_user_settings
 from .control import ControlServer
 from .dropfolder import DropFolder
 from .dsp import spectral_match
-from .engine import LOOP, TEMPO, Engine
+from .engine import LOOP, NOTE_ON, TEMPO, Engine
 from .errors import UserError
 from .midi import MidiPorts, MidiRouter
 from .modelfile import available_models, load_model
-from .saving import History, save_snare
+from .saving import History, Saved, save_snare
 from .terminal import KEYS_HELP, Terminal
 from .untrusted import load_snare_isolated
+from .web.server import WebPage
 from .worker import DecodeWorker
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ SWITCH_INTERVAL_S = 0.0005  # a thread holding the GIL yields within 0.5 ms, not
 GC_GEN0_THRESHOLD = 50_000  # rare, small collections; start-up garbage is frozen out of the way
 STATUS_INTERVAL_S = 0.25
 FIRST_DECODE_TIMEOUT_S = 5.0
+AUDITION_NOTE = 38  # GM acoustic snare: what the page's hit button plays
 
 
 def realtime_hygiene() -> None:
@@ -83,6 +85,8 @@ class Instrument:
         self.midi = MidiPorts(config.midi, self.router.handle)
         self.control = ControlServer({"save": self.save, "recall": self.recall, "drop": self.load_sample, "loop": self.set_loop,
                                       "model": self.switch_model, "learn": self.learn, "status": self.status})
+        self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
+        self.web = WebPage(self, config.web) if config.web.enabled else None
         folder = config.save.drop_folder
         self.drop = DropFolder(Path(folder), lambda path: self._report(self.load_sample, path), say) if folder else None
 
@@ -98,6 +102,12 @@ class Instrument:
         self.midi.open()
         self.audio.start()
         self.control.start()
+        if self.web:
+            try:
+                self.web.start()
+            except UserError as err:
+                self.say(f"{err}; playing on without it")
+                self.web = None
         if self.drop:
             try:
                 self.drop.start()
@@ -106,10 +116,10 @@ class Instrument:
                 self.drop = None
 
     def stop(self) -> None:
-        steps = [self.control.close, self.audio.close, self.midi.close, self.worker.stop, lambda: self.jobs.shutdown(wait=False)]
-        if self.drop:
-            steps.insert(0, self.drop.stop)
-        for step in steps:
+        # The front ends go first, so nothing new reaches the engine while it closes.
+        steps = [self.drop.stop if self.drop else None, self.web.close if self.web else None, self.control.close,
+                 self.audio.close, self.midi.close, self.worker.stop, lambda: self.jobs.shutdown(wait=False)]
+        for step in filter(None, steps):
             try:
                 step()
             except Exception:
@@ -130,24 +140,36 @@ class Instrument:
             log.exception("%s failed", getattr(fn, "__name__", fn))
 
     def save(self) -> str:
-        model, latent = self.worker.now_playing
-        entry = save_snare(self.save_folder, model, latent, self.config.audio.ceiling_db)
+        entry = self.save_entry()
         return f"saved #{entry.number}: {self.save_folder / entry.file}"
+
+    def save_entry(self) -> Saved:
+        model, latent = self.worker.now_playing
+        return save_snare(self.save_folder, model, latent, self.config.audio.ceiling_db)
+
+    def history(self) -> list[Saved]:
+        return History(self.save_folder).entries
 
     def recall(self, number: int) -> str:
         entry = History(self.save_folder).get(int(number))
-        model = self._model(entry.model)
+        model = self.model_named(entry.model)
         self._move(model, np.asarray(entry.latent, dtype=np.float32))
         return f"recalled #{entry.number}: {entry.model} at CC ({entry.cc[0]}, {entry.cc[1]})"
 
-    def load_sample(self, path) -> str:
-        """Encode an audio file and move to the closest snare the model can make."""
+    def load_sample(self, path, shown_name: str | None = None) -> str:
+        """Encode an audio file and move to the closest snare the model can make.
+        `shown_name` replaces the path in messages (an upload's temporary file means nothing to its owner)."""
         model = self.worker.model
-        wave = load_snare_isolated(Path(path), model.sample_rate, model.n_samples)
+        try:
+            wave = load_snare_isolated(Path(path), model.sample_rate, model.n_samples)
+        except UserError as err:
+            if shown_name:
+                raise UserError(str(err).replace(str(path), shown_name)) from err
+            raise
         latent = model.encode(wave)
         match = spectral_match(wave, model.decode(latent))
         cc = self._move(model, latent)
-        return (f"drop: {Path(path).name} -> x {latent[0]:+.3f} y {latent[1]:+.3f} (CC {cc[0]}, {cc[1]}), "
+        return (f"drop: {shown_name or Path(path).name} -> x {latent[0]:+.3f} y {latent[1]:+.3f} (CC {cc[0]}, {cc[1]}), "
                 f"spectral match {match:.0%}")
 
     def _move(self, model, latent) -> tuple[int, int]:
@@ -156,12 +178,22 @@ class Instrument:
         self.worker.request(latent, model)
         return cc
 
+    def move(self, cc_x: float, cc_y: float) -> None:
+        """The point moved as if by the knobs (the web pad); returns at once, the newest move wins."""
+        self.router.set_knobs(round(cc_x), round(cc_y))
+        self.worker.request_cc(cc_x, cc_y)
+
+    def hit(self, velocity: int = 100) -> None:
+        """Play the current snare, as a note-on would."""
+        self.engine.post(NOTE_ON, AUDITION_NOTE, int(velocity))
+
     def set_loop(self, on=None, bpm=None) -> str:
         if bpm is not None:
             bpm = float(bpm)
             if not 20 <= bpm <= 400:
                 raise UserError(f"loop tempo {bpm:g} bpm: allowed 20..400")
             self.engine.post(TEMPO, int(bpm * 1000), self.config.loop.steps_per_beat)
+            self.loop_bpm = bpm
         self.engine.post(LOOP, 2 if on is None else int(bool(on)))
         time.sleep(0.05)  # let the audio thread take it, so the reply says what is true
         state = "on" if self.engine.stats.loop_on else "off"
@@ -177,11 +209,11 @@ class Instrument:
             if not 0 <= which < len(names):
                 raise UserError(f"program {which}: no model there (programs 0..{len(names) - 1}: {', '.join(names)})")
             which = names[which]
-        model = self._model(str(which))
+        model = self.model_named(str(which))
         self.worker.switch_model(model, tuple(self.router.knobs))
         return f"model {model.name}"
 
-    def _model(self, name: str):
+    def model_named(self, name: str):
         """A model by name or path, loaded once (under both, so a recall by name finds a model loaded by path)."""
         if name not in self._models:
             model = load_model(name, self.config.model)
@@ -200,6 +232,17 @@ class Instrument:
         path = save_user_settings({key: number})
         kind = "note" if key.endswith("note") else "CC"
         return f"learned {target} = {kind} {number} (saved in {path})"
+
+    def snapshot(self) -> dict:
+        """Everything a front end shows, as plain values (read from several owners; each read is atomic)."""
+        model, latent = self.worker.now_playing
+        latent = latent if latent is not None else (0.0, 0.0)
+        stats = self.engine.stats
+        return {"model": model.name if model else None, "cc": list(self.router.knobs),
+                "latent": [round(float(latent[0]), 4), round(float(latent[1]), 4)],
+                "voices": stats.voices, "velocity": stats.last_velocity, "notes": stats.notes,
+                "underflows": self.audio.underflows, "loop": stats.loop_on, "bpm": self.loop_bpm,
+                "decode_ms": round(self.worker.last_decode_ms, 2)}
 
     def status(self) -> str:
         model, latent = self.worker.now_playing
@@ -227,7 +270,8 @@ def run_service(args) -> int:
         a = config.audio
         print(f"latent-snare: ready: model {instrument.model.name}, {instrument.sample_rate} Hz, block {a.block_size} "
               f"({a.block_size / instrument.sample_rate * 1e3:.1f} ms); MIDI in: {', '.join(instrument.midi.connected()) or 'none'}; "
-              f"knobs CC{config.midi.cc_x}/CC{config.midi.cc_y}; Ctrl-C to stop", flush=True)
+              f"knobs CC{config.midi.cc_x}/CC{config.midi.cc_y}; "
+              + (f"page: {instrument.web.url}; " if instrument.web else "") + "Ctrl-C to stop", flush=True)
         if terminal.keys:
             terminal.say(KEYS_HELP)
         with terminal.raw_keys():

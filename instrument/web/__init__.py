@@ -1,0 +1,1 @@
+"""The web control page served by `latent-snare run` (see server.py)."""
