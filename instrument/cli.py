@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--virtual-port", metavar="NAME", help='virtual MIDI input name ("" for none)')
     p.add_argument("--audio-device", metavar="NAME", help="output device name (see `latent-snare devices`)")
     p.add_argument("--blocksize", type=int, metavar="N", help="frames per audio callback")
+    p.add_argument("--web-port", type=int, metavar="PORT", help="the control page's port (0: any free port)")
     _model_arg(p)
     p.add_argument("--no-status", action="store_true", help="no live status line (for logs and services)")
     p.add_argument("--loop", nargs="?", type=float, const=0.0, metavar="BPM", help="start with the loop on (at BPM, or the config's tempo)")

@@ -240,7 +240,7 @@ class Instrument:
         stats = self.engine.stats
         return {"model": model.name if model else None, "cc": list(self.router.knobs),
                 "latent": [round(float(latent[0]), 4), round(float(latent[1]), 4)],
-                "voices": stats.voices, "velocity": stats.last_velocity, "notes": stats.notes,
+                "voices": stats.voices, "velocity": stats.last_velocity, "notes": stats.notes, "decodes": self.worker.decodes,
                 "underflows": self.audio.underflows, "loop": stats.loop_on, "bpm": self.loop_bpm,
                 "decode_ms": round(self.worker.last_decode_ms, 2)}
 
@@ -257,7 +257,7 @@ class Instrument:
 def run_service(args) -> int:
     config = load_config(args.config).with_overrides(**{
         "midi.api": args.midi_api, "midi.virtual_port": args.virtual_port,
-        "audio.device": args.audio_device, "audio.block_size": args.blocksize,
+        "audio.device": args.audio_device, "audio.block_size": args.blocksize, "web.port": args.web_port,
         "loop.enabled": True if args.loop is not None else None, "loop.bpm": args.loop or None,
     })
     terminal = Terminal(live_status=not args.no_status)

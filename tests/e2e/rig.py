@@ -12,6 +12,7 @@ wall-clock time on a noisy machine.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -153,9 +154,10 @@ class ServiceProcess:
         env = dict(os.environ, JACK_DEFAULT_SERVER=server, PYTHONUNBUFFERED="1")
         self.log_path = log_path or Path("/tmp/latent-snare-service.log")
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "instrument.cli", "run", "--midi-api", "jack", "--audio-device", "JACK", "--no-status", *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "instrument.cli", "run", "--midi-api", "jack", "--audio-device", "JACK", "--no-status", "--web-port", "0", *args],
                                      stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         self.lines: list[str] = []
+        self.url: str | None = None  # the control page, from the ready line
         self._ready = threading.Event()
         threading.Thread(target=self._pump, daemon=True).start()
         if not self._ready.wait(30):
@@ -167,6 +169,8 @@ class ServiceProcess:
             self.lines.append(line.rstrip())
             self.log.write(line)
             if "ready:" in line:
+                page = re.search(r"page: (\S+);", line)
+                self.url = page.group(1) if page else None
                 self._ready.set()
 
     def stop(self) -> int | None:

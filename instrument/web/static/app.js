@@ -9,7 +9,7 @@ const LOCAL_HOLD_MS = 400;  // after a local pad move, ignore the server's echo 
 let ws = null;
 let state = null;
 let dragging = false;
-let lastLocalMove = 0;
+let lastLocalMove = -Infinity;
 let pendingMove = null;  // newest pad position not yet sent; sent once per animation frame
 let mapModel = null;
 let audioContext = null;
@@ -181,7 +181,7 @@ async function upload(file) {
     const response = await fetch("/upload", { method: "POST", body: file, headers: { "X-File-Name": encodeURIComponent(file.name) } });
     const reply = await response.json();
     if (reply.ok) {
-      lastLocalMove = 0;  // follow the server to where the file landed
+      lastLocalMove = -Infinity;  // follow the server to where the file landed
       say(reply.message, "good");
     } else say(reply.error, "bad");
   } catch (err) {
@@ -209,7 +209,7 @@ async function refreshHistory() {
     item.value = e.number;
     const recall = document.createElement("button");
     recall.textContent = "recall";
-    recall.addEventListener("click", () => { lastLocalMove = 0; send({ type: "recall", number: e.number }); });
+    recall.addEventListener("click", () => { lastLocalMove = -Infinity; send({ type: "recall", number: e.number }); });
     const link = document.createElement("a");
     link.href = `/saved/${e.number}`;
     link.download = e.file;
