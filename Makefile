@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PLAY := libportaudio2 libsndfile1
-APT_TEST := $(APT_PLAY) jackd2
+APT_TEST := $(APT_PLAY) jackd2 chromium
 # torch first and pinned: a bare or open-ended torch requirement pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
