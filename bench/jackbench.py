@@ -28,7 +28,7 @@ from tests.e2e.rig import Rig, ServiceProcess, start_jackd, stop_process  # noqa
 
 SERVER = "latent-snare-bench"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-SERVICE_AUDIO, FLUID_AUDIO = "latent-snare-audio:out_0", "fluidsynth-midi:left"
+FLUID_AUDIO = "fluidsynth-midi:left"
 SOURCES = ("latent-snare", "fluidsynth")  # recording index -> instrument name in the tables
 XRUN_LINE = re.compile(r"client = (\S+) was not finished")
 
@@ -76,7 +76,7 @@ def side_by_side(period: int, rate: int = 48_000, record_seconds: int = 90, serv
         fluidsynth = start_fluidsynth(rate, period)
         procs.insert(0, fluidsynth)
         rig = Rig(server=SERVER, midi_targets=("latent-snare:Latent Snare", "fluidsynth-midi:midi_00"),
-                  audio_sources=(SERVICE_AUDIO, FLUID_AUDIO), record_seconds=record_seconds)
+                  audio_sources=(service.audio_source, FLUID_AUDIO), record_seconds=record_seconds)
         try:
             yield rig, workdir / f"jackd-{SERVER}.log", service, fluidsynth
         finally:

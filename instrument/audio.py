@@ -50,12 +50,32 @@ def find_output_device(name: str) -> int | None:
     return matches[0]
 
 
+def open_output(audio, midi_port: str):
+    """The output for config `audio`: JACK's own client (notes read in the audio cycle), or PortAudio.
+    Opened before the engine exists, which takes its rate; `attach` the engine before `start`."""
+    from .jackio import JackOutput, jack_server_running
+
+    backend = audio.backend
+    if backend == "auto":
+        wants_jack = not audio.device or "jack" in audio.device.lower()
+        backend = "jack" if wants_jack and jack_server_running() else "portaudio"
+    if backend == "jack":
+        return JackOutput(audio.channels, midi_port)
+    device = find_output_device(audio.device)
+    name_jack_client()
+    return AudioOutput(device, audio.block_size, audio.channels)
+
+
 class AudioOutput:
-    def __init__(self, engine, device: int | None, block_size: int, channels: int, sample_rate: int):
-        self.engine = engine
+    backend = "portaudio"
+
+    def __init__(self, device: int | None, block_size: int, channels: int):
+        self.engine = None
         self.underflows = 0
         self.callback_errors = 0
         self.channels = channels
+        self.block_size = block_size
+        self.sample_rate = sample_rate = self.device_rate(device)
         try:
             self.stream = sd.OutputStream(device=device, samplerate=sample_rate, blocksize=block_size, channels=channels,
                                           dtype="float32", latency="low", callback=self._callback)
@@ -66,6 +86,9 @@ class AudioOutput:
     def device_rate(device: int | None) -> int:
         info = sd.query_devices(device if device is not None else sd.default.device[1], "output")
         return int(info["default_samplerate"])
+
+    def attach(self, engine, _router) -> None:
+        self.engine = engine
 
     def _callback(self, outdata, frames, time_info, status) -> None:
         try:

@@ -42,6 +42,7 @@ class MidiConfig:
 
 @dataclass(frozen=True)
 class AudioConfig:
+    backend: str = field(default="auto", metadata=_spec(choices=("auto", "jack", "portaudio")))
     device: str = ""
     block_size: int = field(default=128, metadata=_spec(range=(16, 4096)))
     channels: int = field(default=2, metadata=_spec(range=(1, 2)))

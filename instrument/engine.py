@@ -101,8 +101,11 @@ class Engine:
 
     # --- called from other threads --------------------------------------------------------
 
-    def post(self, kind: str, a: int = 0, b: int = 0) -> None:
-        self.events.append((kind, a, b))
+    def post(self, kind: str, a: int = 0, b: int = 0, offset: int = 0) -> None:
+        """Queue an event for the next block. `offset` (frames into that block) places note-ons and
+        clock ticks sample-accurately; only the audio thread itself, posting just before it renders
+        (the JACK backend's MIDI), knows a meaningful one."""
+        self.events.append((kind, a, b, offset))
 
     def publish(self, sample: np.ndarray) -> None:
         """Make `sample` (float32, finite, at the engine rate) the snare the next hit plays."""
@@ -126,13 +129,13 @@ class Engine:
         self.stats.blocks += 1
         return self._safety(mix, frames)
 
-    def _handle(self, kind: str, a: int, b: int) -> None:
+    def _handle(self, kind: str, a: int, b: int, offset: int) -> None:
         if kind == NOTE_ON:
-            self._note_on(b)
+            self._note_on(b, offset)
         elif kind == CLOCK:
             self._frames_since_clock = 0
             if self.stats.loop_on and self._clock_running and self._clock_tick % self._ticks_per_step == 0:
-                self._loop_hit(0)
+                self._loop_hit(offset)
             self._clock_tick += 1
         elif kind in (START, CONTINUE):
             if kind == START:

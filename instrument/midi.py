@@ -88,6 +88,7 @@ LEARN_TARGETS = {  # what MIDI learn can assign -> (config key for a CC, config 
     "save": ("save.cc", "save.note"),
 }
 REALTIME_EVENTS = {"clock": CLOCK, "start": START, "stop": STOP, "continue": CONTINUE}
+REALTIME_BYTES = {0xF8: CLOCK, 0xFA: START, 0xFB: CONTINUE, 0xFC: STOP}
 BUTTON_ON = 64  # a CC button counts as pressed at this value or above
 
 
@@ -130,16 +131,38 @@ class MidiRouter:
             self._control(msg.control, msg.value)
         elif kind == "program_change":
             self.on_program(msg.program)
-        elif kind == "note_on" and msg.velocity > 0 and msg.note == self.controls["loop.toggle_note"]:
+        else:
+            self._note(msg.note, msg.velocity if kind == "note_on" else 0)
+
+    def handle_in_cycle(self, data: bytes, offset: int) -> bool:
+        """The audio thread's fast path (JACK backend): trigger notes and clock, placed at their frame
+        `offset` in the block about to be rendered. Only lock-free work happens here; returns False
+        for everything else, which the caller hands to `handle` on another thread."""
+        status = data[0]
+        if status >= 0xF8:  # real-time: clock and transport; active sensing and resets are ignored
+            kind = REALTIME_BYTES.get(status)
+            if kind:
+                self.engine.post(kind, 0, 0, offset)
+            return True
+        if status & 0xE0 != 0x80 or len(data) != 3 or self._learning or data[1] == self.controls["save.note"]:
+            return False  # not a note, or a note whose job is slow (saving) or stateful (learning)
+        self.messages += 1
+        if self.channel is None or status & 0x0F == self.channel:
+            self._note(data[1], data[2] if status & 0xF0 == 0x90 else 0, offset)
+        return True
+
+    def _note(self, note: int, velocity: int, offset: int = 0) -> None:
+        """velocity 0 is a note-off (a note_on with velocity 0 is running status's note-off)."""
+        if velocity > 0 and note == self.controls["loop.toggle_note"]:
             self.engine.post(LOOP, 2)
-        elif kind == "note_on" and msg.velocity > 0 and msg.note == self.controls["save.note"]:
+        elif velocity > 0 and note == self.controls["save.note"]:
             self.on_save()
-        elif self.triggers and msg.note not in self.triggers:
+        elif self.triggers and note not in self.triggers:
             return
-        elif kind == "note_on" and msg.velocity > 0:
-            self.engine.post(NOTE_ON, msg.note, msg.velocity)
-        else:  # note_off, or note_on with velocity 0 (running-status note-off)
-            self.engine.post(NOTE_OFF, msg.note, 0)
+        elif velocity > 0:
+            self.engine.post(NOTE_ON, note, velocity, offset)
+        else:
+            self.engine.post(NOTE_OFF, note, 0, offset)
 
     def _control(self, control: int, value: int) -> None:
         c = self.controls
@@ -243,9 +266,10 @@ class RtInput:
 class MidiPorts:
     """Opens the virtual port and the matching hardware inputs; reconnects by name."""
 
-    def __init__(self, config, handler):
+    def __init__(self, config, handler, open_virtual: bool = True):
         self.config = config
         self.handler = handler
+        self.open_virtual = open_virtual  # False: the JACK backend's own client carries the virtual port
         self.api = resolve_api(config.api)
         try:
             self._scanner = open_scanner(self.api)
@@ -259,7 +283,7 @@ class MidiPorts:
         self._thread = threading.Thread(target=self._rescan_loop, name="midi-rescan", daemon=True)
 
     def open(self) -> "MidiPorts":
-        if self.config.virtual_port:
+        if self.config.virtual_port and self.open_virtual:
             if self.api == "WINDOWS_MM":
                 raise UserError("Windows MIDI has no virtual ports: set midi.virtual_port to \"\" and "
                                 "use a loopback driver such as loopMIDI, listed under midi.inputs")
@@ -298,7 +322,8 @@ class MidiPorts:
             self.rescan()
 
     def connected(self) -> list[str]:
-        names = [self.config.virtual_port + " (virtual)"] if self.virtual else []
+        virtual = self.virtual or (self.config.virtual_port and not self.open_virtual)
+        names = [self.config.virtual_port + " (virtual)"] if virtual else []
         with self._lock:
             return names + list(self.inputs)
 

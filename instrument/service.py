@@ -23,7 +23,7 @@ import numpy as np
 import soundfile
 from threadpoolctl import threadpool_limits
 
-from .audio import AudioOutput, find_output_device, name_jack_client
+from .audio import open_output
 from .config import load_config, save_user_settings
 from .control import ControlServer
 from .dropfolder import DropFolder
@@ -69,11 +69,10 @@ class Instrument:
         self.save_folder = Path(config.save.folder).expanduser()
         self.model = load_model(model_arg, config.model)
         self._models = {self.model.name: self.model}  # loaded once, kept: a program change is instant the second time
-        device = find_output_device(config.audio.device)
-        name_jack_client()
-        self.sample_rate = AudioOutput.device_rate(device)
+        self.audio = open_output(config.audio, config.midi.virtual_port)
+        self.sample_rate = self.audio.sample_rate
         a, v, lp = config.audio, config.voices, config.loop
-        self.engine = Engine(self.sample_rate, max_block=max(a.block_size, 4096), polyphony=v.polyphony, mode=v.mode,
+        self.engine = Engine(self.sample_rate, max_block=max(self.audio.block_size, 4096), polyphony=v.polyphony, mode=v.mode,
                              steal_fade_ms=v.steal_fade_ms, velocity_range_db=v.velocity_range_db, gain_db=a.gain_db,
                              ceiling_db=a.ceiling_db, limiter_release_ms=a.limiter_release_ms,
                              loop_bpm=lp.bpm, loop_steps_per_beat=lp.steps_per_beat, loop_velocity=lp.velocity)
@@ -81,8 +80,8 @@ class Instrument:
         self.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs")  # saves and model loads asked for by MIDI
         self.router = MidiRouter(config, self.engine, on_knobs=self.worker.request_cc,
                                  on_save=lambda: self.background(self.save), on_program=lambda n: self.background(self.switch_model, n))
-        self.audio = AudioOutput(self.engine, device, a.block_size, a.channels, self.sample_rate)
-        self.midi = MidiPorts(config.midi, self.router.handle)
+        self.audio.attach(self.engine, self.router)
+        self.midi = MidiPorts(config.midi, self.router.handle, open_virtual=self.audio.backend != "jack")
         self.control = ControlServer({"save": self.save, "recall": self.recall, "drop": self.load_sample, "loop": self.set_loop,
                                       "model": self.switch_model, "learn": self.learn, "status": self.status})
         self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
@@ -257,7 +256,7 @@ class Instrument:
 def run_service(args) -> int:
     config = load_config(args.config).with_overrides(**{
         "midi.api": args.midi_api, "midi.virtual_port": args.virtual_port,
-        "audio.device": args.audio_device, "audio.block_size": args.blocksize, "web.port": args.web_port,
+        "audio.backend": args.audio_backend, "audio.device": args.audio_device, "audio.block_size": args.blocksize, "web.port": args.web_port,
         "loop.enabled": True if args.loop is not None else None, "loop.bpm": args.loop or None,
     })
     terminal = Terminal(live_status=not args.no_status)
@@ -267,9 +266,9 @@ def run_service(args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         instrument.start()
-        a = config.audio
-        print(f"latent-snare: ready: model {instrument.model.name}, {instrument.sample_rate} Hz, block {a.block_size} "
-              f"({a.block_size / instrument.sample_rate * 1e3:.1f} ms); MIDI in: {', '.join(instrument.midi.connected()) or 'none'}; "
+        block = instrument.audio.block_size
+        print(f"latent-snare: ready: model {instrument.model.name}, {instrument.sample_rate} Hz, block {block} "
+              f"({block / instrument.sample_rate * 1e3:.1f} ms, {instrument.audio.backend}); MIDI in: {', '.join(instrument.midi.connected()) or 'none'}; "
               f"knobs CC{config.midi.cc_x}/CC{config.midi.cc_y}; "
               + (f"page: {instrument.web.url}; " if instrument.web else "") + "Ctrl-C to stop", flush=True)
         if terminal.keys:

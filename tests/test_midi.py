@@ -10,8 +10,8 @@ class Recorder:
     def __init__(self):
         self.events, self.knobs = [], []
 
-    def post(self, kind, a=0, b=0):
-        self.events.append((kind, a, b))
+    def post(self, kind, a=0, b=0, offset=0):
+        self.events.append((kind, a, b) if offset == 0 else (kind, a, b, offset))
 
 
 def router(**kw):

@@ -37,19 +37,23 @@ def user_folders(tmp_path_factory):
     return {"save": root / "saved", "drop": root / "drop"}
 
 
-@pytest.fixture(scope="module")
-def service(jack_server, tmp_path_factory, user_folders):
+def start_service(tmp_path_factory, user_folders, backend: str) -> ServiceProcess:
     # Only the virtual port: the rig's own MIDI output must not also arrive as a "hardware" input.
     # Saves and drops go to this test's folders, never the user's ~/Music.
     config = tmp_path_factory.mktemp("config") / "virtual-only.yaml"
     config.write_text(f"midi:\n  inputs: []\nsave:\n  folder: {user_folders['save']}\n  drop_folder: {user_folders['drop']}\n")
-    svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service.log")
+    return ServiceProcess(["--config", str(config), "--audio-backend", backend], log_path=ARTIFACTS / f"service-{backend}.log")
+
+
+@pytest.fixture(scope="module")
+def service(jack_server, tmp_path_factory, user_folders):
+    svc = start_service(tmp_path_factory, user_folders, "jack")
     yield svc
-    assert svc.stop() == 0, f"service did not stop cleanly: {(ARTIFACTS / 'service.log').read_text()[-1000:]}"
+    assert svc.stop() == 0, f"service did not stop cleanly: {svc.log_path.read_text()[-1000:]}"
 
 
 @pytest.fixture(scope="module")
 def rig(service):
-    r = Rig()
+    r = Rig(audio_sources=(service.audio_source,))
     yield r
     r.close()

@@ -66,7 +66,7 @@ class Rig:
     all on the server's frame clock (so two instruments can be compared note for note)."""
 
     def __init__(self, server: str = SERVER_NAME, midi_targets: tuple[str, ...] = ("latent-snare:Latent Snare",),
-                 audio_sources: tuple[str, ...] = ("latent-snare-audio:out_0",), record_seconds: int = RECORD_SECONDS):
+                 audio_sources: tuple[str, ...] = ("latent-snare:out_0",), record_seconds: int = RECORD_SECONDS):
         import jack
 
         self.midi_client = jack.Client("rig-midi", servername=server, no_start_server=True)
@@ -158,6 +158,7 @@ class ServiceProcess:
                                      stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         self.lines: list[str] = []
         self.url: str | None = None  # the control page, from the ready line
+        self.backend: str | None = None  # jack or portaudio, from the ready line
         self._ready = threading.Event()
         threading.Thread(target=self._pump, daemon=True).start()
         if not self._ready.wait(30):
@@ -171,7 +172,13 @@ class ServiceProcess:
             if "ready:" in line:
                 page = re.search(r"page: (\S+);", line)
                 self.url = page.group(1) if page else None
+                self.backend = re.search(r" ms, (\w+)\)", line).group(1)
                 self._ready.set()
+
+    @property
+    def audio_source(self) -> str:
+        """Its first audio output port: its own JACK client's, or PortAudio's."""
+        return "latent-snare:out_0" if self.backend == "jack" else "latent-snare-audio:out_0"
 
     def stop(self) -> int | None:
         return stop_process(self.proc)

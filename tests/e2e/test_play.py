@@ -11,9 +11,23 @@ from .listen import CC_X, CC_Y, CONFIG, assert_matches, expected_snare, hit, set
 
 pytestmark = pytest.mark.e2e
 
-def test_note_is_heard_within_two_periods(rig):
+
+# Every test here runs against both audio backends.
+@pytest.fixture(scope="module", params=["jack", "portaudio"])
+def service(request, jack_server, tmp_path_factory, user_folders):
+    from .conftest import start_service
+
+    svc = start_service(tmp_path_factory, user_folders, request.param)
+    yield svc
+    assert svc.stop() == 0, f"service did not stop cleanly: {svc.log_path.read_text()[-1000:]}"
+
+
+def test_note_is_heard_within_one_period_on_jack_and_two_on_portaudio(rig, service):
+    # JACK: the note is read in the cycle it arrives in and starts at its frame; PortAudio: it
+    # crosses rtmidi's thread and lands in the next block.
+    bound = rig.period if service.backend == "jack" else 2 * rig.period
     latencies = [hit(rig)[0] for _ in range(5)]
-    assert np.median(latencies) <= 2 * rig.period, f"note-on -> sound latencies {latencies} frames"
+    assert np.median(latencies) <= bound, f"note-on -> sound latencies {latencies} frames ({service.backend})"
 
 
 def test_velocity_scales_level(rig):

@@ -1,0 +1,137 @@
+"""The JACK backend: the virtual MIDI input and the audio outputs as one JACK client.
+
+With PortAudio, a note crosses rtmidi's thread and reaches the engine after the
+audio cycle it arrived in has been rendered: it always sounds one period late.
+Here the process callback reads the MIDI that arrived in this very cycle and
+starts each note at its own frame offset in the block it renders, as FluidSynth
+does. Only trigger notes and clock take this path (`MidiRouter.handle_in_cycle`,
+lock-free); knobs, buttons and program changes are queued for the `midi-in`
+thread, which runs the router's full logic off the audio thread.
+
+The callback's rules are the PortAudio wrapper's: it only mixes; any exception
+becomes a silent block and a counter. SysEx never enters it (longer than 3
+bytes: skipped unread). xruns (the server's "underflows") and the server going
+away are counted and flagged from JACK's notification thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+
+import mido
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+CLIENT_NAME = "latent-snare"
+INBOX_SIZE = 4096  # messages waiting for the MIDI thread; a flood beyond this drops the oldest, never blocks
+INBOX_POLL_S = 0.002  # the MIDI thread's wake-up: knob moves reach the decoder within 2 ms
+
+
+def jack_server_running() -> bool:
+    try:
+        import jack
+
+        jack.Client(f"{CLIENT_NAME}-probe", no_start_server=True).close()
+        return True
+    except Exception:  # no libjack (OSError), no server (JackOpenError)
+        return False
+
+
+class JackOutput:
+    """Opened first (the server's rate and period shape the engine), then `attach`ed, then started."""
+
+    backend = "jack"
+
+    def __init__(self, channels: int, midi_port: str):
+        import jack
+
+        self.engine = self.router = None
+        self.underflows = 0  # xruns reported by the server
+        self.callback_errors = 0
+        self.server_lost = False  # set when jackd shuts down or kicks us out
+        try:
+            self.client = jack.Client(CLIENT_NAME, no_start_server=True)
+        except jack.JackOpenError as err:
+            raise UserError("no JACK server answers: start jackd (or choose audio.backend: portaudio)") from err
+        self.sample_rate = self.client.samplerate
+        self.block_size = self.client.blocksize
+        self.midi_in = self.client.midi_inports.register(midi_port) if midi_port else None
+        self.outs = [self.client.outports.register(f"out_{i}") for i in range(channels)]
+        self.inbox: deque = deque(maxlen=INBOX_SIZE)  # raw messages for the router, written by the callback only
+        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+        self.client.set_shutdown_callback(self._shutdown)
+        self._stop = threading.Event()
+        self._midi_thread = threading.Thread(target=self._drain_inbox, name="midi-in", daemon=True)
+
+    def attach(self, engine, router) -> None:
+        self.engine, self.router = engine, router
+
+    # --- JACK's real-time thread -------------------------------------------------------------------
+
+    def _process(self, frames: int) -> None:
+        try:
+            if self.midi_in is not None:
+                for offset, data in self.midi_in.incoming_midi_events():
+                    if 0 < len(data) <= 3:  # SysEx is never copied on this thread
+                        data = bytes(data)
+                        if not self.router.handle_in_cycle(data, offset):
+                            self.inbox.append(data)
+            done = 0
+            while done < frames:  # a server period may be longer than the engine's largest block
+                n = min(frames - done, self.engine.max_block)
+                block = self.engine.render(n)
+                for port in self.outs:
+                    port.get_array()[done : done + n] = block
+                done += n
+        except Exception:
+            for port in self.outs:
+                port.get_array().fill(0)
+            self.callback_errors += 1
+
+    # --- JACK's notification thread ------------------------------------------------------------
+
+    def _xrun(self, _delay_us: float) -> None:
+        self.underflows += 1
+
+    def _shutdown(self, _status, reason: str) -> None:
+        self.server_lost = True
+        self.shutdown_reason = reason
+
+    # --- the MIDI thread ---------------------------------------------------------------------------
+
+    def _drain_inbox(self) -> None:
+        while not self._stop.wait(INBOX_POLL_S):
+            while self.inbox:
+                data = self.inbox.popleft()
+                try:
+                    self.router.handle(mido.Message.from_bytes(data))
+                except ValueError:
+                    pass  # a malformed message from a device: nothing to play
+                except Exception:
+                    log.exception("MIDI message %s could not be handled", data.hex(" "))
+
+    # --- lifetime ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.client.activate()
+        self._midi_thread.start()
+        # Like PortAudio, play out of the machine's speakers; the first outputs go to the first speakers.
+        speakers = self.client.get_ports(is_physical=True, is_input=True, is_audio=True)
+        for i, speaker in enumerate(speakers[: max(2, len(self.outs))]):
+            try:
+                self.client.connect(self.outs[i % len(self.outs)], speaker)
+            except Exception as err:
+                log.warning("could not connect %s to %s: %s", self.outs[i % len(self.outs)].name, speaker.name, err)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._midi_thread.is_alive():
+            self._midi_thread.join(1.0)
+        if not self.server_lost:
+            self.client.deactivate()
+        self.client.close()
