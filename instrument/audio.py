@@ -50,22 +50,6 @@ def find_output_device(name: str) -> int | None:
     return matches[0]
 
 
-def open_output(audio, midi_port: str):
-    """The output for config `audio`: JACK's own client (notes read in the audio cycle), or PortAudio.
-    Opened before the engine exists, which takes its rate; `attach` the engine before `start`."""
-    from .jackio import JackOutput, jack_server_running
-
-    backend = audio.backend
-    if backend == "auto":
-        wants_jack = not audio.device or "jack" in audio.device.lower()
-        backend = "jack" if wants_jack and jack_server_running() else "portaudio"
-    if backend == "jack":
-        return JackOutput(audio.channels, midi_port)
-    device = find_output_device(audio.device)
-    name_jack_client()
-    return AudioOutput(device, audio.block_size, audio.channels)
-
-
 class AudioOutput:
     backend = "portaudio"
 

@@ -10,6 +10,7 @@ Threads and what each owns:
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import signal
@@ -23,7 +24,7 @@ import numpy as np
 import soundfile
 from threadpoolctl import threadpool_limits
 
-from .audio import open_output
+from .output import open_output
 from .config import load_config, save_user_settings
 from .control import ControlServer
 from .dropfolder import DropFolder
@@ -85,6 +86,7 @@ class Instrument:
         self.control = ControlServer({"save": self.save, "recall": self.recall, "drop": self.load_sample, "loop": self.set_loop,
                                       "model": self.switch_model, "learn": self.learn, "status": self.status})
         self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
+        self._audio_lost_at = None  # when the JACK server went away, until it is back
         self.web = WebPage(self, config.web) if config.web.enabled else None
         folder = config.save.drop_folder
         self.drop = DropFolder(Path(folder), lambda path: self._report(self.load_sample, path), say) if folder else None
@@ -123,6 +125,28 @@ class Instrument:
                 step()
             except Exception:
                 log.exception("error during shutdown")
+
+    def keep_audio_alive(self) -> None:
+        """Called by the main loop: when the JACK server goes away, wait for it and reopen, keeping
+        the knobs, the model and every setting (the engine and its snare never went away)."""
+        if not getattr(self.audio, "server_lost", False):
+            return
+        if self._audio_lost_at is None:
+            self._audio_lost_at = time.monotonic()
+            self.say("audio: the JACK server went away; playing again as soon as it is back")
+            self.audio.close()
+        try:
+            audio = open_output(dataclasses.replace(self.config.audio, backend="jack"), self.config.midi.virtual_port)
+        except UserError:
+            return  # not back yet
+        if audio.sample_rate != self.sample_rate:
+            audio.close()
+            raise UserError(f"the JACK server came back at {audio.sample_rate} Hz instead of {self.sample_rate} Hz; restart latent-snare")
+        audio.attach(self.engine, self.router)
+        audio.start()
+        self.audio = audio
+        self.say(f"audio: JACK is back; reopened {time.monotonic() - self._audio_lost_at:.1f} s after it went away")
+        self._audio_lost_at = None
 
     # --- what the front ends ask for ------------------------------------------------------------
 
@@ -278,6 +302,7 @@ def run_service(args) -> int:
                 key = terminal.read_key(STATUS_INTERVAL_S, stop)
                 if key is not None and not terminal.handle_key(key, instrument):
                     break
+                instrument.keep_audio_alive()
                 terminal.status(instrument.status())
     finally:
         instrument.stop()

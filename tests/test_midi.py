@@ -64,9 +64,11 @@ def test_ports_are_matched_by_name_patterns():
     assert match_ports(names, (), ()) == []
 
 
+# 2000 examples of 25..75 chunks: about 100 000 random byte sequences per run, through both the
+# MIDI thread's path (parsed messages) and the JACK audio thread's raw path.
 @settings(max_examples=2000, deadline=None)
-@given(st.lists(st.binary(min_size=1, max_size=4), max_size=50))
-def test_random_bytes_never_raise_and_all_notes_off_leaves_no_voice(chunks):
+@given(st.lists(st.binary(min_size=1, max_size=4), min_size=25, max_size=75), st.integers(0, 127))
+def test_random_bytes_never_raise_and_all_notes_off_leaves_no_voice(chunks, offset):
     import numpy as np
 
     engine = Engine(48000, 128)
@@ -75,6 +77,9 @@ def test_random_bytes_never_raise_and_all_notes_off_leaves_no_voice(chunks):
     parser = mido.Parser()
     for chunk in chunks:
         parser.feed(chunk)
+        if len(chunk) <= 3:
+            r.handle_in_cycle(chunk, offset)
+            engine.render(128)
     for msg in parser:
         r.handle(msg)
         engine.render(128)
@@ -124,3 +129,28 @@ def test_midi_learn_assigns_the_next_free_control_and_skips_ones_that_have_a_job
     assert r.learn_skipped == {"CC 21": "midi.cc_x"} and rec.knobs[-1] == (3, 64) and len(learned) == 2
     r.handle(cc(90, 127))
     assert learned[-1] == ("loop.toggle_cc", 90)
+
+
+def test_the_audio_threads_fast_path_plays_trigger_notes_at_their_offset_and_defers_the_rest():
+    r, rec = router(channel=1)
+    handled = [r.handle_in_cycle(bytes(data), offset) for data, offset in [
+        ([0x90, 38, 100], 17),  # a trigger note on channel 1: played at frame 17
+        ([0x80, 38, 0], 20), ([0x90, 38, 0], 21),  # note-off, and note-on velocity 0 (a note-off)
+        ([0x91, 38, 100], 5),  # another channel: ignored here, not deferred
+        ([0x90, 60, 100], 5),  # not a trigger note: ignored
+        ([0xF8], 64), ([0xFA], 0), ([0xFE], 3),  # clock at its frame, start, active sensing ignored
+        ([0xB0, 74, 3], 9), ([0xC0, 1], 9), ([0xE0, 0, 64], 9),  # knobs, programs, pitch bend: the MIDI thread's
+    ]]
+    assert handled == [True, True, True, True, True, True, True, True, False, False, False]
+    assert rec.events == [(NOTE_ON, 38, 100, 17), (NOTE_OFF, 38, 0, 20), (NOTE_OFF, 38, 0, 21), (CLOCK, 0, 0, 64), (START, 0, 0)]
+    assert rec.knobs == [] and rec.programs == []
+
+
+def test_the_fast_path_leaves_saving_and_learning_to_the_midi_thread():
+    r, rec = router(trigger_notes=(38,))
+    r.controls["save.note"] = 38
+    assert r.handle_in_cycle(bytes([0x90, 38, 100]), 0) is False  # saving writes files: never on the audio thread
+    r.controls["save.note"] = -1
+    r.learn("loop", lambda *learned: None)
+    assert r.handle_in_cycle(bytes([0x90, 38, 100]), 0) is False  # learning changes the assignments
+    assert rec.events == [] and rec.saves == []
