@@ -1,14 +1,18 @@
-"""Faults the running instrument must survive: its JACK server dying and coming back."""
+"""Faults the instrument must survive: its JACK server dying and coming back, and a bug raising
+inside the audio callback of a running stream (on both backends)."""
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
+
+from instrument.engine import NOTE_ON, Engine
 
 from .conftest import ARTIFACTS
 from .listen import assert_matches, expected_snare, hit, set_knobs
-from .rig import Rig, ServiceProcess, start_jackd, stop_process
+from .rig import SERVER_NAME, Rig, ServiceProcess, first_sound, start_jackd, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -57,3 +61,58 @@ def test_the_instrument_survives_its_jack_server_dying_and_coming_back(jack_serv
         code = service.stop()
         stop_process(jackd)
     assert code == 0, f"the service did not stop cleanly after the restart: {service.log_path.read_text()[-1500:]}"
+
+
+class FaultyEngine(Engine):
+    """An engine whose render raises on chosen calls: a bug inside the audio callback."""
+
+    def __init__(self, *args, fail_on=(), **kw):
+        super().__init__(*args, **kw)
+        self.fail_on = set(fail_on)
+        self.calls = 0
+
+    def render(self, frames):
+        self.calls += 1
+        if self.calls in self.fail_on:
+            raise RuntimeError("simulated bug in the audio callback")
+        return super().render(frames)
+
+
+@pytest.mark.parametrize("backend", ["jack", "portaudio"])
+def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_runs_on(jack_server, monkeypatch, backend):
+    from instrument.config import AudioConfig
+    from instrument.output import open_output
+
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", SERVER_NAME)
+    output = open_output(AudioConfig(backend=backend, device="JACK", channels=1), "")
+    engine = FaultyEngine(output.sample_rate, 4096, fail_on=range(200, 203))  # three blocks, about 1 s in
+    engine.publish(np.full(output.sample_rate, 0.25, dtype=np.float32))  # a 1 s plateau: any dropout shows
+    output.attach(engine, None)
+    output.start()
+    rig = Rig(midi_targets=(), audio_sources=(f"{'latent-snare' if backend == 'jack' else 'latent-snare-audio'}:out_0",))
+    try:
+        start = rig.last_frame
+        engine.post(NOTE_ON, 38, 127)
+        deadline = time.monotonic() + 5
+        while engine.calls < 400 and time.monotonic() < deadline:  # well past the faults
+            time.sleep(0.05)
+        assert engine.calls >= 400, f"the callback stopped being called after the faults ({engine.calls} calls)"
+        assert output.callback_errors == 3
+        # The sound went on after the faults: a second note, long after them, is heard.
+        later = rig.last_frame
+        engine.post(NOTE_ON, 38, 127)
+        assert first_sound(rig.audio(later, rig.rate // 2)) is not None, "no sound after the faults"
+        recorded = rig.audio(start, 2 * rig.rate)
+        assert np.count_nonzero(np.abs(recorded) < 1e-6) >= 3 * 128 / 2  # the failed blocks were silence, not garbage
+        assert np.all(np.isfinite(recorded)) and np.max(np.abs(recorded)) <= 10 ** (-1 / 20) + 1e-6
+    finally:
+        rig.close()
+        output.close()
+        if backend == "portaudio":
+            # PortAudio keeps a JACK client until it terminates; let it go while this server still runs
+            # (terminating against a server that is gone aborts the interpreter at exit).
+            import sounddevice as sd
+
+            monkeypatch.undo()
+            sd._terminate()
+            sd._initialize()
