@@ -286,7 +286,9 @@ def run_service(args) -> int:
     terminal = Terminal(live_status=not args.no_status)
     instrument = Instrument(config, args.model, say=terminal.say)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP does not reload the config (engine sizes, ports and the model are fixed at start); like
+    # a closed terminal, it stops cleanly. systemd's restart is the reload (see the README).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     try:
         instrument.start()

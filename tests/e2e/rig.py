@@ -50,9 +50,9 @@ def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVE
     raise RuntimeError("jackd did not start within 10 s")
 
 
-def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> int | None:
+def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0, sig: int = signal.SIGTERM) -> int | None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         try:
             proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -180,5 +180,5 @@ class ServiceProcess:
         """Its first audio output port: its own JACK client's, or PortAudio's."""
         return "latent-snare:out_0" if self.backend == "jack" else "latent-snare-audio:out_0"
 
-    def stop(self) -> int | None:
-        return stop_process(self.proc)
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        return stop_process(self.proc, sig=sig)

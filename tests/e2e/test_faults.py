@@ -3,6 +3,7 @@ inside the audio callback of a running stream (on both backends)."""
 
 from __future__ import annotations
 
+import signal
 import time
 
 import numpy as np
@@ -58,9 +59,10 @@ def test_the_instrument_survives_its_jack_server_dying_and_coming_back(jack_serv
         finally:
             rig.close()
     finally:
-        code = service.stop()
+        code = service.stop(signal.SIGHUP)  # SIGHUP stops cleanly, like SIGTERM (it does not reload)
         stop_process(jackd)
     assert code == 0, f"the service did not stop cleanly after the restart: {service.log_path.read_text()[-1500:]}"
+    assert any(line.startswith("latent-snare: stopped") for line in service.lines)
 
 
 class FaultyEngine(Engine):
