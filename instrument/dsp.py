@@ -12,6 +12,9 @@ TAIL_FADE_MS = 10.0
 # Every playable snare is normalized to this peak, so velocity alone sets the level and a
 # few stacked hits still pass under the limiter's ceiling without much gain reduction.
 SNARE_PEAK_DB = -6.0
+# Every model's output layer is bounded (tanh, sigmoid, or linear near unit scale): a decode this
+# far above full scale means broken weights, and is refused rather than normalized into a sound.
+MAX_DECODER_PEAK = 8.0
 
 
 def db_to_gain(db: float) -> float:
@@ -39,10 +42,12 @@ def dc_block(wave: np.ndarray, sample_rate: int, cutoff_hz: float = DC_BLOCK_HZ)
 
 def finish_snare(wave: np.ndarray, model_rate: int, out_rate: int) -> np.ndarray:
     """Decoder output -> playable snare at `out_rate`: DC-free, resampled, tail faded to zero,
-    peak at SNARE_PEAK_DB. Raises ValueError for NaN/Inf or a silent decode (nothing to play)."""
+    peak at SNARE_PEAK_DB. Raises ValueError for NaN/Inf, an absurd level, or a silent decode."""
     wave = np.asarray(wave, dtype=np.float32)
     if not np.all(np.isfinite(wave)):
         raise ValueError("decoder returned NaN or Inf")
+    if float(np.max(np.abs(wave), initial=0.0)) > MAX_DECODER_PEAK:
+        raise ValueError(f"decoder returned a peak above {MAX_DECODER_PEAK:g} (broken weights?)")
     wave = dc_block(wave, model_rate)
     if out_rate != model_rate:
         wave = soxr.resample(wave, model_rate, out_rate, quality="HQ")
