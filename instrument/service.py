@@ -29,7 +29,7 @@ from .config import load_config, save_user_settings
 from .control import ControlServer
 from .dropfolder import DropFolder
 from .dsp import spectral_match
-from .engine import LOOP, NOTE_ON, TEMPO, Engine
+from .engine import ALL_SOUND_OFF, ALL_SOUND_OFF_FADE_MS, LOOP, NOTE_ON, TEMPO, Engine
 from .errors import UserError
 from .midi import MidiPorts, MidiRouter
 from .modelfile import available_models, load_model
@@ -46,6 +46,7 @@ SWITCH_INTERVAL_S = 0.0005  # a thread holding the GIL yields within 0.5 ms, not
 GC_GEN0_THRESHOLD = 50_000  # rare, small collections; start-up garbage is frozen out of the way
 STATUS_INTERVAL_S = 0.25
 FIRST_DECODE_TIMEOUT_S = 5.0
+STOP_FADE_S = ALL_SOUND_OFF_FADE_MS / 1e3 + 0.03  # the fade, plus a few blocks for the audio thread to play it
 AUDITION_NOTE = 38  # GM acoustic snare: what the page's hit button plays
 
 
@@ -119,7 +120,7 @@ class Instrument:
     def stop(self) -> None:
         # The front ends go first, so nothing new reaches the engine while it closes.
         steps = [self.drop.stop if self.drop else None, self.web.close if self.web else None, self.control.close,
-                 self.audio.close, self.midi.close, self.worker.stop, lambda: self.jobs.shutdown(wait=False)]
+                 self._fade_out, self.audio.close, self.midi.close, self.worker.stop, lambda: self.jobs.shutdown(wait=False)]
         for step in filter(None, steps):
             try:
                 step()
@@ -147,6 +148,11 @@ class Instrument:
         self.audio = audio
         self.say(f"audio: JACK is back; reopened {time.monotonic() - self._audio_lost_at:.1f} s after it went away")
         self._audio_lost_at = None
+
+    def _fade_out(self) -> None:
+        """Stop on silence, not mid-hit: a stream closed under a sounding voice clicks."""
+        self.engine.post(ALL_SOUND_OFF)
+        time.sleep(STOP_FADE_S)
 
     # --- what the front ends ask for ------------------------------------------------------------
 

@@ -133,3 +133,28 @@ def test_limiter_releases_back_to_unity():
     engine.post(NOTE_ON, 38, 127)
     out = run(engine, 4)
     np.testing.assert_allclose(out, snare()[: 4 * BLOCK], atol=1e-3)
+
+
+def max_click(out: np.ndarray, onsets: int) -> float:
+    """The largest sample-to-sample jump once the `onsets` largest (the hits' own starts) are set aside."""
+    return float(np.sort(np.abs(np.diff(np.concatenate([[0.0], out]))))[::-1][onsets])
+
+
+def test_all_sound_off_fades_without_a_click():
+    engine = Engine(RATE, BLOCK)
+    engine.publish(np.full(RATE, 0.2, dtype=np.float32))  # flat: any cut would be a 0.2 jump
+    engine.post(NOTE_ON, 38, 127)
+    out = run(engine, 3)
+    engine.post(ALL_SOUND_OFF)
+    out = np.concatenate([out, run(engine, 4)])
+    assert out[-1] == 0 and max_click(out, onsets=1) < 0.1 * 0.2
+
+
+def test_switching_the_snare_under_a_sounding_voice_never_clicks():
+    engine = Engine(RATE, BLOCK)
+    engine.publish(np.full(RATE, 0.2, dtype=np.float32))
+    engine.post(NOTE_ON, 38, 127)
+    out = run(engine, 3)
+    engine.publish(np.full(RATE, -0.4, dtype=np.float32))  # a model switch or knob move mid-hit
+    out = np.concatenate([out, run(engine, 3)])
+    assert np.all(out[1:] == pytest.approx(0.2)) and max_click(out, onsets=1) == 0
