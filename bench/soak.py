@@ -1,0 +1,104 @@
+"""Soak: minutes of scripted notes and knob sweeps through JACK, the instrument beside FluidSynth.
+
+    .venv/bin/python bench/soak.py [--minutes 10] [--period 128] [--hog N]
+
+Notes (8/s, varied velocity) and slow sweeps of both knobs (20 CC/s each) go to
+both instruments from one rig port. Every 10 s the service's resident memory,
+threads and open file descriptors are sampled from /proc. Reported: xruns
+jackd attributes to each instrument, the service's underflows, and RSS,
+threads and fds after a 30 s warm-up and at the end. `--hog N` runs
+`stress-ng --cpu N` beside them (Debian's stress-ng) for the loaded variant.
+Targets: no xrun attributed to the service, RSS growth under 5 % after
+warm-up, threads and fds stable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jackbench import SOURCES, machine, require_fluidsynth, side_by_side, xruns_by_client
+from stress import STOP_LINE
+
+from tests.e2e.rig import stop_process
+
+NOTES_PER_S, SWEEP_CC_PER_S, SWEEP_PERIOD_S = 8, 20, 17.0
+SAMPLE_EVERY_S, WARM_UP_S = 10.0, 30.0
+
+
+def process_sample(pid: int) -> tuple[int, int, int]:
+    """(RSS in kB, threads, open file descriptors) of a running process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    return rss_kb, len(list(Path(f"/proc/{pid}/task").iterdir())), len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--period", type=int, default=128)
+    parser.add_argument("--hog", type=int, default=0, metavar="N", help="stress-ng --cpu N beside the instruments")
+    args = parser.parse_args()
+    require_fluidsynth()
+    if args.hog and shutil.which("stress-ng") is None:
+        sys.exit("bench: --hog needs stress-ng: apt-get install -y stress-ng")
+    from instrument.config import load_config
+
+    midi = load_config().midi
+    seconds = args.minutes * 60
+    hog = subprocess.Popen(["stress-ng", "--cpu", str(args.hog), "--quiet"], start_new_session=True) if args.hog else None
+    samples: list[tuple[float, tuple[int, int, int]]] = []
+    try:
+        with side_by_side(args.period, record_seconds=10) as (rig, jackd_log, service, _fluidsynth):
+            start = time.monotonic()
+            next_note = next_cc = next_sample = start
+            notes_sent = 0
+            while (now := time.monotonic()) - start < seconds:
+                batch = []
+                if now >= next_cc:
+                    phase = 2 * math.pi * (now - start) / SWEEP_PERIOD_S
+                    batch += [[0xB0, midi.cc_x, round(63.5 + 63.5 * math.sin(phase))],
+                              [0xB0, midi.cc_y, round(63.5 + 63.5 * math.cos(phase * 0.7))]]
+                    next_cc += 1 / SWEEP_CC_PER_S
+                if now >= next_note:
+                    batch.append([0x99, 38, 40 + (notes_sent * 37) % 88])
+                    notes_sent += 1
+                    next_note += 1 / NOTES_PER_S
+                if batch:
+                    rig.send(*batch)
+                if now >= next_sample:
+                    samples.append((now - start, process_sample(service.proc.pid)))
+                    next_sample += SAMPLE_EVERY_S
+                time.sleep(0.005)
+            samples.append((time.monotonic() - start, process_sample(service.proc.pid)))
+        xruns = xruns_by_client(jackd_log)
+    finally:
+        if hog:
+            stop_process(hog)
+    time.sleep(0.5)
+    stop = next((m for m in map(STOP_LINE.search, service.lines) if m), None)
+    warm = next(s for t, s in samples if t >= WARM_UP_S) if seconds > WARM_UP_S else samples[0][1]
+    end = samples[-1][1]
+    load = f", beside stress-ng --cpu {args.hog}" if args.hog else ""
+    print(f"soak: {args.minutes:g} min, {NOTES_PER_S} notes/s + knob sweeps, period {args.period} at 48 kHz{load} ({machine()})\n")
+    print("| instrument | its xruns | notes played / sent | underflows |")
+    print("|---|---:|---:|---:|")
+    for name in SOURCES:
+        own = sum(count for client, count in xruns.items() if client.startswith(name))
+        played = f"{stop[1]} / {notes_sent}" if name == "latent-snare" and stop else "n/a"
+        under = stop[2] if name == "latent-snare" and stop else "n/a"
+        print(f"| {name} | {own} | {played} | {under} |")
+    print("\n| latent-snare | RSS MB | threads | fds |")
+    print("|---|---:|---:|---:|")
+    for label, (rss, threads, fds) in ((f"after {WARM_UP_S:.0f} s warm-up", warm), ("at the end", end)):
+        print(f"| {label} | {rss / 1024:.1f} | {threads} | {fds} |")
+    print(f"\nRSS growth after warm-up: {100 * (end[0] - warm[0]) / warm[0]:+.1f} %; xruns by client: {dict(sorted(xruns.items())) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
