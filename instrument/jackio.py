@@ -129,6 +129,9 @@ class JackOutput:
                 log.warning("could not connect %s to %s: %s", self.outs[i % len(self.outs)].name, speaker.name, err)
 
     def close(self) -> None:
+        """Idempotent: the service closes a client whose server died, and again at shutdown."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._midi_thread.is_alive():
             self._midi_thread.join(1.0)

@@ -1,11 +1,15 @@
 """`latent-snare run`: wires config, model, decode worker, engine, MIDI and audio together.
 
 Threads and what each owns:
-- audio (PortAudio/JACK's thread): the engine's voices and mixing buffers;
+- audio (JACK's process thread, or PortAudio's): the engine's voices and mixing buffers; with
+  the JACK backend it also reads the virtual port's MIDI and starts trigger notes itself;
 - decode-worker: decoding, and the lifetime of published samples;
-- rtmidi's callback threads: nothing; they post events and knob requests;
+- rtmidi's callback threads and midi-in (the JACK backend's other MIDI): nothing; they post
+  events and knob requests;
+- web: the control page's event loop; jobs: saves, uploads and model loads, one at a time;
 - midi-rescan: the set of open hardware ports;
-- main: start-up, the status line, and shutdown on Ctrl-C or SIGTERM.
+- main: start-up, the status line, reopening JACK after its server restarts, and shutdown on
+  Ctrl-C, SIGTERM or SIGHUP.
 """
 
 from __future__ import annotations
