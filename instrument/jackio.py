@@ -59,7 +59,8 @@ class JackOutput:
             raise UserError("no JACK server answers: start jackd (or choose audio.backend: portaudio)") from err
         self.sample_rate = self.client.samplerate
         self.block_size = self.client.blocksize
-        self.midi_in = self.client.midi_inports.register(midi_port) if midi_port else None
+        # One MIDI input for the DAW (the virtual port) and for hardware ports connected to it by JackPorts.
+        self.midi_in = self.client.midi_inports.register(midi_port or "in")
         self.outs = [self.client.outports.register(f"out_{i}") for i in range(channels)]
         self.inbox: deque = deque(maxlen=INBOX_SIZE)  # raw messages for the router, written by the callback only
         self.client.set_process_callback(self._process)
@@ -75,12 +76,11 @@ class JackOutput:
 
     def _process(self, frames: int) -> None:
         try:
-            if self.midi_in is not None:
-                for offset, data in self.midi_in.incoming_midi_events():
-                    if 0 < len(data) <= 3:  # SysEx is never copied on this thread
-                        data = bytes(data)
-                        if not self.router.handle_in_cycle(data, offset):
-                            self.inbox.append(data)
+            for offset, data in self.midi_in.incoming_midi_events():
+                if 0 < len(data) <= 3:  # SysEx is never copied on this thread
+                    data = bytes(data)
+                    if not self.router.handle_in_cycle(data, offset):
+                        self.inbox.append(data)
             done = 0
             while done < frames:  # a server period may be longer than the engine's largest block
                 n = min(frames - done, self.engine.max_block)
@@ -138,3 +138,54 @@ class JackOutput:
         if not self.server_lost:
             self.client.deactivate()
         self.client.close()
+
+
+class JackPorts:
+    """Hardware MIDI inputs on the JACK backend: every JACK MIDI output whose name matches the
+    config's patterns is connected to the instrument's own MIDI input, so hardware notes are read
+    in the audio cycle too. Not rtmidi: its JACK calls hold the GIL while the server waits for our
+    process callback, which needs the GIL (a deadlock that kicked the client out). JACK-Client's
+    calls release it. Rescanned every `reconnect_s`; an unplugged port's connection goes with it."""
+
+    def __init__(self, config, output: JackOutput):
+        self.config = config
+        self.output = output
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._rescan_loop, name="midi-rescan", daemon=True)
+
+    def open(self) -> "JackPorts":
+        self._thread.start()
+        return self
+
+    def rescan(self) -> None:
+        from .midi import match_ports
+
+        client, port = self.output.client, self.output.midi_in
+        if self.output.server_lost or not self.config.inputs:
+            return
+        try:
+            names = [p.name for p in client.get_ports(is_midi=True, is_output=True) if not p.name.startswith(f"{client.name}:")]
+            connected = {p.name for p in client.get_all_connections(port)}
+            for name in match_ports(names, self.config.inputs, self.config.exclude):
+                if name not in connected:
+                    client.connect(name, port)
+                    log.info("MIDI input %r connected", name)
+        except Exception as err:  # a port that vanished mid-scan, or the server going away
+            log.warning("MIDI rescan: %s", err)
+
+    def _rescan_loop(self) -> None:
+        self.rescan()
+        while not self._stop.wait(self.config.reconnect_s):
+            self.rescan()
+
+    def connected(self) -> list[str]:
+        names = [self.config.virtual_port + " (virtual)"] if self.config.virtual_port else []
+        try:
+            return names + [p.name for p in self.output.client.get_all_connections(self.output.midi_in)]
+        except Exception:
+            return names
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)

@@ -266,10 +266,9 @@ class RtInput:
 class MidiPorts:
     """Opens the virtual port and the matching hardware inputs; reconnects by name."""
 
-    def __init__(self, config, handler, open_virtual: bool = True):
+    def __init__(self, config, handler):
         self.config = config
         self.handler = handler
-        self.open_virtual = open_virtual  # False: the JACK backend's own client carries the virtual port
         self.api = resolve_api(config.api)
         try:
             self._scanner = open_scanner(self.api)
@@ -283,7 +282,7 @@ class MidiPorts:
         self._thread = threading.Thread(target=self._rescan_loop, name="midi-rescan", daemon=True)
 
     def open(self) -> "MidiPorts":
-        if self.config.virtual_port and self.open_virtual:
+        if self.config.virtual_port:
             if self.api == "WINDOWS_MM":
                 raise UserError("Windows MIDI has no virtual ports: set midi.virtual_port to \"\" and "
                                 "use a loopback driver such as loopMIDI, listed under midi.inputs")
@@ -322,8 +321,7 @@ class MidiPorts:
             self.rescan()
 
     def connected(self) -> list[str]:
-        virtual = self.virtual or (self.config.virtual_port and not self.open_virtual)
-        names = [self.config.virtual_port + " (virtual)"] if virtual else []
+        names = [self.config.virtual_port + " (virtual)"] if self.virtual else []
         with self._lock:
             return names + list(self.inputs)
 

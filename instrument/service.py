@@ -35,6 +35,7 @@ from .dropfolder import DropFolder
 from .dsp import spectral_match
 from .engine import ALL_SOUND_OFF, ALL_SOUND_OFF_FADE_MS, LOOP, NOTE_ON, TEMPO, Engine
 from .errors import UserError
+from .jackio import JackPorts
 from .midi import MidiPorts, MidiRouter
 from .modelfile import available_models, load_model
 from .saving import History, Saved, save_snare
@@ -87,7 +88,7 @@ class Instrument:
         self.router = MidiRouter(config, self.engine, on_knobs=self.worker.request_cc,
                                  on_save=lambda: self.background(self.save), on_program=lambda n: self.background(self.switch_model, n))
         self.audio.attach(self.engine, self.router)
-        self.midi = MidiPorts(config.midi, self.router.handle, open_virtual=self.audio.backend != "jack")
+        self.midi = self._midi_ports()
         self.control = ControlServer({"save": self.save, "recall": self.recall, "drop": self.load_sample, "loop": self.set_loop,
                                       "model": self.switch_model, "learn": self.learn, "status": self.status})
         self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
@@ -131,6 +132,12 @@ class Instrument:
             except Exception:
                 log.exception("error during shutdown")
 
+    def _midi_ports(self):
+        """JACK: hardware ports are connected to the audio client's own MIDI input; else rtmidi ports."""
+        if self.audio.backend == "jack":
+            return JackPorts(self.config.midi, self.audio)
+        return MidiPorts(self.config.midi, self.router.handle)
+
     def keep_audio_alive(self) -> None:
         """Called by the main loop: when the JACK server goes away, wait for it and reopen, keeping
         the knobs, the model and every setting (the engine and its snare never went away)."""
@@ -149,7 +156,9 @@ class Instrument:
             raise UserError(f"the JACK server came back at {audio.sample_rate} Hz instead of {self.sample_rate} Hz; restart latent-snare")
         audio.attach(self.engine, self.router)
         audio.start()
+        self.midi.close()
         self.audio = audio
+        self.midi = self._midi_ports().open()
         self.say(f"audio: JACK is back; reopened {time.monotonic() - self._audio_lost_at:.1f} s after it went away")
         self._audio_lost_at = None
 
