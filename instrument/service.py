@@ -124,8 +124,9 @@ class Instrument:
 
     def stop(self) -> None:
         # The front ends go first, so nothing new reaches the engine while it closes.
+        # MIDI before audio: on JACK the port scanner uses the audio client, which must outlive it.
         steps = [self.drop.stop if self.drop else None, self.web.close if self.web else None, self.control.close,
-                 self._fade_out, self.audio.close, self.midi.close, self.worker.stop, lambda: self.jobs.shutdown(wait=False)]
+                 self.midi.close, self._fade_out, self.audio.close, self.worker.stop, lambda: self.jobs.shutdown(wait=False)]
         for step in filter(None, steps):
             try:
                 step()
