@@ -10,6 +10,7 @@ let ws = null;
 let state = null;
 let dragging = false;
 let lastLocalMove = -Infinity;
+let lastLoopSent = -Infinity;  // the loop box shows the user's click, not an older state, until the server has it
 let pendingMove = null;  // newest pad position not yet sent; sent once per animation frame
 let mapModel = null;
 let audioContext = null;
@@ -63,7 +64,7 @@ function showState(s) {
     $("map").src = `/map/${encodeURIComponent(s.model)}.png`;
     $("model").value = s.model;
   }
-  $("loop").checked = s.loop;
+  if (performance.now() - lastLoopSent > LOCAL_HOLD_MS) $("loop").checked = s.loop;
   if (document.activeElement !== $("bpm")) $("bpm").value = s.bpm;
   $("r-latent").textContent = `x ${fmt(s.latent[0])}  y ${fmt(s.latent[1])}`;
   $("r-cc").textContent = `${s.cc[0]}, ${s.cc[1]}`;
@@ -155,10 +156,15 @@ document.addEventListener("keydown", (e) => {
 
 // --- loop and model ----------------------------------------------------------------------------
 
-$("loop").addEventListener("change", () => send({ type: "loop", on: $("loop").checked, bpm: Number($("bpm").value) }));
+function sendLoop(bpm) {
+  lastLoopSent = performance.now();
+  send({ type: "loop", on: $("loop").checked, bpm });
+}
+
+$("loop").addEventListener("change", () => sendLoop(Number($("bpm").value)));
 $("bpm").addEventListener("change", () => {
   const bpm = Number($("bpm").value);
-  if (bpm >= 20 && bpm <= 400) send({ type: "loop", on: $("loop").checked, bpm });
+  if (bpm >= 20 && bpm <= 400) sendLoop(bpm);
   else say("tempo must be 20..400 bpm", "bad");
 });
 $("model").addEventListener("change", () => send({ type: "model", name: $("model").value }));
