@@ -52,6 +52,7 @@ def find_output_device(name: str) -> int | None:
 
 class AudioOutput:
     backend = "portaudio"
+    server_lost = False  # PortAudio reports no server loss; the JACK backend sets its own
 
     def __init__(self, device: int | None, block_size: int, channels: int):
         self.engine = None

@@ -98,9 +98,8 @@ class JackOutput:
     def _xrun(self, _delay_us: float) -> None:
         self.underflows += 1
 
-    def _shutdown(self, _status, reason: str) -> None:
+    def _shutdown(self, _status, _reason: str) -> None:
         self.server_lost = True
-        self.shutdown_reason = reason
 
     # --- the MIDI thread ---------------------------------------------------------------------------
 

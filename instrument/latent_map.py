@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,6 @@ def _pyplot():
 def pad_picture(model, tiles: int = 16) -> bytes:
     """The web pad's background: a PNG mosaic with no axes, tile centres at CC (i + 0.5) * 127 / tiles,
     so the picture spans CC 0..127 edge to edge (x right, y up)."""
-    import io
-
     from matplotlib.image import imsave
 
     png = io.BytesIO()

@@ -111,12 +111,10 @@ class MidiRouter:
                          "save.cc": config.save.cc, "save.note": config.save.note}
         self.triggers = frozenset(midi.trigger_notes)
         self.knobs = [64, 64]  # CC values, centred until a knob moves
-        self.messages = 0
         self._button_down: dict[int, bool] = {}
         self._learning = None  # (target, callback) while waiting for the control to move
 
     def handle(self, msg: mido.Message) -> None:
-        self.messages += 1
         kind = msg.type
         if kind in REALTIME_EVENTS:  # clock and transport: no channel
             self.engine.post(REALTIME_EVENTS[kind])
@@ -146,7 +144,6 @@ class MidiRouter:
             return True
         if status & 0xE0 != 0x80 or len(data) != 3 or self._learning or data[1] == self.controls["save.note"]:
             return False  # not a note, or a note whose job is slow (saving) or stateful (learning)
-        self.messages += 1
         if self.channel is None or status & 0x0F == self.channel:
             self._note(data[1], data[2] if status & 0xF0 == 0x90 else 0, offset)
         return True

@@ -41,7 +41,6 @@ from .modelfile import available_models, load_model
 from .saving import History, Saved, save_snare
 from .terminal import KEYS_HELP, Terminal
 from .untrusted import load_snare_isolated
-from .web.server import WebPage
 from .worker import DecodeWorker
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ class Instrument:
                                       "model": self.switch_model, "learn": self.learn, "status": self.status})
         self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
         self._audio_lost_at = None  # when the JACK server went away, until it is back
-        self.web = WebPage(self, config.web) if config.web.enabled else None
+        self.web = _web_page(self) if config.web.enabled else None
         folder = config.save.drop_folder
         self.drop = DropFolder(Path(folder), lambda path: self._report(self.load_sample, path), say) if folder else None
 
@@ -142,7 +141,7 @@ class Instrument:
     def keep_audio_alive(self) -> None:
         """Called by the main loop: when the JACK server goes away, wait for it and reopen, keeping
         the knobs, the model and every setting (the engine and its snare never went away)."""
-        if not getattr(self.audio, "server_lost", False):
+        if not self.audio.server_lost:
             return
         if self._audio_lost_at is None:
             self._audio_lost_at = time.monotonic()
@@ -295,6 +294,12 @@ class Instrument:
         return (f"{model.name if model else '-'} x {latent[0]:+.3f} y {latent[1]:+.3f} (CC {cc[0]:3d}, {cc[1]:3d})"
                 f" | voices {self.engine.stats.voices:2d}{loop} | decode {self.worker.last_decode_ms:.1f} ms"
                 f" | underflows {self.audio.underflows} | MIDI: {', '.join(self.midi.connected()) or 'none'}")
+
+
+def _web_page(instrument):
+    from .web.server import WebPage  # aiohttp is imported only when the page is on
+
+    return WebPage(instrument, instrument.config.web)
 
 
 def run_service(args) -> int:
