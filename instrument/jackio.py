@@ -34,11 +34,19 @@ INBOX_POLL_S = 0.002  # the MIDI thread's wake-up: knob moves reach the decoder 
 def jack_server_running() -> bool:
     try:
         import jack
-
+    except OSError:  # no libjack
+        return False
+    # A missing server is an answer here, not an error: keep libjack's complaints off the terminal.
+    jack.set_error_function(lambda _msg: None)
+    jack.set_info_function(lambda _msg: None)
+    try:
         jack.Client(f"{CLIENT_NAME}-probe", no_start_server=True).close()
         return True
-    except Exception:  # no libjack (OSError), no server (JackOpenError)
+    except jack.JackOpenError:
         return False
+    finally:
+        jack.set_error_function(None)  # back to libjack's defaults, for a server that is really there
+        jack.set_info_function(None)
 
 
 class JackOutput:
