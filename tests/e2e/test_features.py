@@ -4,6 +4,7 @@ the drop folder, program-change model switching, and MIDI learn."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -45,6 +46,11 @@ def service(jack_server, tmp_path_factory, user_folders, second_model):
     assert svc.stop() == 0
 
 
+def server_xruns() -> int:
+    """The xruns the JACK server has reported to the service so far (its status calls them underflows)."""
+    return int(re.search(r"underflows (\d+)", send_command("status")).group(1))
+
+
 def wait_for(predicate, timeout_s=5.0, what="condition"):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -58,6 +64,7 @@ def test_loop_follows_midi_clock_beats_and_transport(rig):
     # A DAW's clock is already running when the loop is switched on, so it never starts on its own tempo.
     rig.send(CLOCK)
     rig.send(START, LOOP_ON)
+    xruns_before = server_xruns()
     tick_frames = []
     tick_s = 60 / BPM / 24
     t0 = time.monotonic()
@@ -69,15 +76,20 @@ def test_loop_follows_midi_clock_beats_and_transport(rig):
         time.sleep(tick_s)
         rig.send(CLOCK)
     rig.send(LOOP_OFF)
-    lateness = []
+    lateness, missed = [], []
     for beat in range(4):
         tick = tick_frames[24 * beat]
-        window = rig.audio(tick - 2 * rig.period, int(0.5 * rig.rate))
-        onset = first_sound(window)
-        assert onset is not None, f"no loop hit on beat {beat}"
-        lateness.append(onset - 2 * rig.period)
-    # A tick reaches the engine one period after the rig sends it at the earliest (JACK MIDI ->
-    # rtmidi's thread -> the next audio block): "within one period of arrival" is <= 2 periods of sending.
+        onset = first_sound(rig.audio(tick - 2 * rig.period, int(0.5 * rig.rate)))
+        if onset is None:
+            missed.append(beat)
+        else:
+            lateness.append(onset - 2 * rig.period)
+    # A tick sent in a cycle the dummy driver xruns is lost for every client (see the README), and
+    # a DAW does not resend clock: one missed beat is excused only if the server reported an xrun.
+    xruns = server_xruns() - xruns_before
+    assert not missed or (len(missed) == 1 and xruns > 0), f"no loop hit on beats {missed} ({xruns} server xruns meanwhile)"
+    # On the JACK backend a tick plays in the cycle it arrives in; on PortAudio it crosses rtmidi's
+    # thread into the next block. "Within one period of arrival" is <= 2 periods of sending on either.
     assert all(0 <= late <= 2 * rig.period for late in lateness), f"hit onsets vs their clock ticks: {lateness} frames"
     after_stop = rig.audio(tick_frames[-1] + int(0.8 * rig.rate), int(0.9 * rig.rate))
     assert first_sound(after_stop) is None, "the loop played after MIDI stop"
