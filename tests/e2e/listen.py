@@ -3,6 +3,7 @@ what the model should have made, rendered offline."""
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -66,8 +67,24 @@ def send_state(rig, messages, arrived, attempts=3):
 
 
 def set_knobs(rig, x, y):
+    """Turn the knobs and wait until the service plays that position's snare: with the default model
+    its status shows the decoded point (on a loaded CI machine a decode can take longer than any
+    fixed wait); with another model, a settle time."""
     send_state(rig, [[0xB0, CC_X, x], [0xB0, CC_Y, y]], lambda status: f"(CC {x:3d}, {y:3d})" in status)
+    latent = _default_model().knobs.cc_to_latent(x, y)
+    decoded = f"{CONFIG.model} x {latent[0]:+.3f} y {latent[1]:+.3f} "
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        status = send_command("status")
+        if status.startswith(decoded) or not status.startswith(CONFIG.model + " "):
+            break
+        time.sleep(0.02)
     rig.wait_frames(int(DECODE_SETTLE_S * rig.rate))
+
+
+@functools.cache
+def _default_model():
+    return load_model(None, CONFIG.model)
 
 
 def assert_matches(recorded, right, wrong):
