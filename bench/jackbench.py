@@ -31,6 +31,7 @@ SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 FLUID_AUDIO = "fluidsynth-midi:left"
 SOURCES = ("latent-snare", "fluidsynth")  # recording index -> instrument name in the tables
 XRUN_LINE = re.compile(r"client = (\S+) was not finished")
+STOP_LINE = re.compile(r"stopped \((\d+) notes, (\d+) underflows, (\d+) callback errors\)")
 
 
 def require_fluidsynth() -> None:
@@ -61,13 +62,14 @@ def start_fluidsynth(rate: int, period: int) -> subprocess.Popen:
 
 
 @contextlib.contextmanager
-def side_by_side(period: int, rate: int = 48_000, record_seconds: int = 90, service_args: tuple[str, ...] = ()):
+def side_by_side(period: int, rate: int = 48_000, record_seconds: int = 90, service_args: tuple[str, ...] = (),
+                 realtime: bool = False):
     """Yields (rig, jackd_log_path, service, fluidsynth_proc): both instruments driven by the rig."""
     workdir = Path(tempfile.mkdtemp(prefix="latent-snare-bench-"))
     os.environ["LATENT_SNARE_ARTIFACTS"] = str(workdir)
     config = workdir / "virtual-only.yaml"
     config.write_text("midi:\n  inputs: []\n")
-    jackd = start_jackd(period=period, rate=rate, name=SERVER)
+    jackd = start_jackd(period=period, rate=rate, name=SERVER, realtime=realtime)
     procs = [jackd]
     try:
         service = ServiceProcess(["--config", str(config), "--blocksize", str(period), *service_args],
@@ -88,6 +90,24 @@ def side_by_side(period: int, rate: int = 48_000, record_seconds: int = 90, serv
 
 def xruns_by_client(jackd_log: Path) -> Counter:
     return Counter(XRUN_LINE.findall(jackd_log.read_text(errors="replace")))
+
+
+def stop_counts(service: ServiceProcess, timeout_s: float = 2.0) -> tuple[int, int] | None:
+    """(notes played, underflows) from the stopped service's last line, which arrives after it exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stop = next((m for m in map(STOP_LINE.search, service.lines) if m), None)
+        if stop:
+            return int(stop[1]), int(stop[2])
+        time.sleep(0.05)
+    return None
+
+
+def process_sample(pid: int) -> tuple[int, int, int]:
+    """(RSS in kB, threads, open file descriptors) of a running process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    return rss_kb, len(list(Path(f"/proc/{pid}/task").iterdir())), len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
 def machine() -> str:

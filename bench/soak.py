@@ -20,10 +20,8 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from jackbench import SOURCES, machine, require_fluidsynth, side_by_side, xruns_by_client
-from stress import STOP_LINE
+from jackbench import SOURCES, machine, process_sample, require_fluidsynth, side_by_side, stop_counts, xruns_by_client
 
 from tests.e2e.rig import stop_process
 
@@ -31,18 +29,12 @@ NOTES_PER_S, SWEEP_CC_PER_S, SWEEP_PERIOD_S = 8, 20, 17.0
 SAMPLE_EVERY_S, WARM_UP_S = 10.0, 30.0
 
 
-def process_sample(pid: int) -> tuple[int, int, int]:
-    """(RSS in kB, threads, open file descriptors) of a running process."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-    return rss_kb, len(list(Path(f"/proc/{pid}/task").iterdir())), len(list(Path(f"/proc/{pid}/fd").iterdir()))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--period", type=int, default=128)
     parser.add_argument("--hog", type=int, default=0, metavar="N", help="stress-ng --cpu N beside the instruments")
+    parser.add_argument("--realtime", action="store_true", help="run jackd (and so every client's process thread) at SCHED_FIFO")
     args = parser.parse_args()
     require_fluidsynth()
     if args.hog and shutil.which("stress-ng") is None:
@@ -54,7 +46,7 @@ def main() -> None:
     hog = subprocess.Popen(["stress-ng", "--cpu", str(args.hog), "--quiet"], start_new_session=True) if args.hog else None
     samples: list[tuple[float, tuple[int, int, int]]] = []
     try:
-        with side_by_side(args.period, record_seconds=10) as (rig, jackd_log, service, _fluidsynth):
+        with side_by_side(args.period, record_seconds=10, realtime=args.realtime) as (rig, jackd_log, service, _fluidsynth):
             start = time.monotonic()
             next_note = next_cc = next_sample = start
             notes_sent = 0
@@ -80,8 +72,7 @@ def main() -> None:
     finally:
         if hog:
             stop_process(hog)
-    time.sleep(0.5)
-    stop = next((m for m in map(STOP_LINE.search, service.lines) if m), None)
+    stop = stop_counts(service)
     warm = next(s for t, s in samples if t >= WARM_UP_S) if seconds > WARM_UP_S else samples[0][1]
     end = samples[-1][1]
     load = f", beside stress-ng --cpu {args.hog}" if args.hog else ""
@@ -90,8 +81,8 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for name in SOURCES:
         own = sum(count for client, count in xruns.items() if client.startswith(name))
-        played = f"{stop[1]} / {notes_sent}" if name == "latent-snare" and stop else "n/a"
-        under = stop[2] if name == "latent-snare" and stop else "n/a"
+        played = f"{stop[0]} / {notes_sent}" if name == "latent-snare" and stop else "n/a"
+        under = stop[1] if name == "latent-snare" and stop else "n/a"
         print(f"| {name} | {own} | {played} | {under} |")
     print("\n| latent-snare | RSS MB | threads | fds |")
     print("|---|---:|---:|---:|")

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import time
 
 import numpy as np
 
-from jackbench import SOURCES, machine, require_fluidsynth, side_by_side, xruns_by_client
+from jackbench import SOURCES, machine, require_fluidsynth, side_by_side, stop_counts, xruns_by_client
 
 CC_PER_S, NOTES_PER_S = 1000, 30
 TICK_S = 0.01  # the feeder sends one batch per 10 ms
-STOP_LINE = re.compile(r"stopped \((\d+) notes, (\d+) underflows, (\d+) callback errors\)")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -57,9 +55,7 @@ def main() -> None:
         cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / elapsed for name, pid in pids.items()}
         rig.wait_frames(int(1.0 * rig.rate))
     xruns = xruns_by_client(jackd_log)
-    time.sleep(0.5)  # the service's last line arrives after it exits
-    stop = next((m for m in map(STOP_LINE.search, service.lines) if m), None)
-    played, underflows = (int(stop[1]), int(stop[2])) if stop else (None, None)
+    played, underflows = stop_counts(service) or (None, None)
 
     print(f"stress: {elapsed:.0f} s, {CC_PER_S} CC/s + {NOTES_PER_S} notes/s, period {args.period} at 48 kHz ({machine()})\n")
     print("| instrument | its xruns | CPU (% of one core) | notes played / sent | underflows |")

@@ -4,6 +4,7 @@ what the model should have made, rendered offline."""
 from __future__ import annotations
 
 import functools
+import re
 import time
 from pathlib import Path
 
@@ -50,6 +51,11 @@ def similarity(recorded, reference):
     a, b = recorded[:n], reference[:n]
     # Best normalized correlation over a few samples of onset misalignment (the threshold cuts the first sample).
     return max(float(np.dot(np.roll(a, k), b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)) for k in range(-4, 5))
+
+
+def server_xruns() -> int:
+    """The xruns the service has seen so far (its status calls them underflows; on JACK, the server's)."""
+    return int(re.search(r"underflows (\d+)", send_command("status")).group(1))
 
 
 def send_state(rig, messages, arrived, attempts=3):

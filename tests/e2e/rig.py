@@ -30,12 +30,15 @@ PERIOD = 128
 RECORD_SECONDS = 120
 
 
-def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVER_NAME) -> subprocess.Popen:
+def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVER_NAME,
+                realtime: bool = False) -> subprocess.Popen:
+    """A private dummy-driver server. realtime=True runs it, and the clients' process threads, at SCHED_FIFO
+    as on a stage machine (needs the right to; the tests stay non-realtime, like the CI machine may have to)."""
     jackd = shutil.which("jackd")
     if jackd is None:
         raise FileNotFoundError("jackd (Debian package jackd2)")
     log = open(Path(os.environ.get("LATENT_SNARE_ARTIFACTS", "/tmp")) / f"jackd-{name}.log", "w")
-    proc = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+    proc = subprocess.Popen([jackd, "-n", name, *(["-R", "-P", "70"] if realtime else ["--no-realtime"]), "-d", "dummy", "-r", str(rate), "-p", str(period)],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     import jack
 
@@ -76,6 +79,8 @@ class Rig:
         self.period = self.midi_client.blocksize
         self.rate = self.midi_client.samplerate
         self._outbox: deque = deque()  # (bytes, sent-frame list to fill) from the test thread
+        self._flood = None  # an iterator of per-period event lists, written before the outbox (see flood)
+        self.flooded_bytes = 0
         self.recordings = [np.zeros(record_seconds * self.rate, dtype=np.float32) for _ in audio_sources]
         self.start_frame = None
         self.last_frame = 0
@@ -92,6 +97,9 @@ class Rig:
     def _send(self, frames: int) -> None:
         self.midi_out.clear_buffer()
         now = self.midi_client.last_frame_time
+        for data in next(self._flood, ()) if self._flood else ():
+            self.midi_out.write_midi_event(0, data)
+            self.flooded_bytes += len(data)
         while self._outbox:
             data, receipt = self._outbox.popleft()
             self.midi_out.write_midi_event(0, data)
@@ -117,6 +125,12 @@ class Rig:
             time.sleep(0.001)
         assert receipt, "the rig's JACK MIDI client did not run"
         return receipt[0]
+
+    def flood(self, per_period=None) -> None:
+        """Write `next(per_period)` (a list of events) every period ahead of anything sent, as a
+        busy device would; None stops. The instrument has to read past them to reach the notes.
+        A period's JACK MIDI buffer holds 32 KB (32720 bytes of events measured here)."""
+        self._flood = per_period
 
     def note(self, note: int = 38, velocity: int = 127) -> int:
         return self.send([0x90, note, velocity])

@@ -4,7 +4,6 @@ the drop folder, program-change model switching, and MIDI learn."""
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 
@@ -18,7 +17,8 @@ from instrument.modelfile import load_model
 from instrument.saving import read_snare_metadata
 
 from .conftest import ARTIFACTS
-from .listen import CC_X, CONFIG, assert_matches, expected_snare, hit, random_model, rendered, send_state, set_knobs
+from .listen import (CC_X, CONFIG, assert_matches, expected_snare, hit, random_model, rendered, send_state, server_xruns,
+                     set_knobs)
 from .rig import ServiceProcess, first_sound
 
 pytestmark = pytest.mark.e2e
@@ -44,11 +44,6 @@ def service(jack_server, tmp_path_factory, user_folders, second_model):
     svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service-features.log")
     yield svc
     assert svc.stop() == 0
-
-
-def server_xruns() -> int:
-    """The xruns the JACK server has reported to the service so far (its status calls them underflows)."""
-    return int(re.search(r"underflows (\d+)", send_command("status")).group(1))
 
 
 def wait_for(predicate, timeout_s=5.0, what="condition"):

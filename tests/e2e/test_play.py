@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
+
 import numpy as np
 import pytest
 
 from instrument.dsp import db_to_gain, velocity_to_gain
 
-from .listen import CC_X, CC_Y, CONFIG, assert_matches, expected_snare, hit, set_knobs, similarity
+from .listen import (CC_X, CC_Y, CONFIG, RING_OUT_S, assert_matches, expected_snare, hit, server_xruns, set_knobs,
+                     similarity)
+from .rig import first_sound
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +33,76 @@ def test_note_is_heard_within_one_period_on_jack_and_two_on_portaudio(rig, servi
     bound = rig.period if service.backend == "jack" else 2 * rig.period
     latencies = [hit(rig)[0] for _ in range(5)]
     assert np.median(latencies) <= bound, f"note-on -> sound latencies {latencies} frames ({service.backend})"
+
+
+SYSEX_BYTES = 64 * 1024  # twice what one JACK MIDI event can hold (32720 bytes)
+SYSEX_CHUNK_BYTES = 256  # one JACK MIDI event each: how an ALSA-to-JACK bridge splits a long SysEx
+CHUNKS_PER_PERIOD = 4  # 1 KB per period, 375 KB/s: over 100x what a DIN cable carries
+# Clock bytes per 128-frame period: 3000/s on JACK, 25x the clock of a 300 BPM song (120/s).
+# PortAudio holds 750/s: above that, rtmidi's call into Python for every byte, made inside JACK's
+# cycle, makes its audio drop out (README, "What does not work yet").
+CLOCKS_PER_PERIOD = {"jack": 8, "portaudio": 2}
+
+
+def sysex_dump_in_a_clock_flood(dump_done: threading.Event, clocks_per_period: int, terminated: bool = True):
+    """Per-period event lists: one 64 KB SysEx (F0 7D ... F7; 7D is the non-commercial ID) in
+    chunks, with clock bytes between them (real-time bytes may interrupt SysEx); then clock bytes
+    alone, for good. terminated=False leaves off the final F7, as a device unplugged mid-dump does."""
+    body = bytes(range(128)) * (SYSEX_BYTES // 128)
+    sysex = b"\xf0\x7d" + body[: SYSEX_BYTES - 3] + (b"\xf7" if terminated else b"")
+    chunks = [sysex[i : i + SYSEX_CHUNK_BYTES] for i in range(0, len(sysex), SYSEX_CHUNK_BYTES)]
+    clocks = [b"\xf8"] * clocks_per_period
+    for at in range(0, len(chunks), CHUNKS_PER_PERIOD):
+        yield [event for pair in itertools.zip_longest(chunks[at : at + CHUNKS_PER_PERIOD], clocks) for event in pair if event]
+    dump_done.set()
+    while True:
+        yield clocks
+
+
+def hits_after_sysex_dumps(rig, backend: str, n_dumps: int, terminated: bool = True) -> list:
+    """Each dump is followed, in the next periods, by a hit inside the clock flood: (latency in
+    frames, the recording from its first sample), or None where nothing was heard."""
+    hits = []
+    try:
+        for _ in range(n_dumps):
+            dump_done = threading.Event()
+            rig.flood(sysex_dump_in_a_clock_flood(dump_done, CLOCKS_PER_PERIOD[backend], terminated))
+            assert dump_done.wait(5), "the rig did not get the SysEx dump out"
+            audio = rig.audio(rig.note(38, 127), int(RING_OUT_S * rig.rate))
+            start = first_sound(audio)
+            hits.append(None if start is None else (start, audio[start:]))
+    finally:
+        rig.flood(None)
+    return hits
+
+
+def test_a_64_kb_sysex_and_a_clock_flood_neither_delay_nor_change_notes(rig, service):
+    # A note cannot arrive inside a SysEx (any status byte but real-time ends it), so each note
+    # follows the dump's F7 while the clock flood goes on around it.
+    bound = rig.period if service.backend == "jack" else 2 * rig.period
+    quiet = hit(rig)[1]
+    flooded_before, xruns_before = rig.flooded_bytes, server_xruns()
+    flooded = hits_after_sysex_dumps(rig, service.backend, 4)
+    xruns = server_xruns() - xruns_before
+    assert rig.flooded_bytes - flooded_before >= 4 * SYSEX_BYTES, "the rig did not send the four dumps"
+    heard = [h for h in flooded if h is not None]
+    latencies = [latency for latency, _ in heard]
+    matches = [round(similarity(audio, quiet), 3) for _, audio in heard]
+    # A note or a period lost in a dummy-driver xrun is lost for every client (README): one bad hit
+    # of the four is excused, and only if the server reported an xrun meanwhile.
+    bad = len(flooded) - sum(m > 0.99 for m in matches)
+    assert bad == 0 or (bad == 1 and xruns > 0), \
+        f"{len(flooded) - len(heard)} hits unheard, similarity to a quiet hit {matches}, {xruns} xruns meanwhile"
+    assert np.median(latencies) <= bound, f"note-on -> sound latencies {latencies} frames after the dumps ({service.backend})"
+
+
+def test_a_sysex_cut_short_does_not_deafen_the_input(rig, service, request):
+    if service.backend == "portaudio":  # rtmidi's JACK input treats every later event as SysEx data until an F7
+        request.applymarker(pytest.mark.xfail(strict=True, reason="rtmidi on JACK waits for the F7 of a cut-short SysEx"))
+    try:  # two chances: a note can be lost in a dummy-driver xrun (README)
+        assert any(hits_after_sysex_dumps(rig, service.backend, 2, terminated=False)), "deaf after a cut-short SysEx"
+    finally:
+        rig.send(b"\xf7")  # end it, so the tests after this one have a working input on both backends
 
 
 def test_velocity_scales_level(rig):

@@ -19,12 +19,14 @@ RESCAN_WAIT_S = 3.0  # the service rescans every second (midi.reconnect_s)
 NOTICE_S = 2.0  # an unplugged controller must be noticed within this
 
 
-@pytest.fixture(scope="module")
-def hardware_only_service(jack_server, tmp_path_factory):
+# JACK connects matching ports to its own MIDI input; PortAudio opens an rtmidi port for each.
+@pytest.fixture(scope="module", params=["jack", "portaudio"])
+def hardware_only_service(request, jack_server, tmp_path_factory):
     # No virtual port: notes can only arrive through the named "hardware" input.
     config = tmp_path_factory.mktemp("config") / "hardware-only.yaml"
     config.write_text('midi:\n  virtual_port: ""\n  inputs: ["rig-midi:*"]\n  exclude: []\nsave:\n  drop_folder: ""\n')
-    svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service-hardware.log")
+    svc = ServiceProcess(["--config", str(config), "--audio-backend", request.param],
+                         log_path=ARTIFACTS / f"service-hardware-{request.param}.log")
     yield svc
     assert svc.stop() == 0
 
@@ -51,7 +53,7 @@ def test_a_controller_plugged_in_later_is_found_played_and_found_again_after_unp
     assert "MIDI in: none" in hardware_only_service.lines[0], "no input should match before the controller exists"
     probe = jack.Client("rig-probe", servername=SERVER_NAME, no_start_server=True)
     for cycle in range(3):  # plug in, play, unplug; then again under the same name
-        rig = Rig(midi_targets=())
+        rig = Rig(midi_targets=(), audio_sources=(hardware_only_service.audio_source,))
         try:
             found_s = wait_connected(rig)
             sent = rig.note(38, 127)
