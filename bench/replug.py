@@ -52,7 +52,7 @@ def service_ports(probe) -> int:
     return len([p for p in probe.get_ports() if p.name.startswith("latent-snare")])
 
 
-def soak_backend(backend: str, cycles: int, rescan_s: float, workdir: Path) -> dict:
+def replug_cycles(backend: str, cycles: int, rescan_s: float, workdir: Path) -> dict:
     import jack
 
     config = workdir / f"hardware-only-{backend}.yaml"
@@ -107,7 +107,7 @@ def main() -> None:
     os.environ["LATENT_SNARE_ARTIFACTS"] = str(workdir)
     jackd = start_jackd(period=args.period, name=SERVER)
     try:
-        results = {backend: soak_backend(backend, args.cycles, args.rescan_s, workdir) for backend in args.backends}
+        results = {backend: replug_cycles(backend, args.cycles, args.rescan_s, workdir) for backend in args.backends}
     finally:
         stop_process(jackd)
     print(f"replug: {args.cycles} cycles, rescan every {args.rescan_s:g} s ({machine()})\n")
