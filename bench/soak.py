@@ -1,13 +1,14 @@
 """Soak: minutes of scripted notes and knob sweeps through JACK, the instrument beside FluidSynth.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--period 128] [--hog N]
+    .venv/bin/python bench/soak.py [--minutes 10] [--period 128] [--hog N] [--realtime] [--sweep-cc-per-s 20]
 
 Notes (8/s, varied velocity) and slow sweeps of both knobs (20 CC/s each) go to
 both instruments from one rig port. Every 10 s the service's resident memory,
 threads and open file descriptors are sampled from /proc. Reported: xruns
 jackd attributes to each instrument, the service's underflows, and RSS,
 threads and fds after a 30 s warm-up and at the end. `--hog N` runs
-`stress-ng --cpu N` beside them (Debian's stress-ng) for the loaded variant.
+`stress-ng --cpu N` beside them (Debian's stress-ng) for the loaded variant;
+`--realtime` runs jackd at SCHED_FIFO, as a stage machine should.
 Targets: no xrun attributed to the service, RSS growth under 5 % after
 warm-up, threads and fds stable.
 """
@@ -25,7 +26,7 @@ from jackbench import SOURCES, machine, process_sample, require_fluidsynth, side
 
 from tests.e2e.rig import stop_process
 
-NOTES_PER_S, SWEEP_CC_PER_S, SWEEP_PERIOD_S = 8, 20, 17.0
+NOTES_PER_S, SWEEP_PERIOD_S = 8, 17.0
 SAMPLE_EVERY_S, WARM_UP_S = 10.0, 30.0
 
 
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--period", type=int, default=128)
     parser.add_argument("--hog", type=int, default=0, metavar="N", help="stress-ng --cpu N beside the instruments")
+    parser.add_argument("--sweep-cc-per-s", type=float, default=20.0,
+                        help="CCs per second on each knob; 0 plays notes only (no decoding beside the audio)")
     parser.add_argument("--realtime", action="store_true", help="run jackd (and so every client's process thread) at SCHED_FIFO")
     args = parser.parse_args()
     require_fluidsynth()
@@ -52,11 +55,11 @@ def main() -> None:
             notes_sent = 0
             while (now := time.monotonic()) - start < seconds:
                 batch = []
-                if now >= next_cc:
+                if args.sweep_cc_per_s and now >= next_cc:
                     phase = 2 * math.pi * (now - start) / SWEEP_PERIOD_S
                     batch += [[0xB0, midi.cc_x, round(63.5 + 63.5 * math.sin(phase))],
                               [0xB0, midi.cc_y, round(63.5 + 63.5 * math.cos(phase * 0.7))]]
-                    next_cc += 1 / SWEEP_CC_PER_S
+                    next_cc += 1 / args.sweep_cc_per_s
                 if now >= next_note:
                     batch.append([0x99, 38, 40 + (notes_sent * 37) % 88])
                     notes_sent += 1
@@ -76,7 +79,7 @@ def main() -> None:
     warm = next(s for t, s in samples if t >= WARM_UP_S) if seconds > WARM_UP_S else samples[0][1]
     end = samples[-1][1]
     load = f", beside stress-ng --cpu {args.hog}" if args.hog else ""
-    print(f"soak: {args.minutes:g} min, {NOTES_PER_S} notes/s + knob sweeps, period {args.period} at 48 kHz{load} ({machine()})\n")
+    print(f"soak: {args.minutes:g} min, {NOTES_PER_S} notes/s + knob sweeps at {args.sweep_cc_per_s:g} CC/s per knob, period {args.period} at 48 kHz{load} ({machine()})\n")
     print("| instrument | its xruns | notes played / sent | underflows |")
     print("|---|---:|---:|---:|")
     for name in SOURCES:
