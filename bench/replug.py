@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from jackbench import SERVER, machine, process_sample, stop_counts
+from tests.e2e.listen import service_inputs
 from tests.e2e.rig import Rig, ServiceProcess, first_sound, start_jackd, stop_process
-
-from instrument.control import send_command
 
 FIND_TIMEOUT_S = NOTICE_TIMEOUT_S = 5.0
 SILENT = 1e-4
@@ -40,11 +39,6 @@ def wait_until(condition, timeout_s: float, start: float | None = None) -> float
             return time.monotonic() - start
         time.sleep(0.01)
     return None
-
-
-def service_inputs() -> list[str]:
-    inputs = send_command("status").rsplit("MIDI: ", 1)[1]
-    return [] if inputs == "none" else inputs.split(", ")
 
 
 def service_ports(probe) -> int:

@@ -58,6 +58,12 @@ def server_xruns() -> int:
     return int(re.search(r"underflows (\d+)", send_command("status")).group(1))
 
 
+def service_inputs() -> list[str]:
+    """The MIDI inputs the service reports connected (its virtual port included, when it has one)."""
+    inputs = send_command("status").rsplit("MIDI: ", 1)[1]
+    return [] if inputs == "none" else inputs.split(", ")
+
+
 def send_state(rig, messages, arrived, attempts=3):
     """Send state-setting MIDI (idempotent: CCs, program changes) until the service's own status
     shows it arrived. On the noisy 2-core machine the dummy driver xruns, and JACK MIDI sent in an
