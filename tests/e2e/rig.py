@@ -84,6 +84,8 @@ class Rig:
         self.recordings = [np.zeros(record_seconds * self.rate, dtype=np.float32) for _ in audio_sources]
         self.start_frame = None
         self.last_frame = 0
+        self.xruns = 0  # every xrun the server reports, whichever client it fell on
+        self.midi_client.set_xrun_callback(self._xrun)
         self.midi_client.set_process_callback(self._send)
         self.rec_client.set_process_callback(self._record)
         self.midi_client.activate()
@@ -104,6 +106,9 @@ class Rig:
             data, receipt = self._outbox.popleft()
             self.midi_out.write_midi_event(0, data)
             receipt.append(now)
+
+    def _xrun(self, _delay_us: float) -> None:
+        self.xruns += 1
 
     def _record(self, frames: int) -> None:
         now = self.rec_client.last_frame_time
