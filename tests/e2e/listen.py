@@ -99,11 +99,16 @@ def _default_model():
     return load_model(None, CONFIG.model)
 
 
-def assert_matches(recorded, right, wrong):
+def matches(recorded, right, wrong) -> bool:
     """Closer to the right snare than to the wrong one by a clear margin (an underflow dropout on
     a loaded machine lowers both similarities alike, so this stays meaningful under load)."""
     s_right, s_wrong = similarity(recorded, right), similarity(recorded, wrong)
-    assert s_right > 0.5 and s_right > s_wrong + 0.3, f"similarity to the right snare {s_right:.2f}, to the wrong one {s_wrong:.2f}"
+    return s_right > 0.5 and s_right > s_wrong + 0.3
+
+
+def assert_matches(recorded, right, wrong):
+    assert matches(recorded, right, wrong), \
+        f"similarity to the right snare {similarity(recorded, right):.2f}, to the wrong one {similarity(recorded, wrong):.2f}"
 
 def random_model(path: Path, seed: int) -> Path:
     """A small model with random weights: a second, clearly different model to switch to."""

@@ -10,7 +10,8 @@ import pytest
 
 from instrument.dsp import db_to_gain, velocity_to_gain
 
-from .listen import CC_X, CC_Y, CONFIG, RING_OUT_S, assert_matches, expected_snare, hit, set_knobs, similarity
+from .listen import (CC_X, CC_Y, CONFIG, RING_OUT_S, assert_matches, expected_snare, hit, matches, set_knobs,
+                     similarity)
 from .rig import first_sound
 
 pytestmark = pytest.mark.e2e
@@ -79,29 +80,30 @@ def test_a_64_kb_sysex_and_a_clock_flood_neither_delay_nor_change_notes(rig, ser
     # A note cannot arrive inside a SysEx (any status byte but real-time ends it), so each note
     # follows the dump's F7 while the clock flood goes on around it.
     bound = rig.period if service.backend == "jack" else 2 * rig.period
-    quiet = hit(rig)[1]
+    set_knobs(rig, 0, 0)
+    right, wrong = expected_snare(rig.rate, 0, 0), expected_snare(rig.rate, 127, 127)
     flooded_before, xruns_before = rig.flooded_bytes, rig.xruns
     flooded = hits_after_sysex_dumps(rig, service.backend, 4)
     xruns = rig.xruns - xruns_before
     assert rig.flooded_bytes - flooded_before >= 4 * SYSEX_BYTES, "the rig did not send the four dumps"
     heard = [h for h in flooded if h is not None]
-    latencies = [latency for latency, _ in heard]
-    matches = [round(similarity(audio, quiet), 3) for _, audio in heard]
     # A note or a period lost in a dummy-driver xrun is lost for every client, the rig's recorder
     # included (README): one bad hit of the four is excused, and only if the server reported an xrun.
-    bad = len(flooded) - sum(m > 0.99 for m in matches)
-    assert bad == 0 or (bad == 1 and xruns > 0), \
-        f"{len(flooded) - len(heard)} hits unheard, similarity to a quiet hit {matches}, {xruns} xruns meanwhile"
+    bad = len(flooded) - sum(matches(audio, right, wrong) for _, audio in heard)
+    similarities = [(round(similarity(audio, right), 2), round(similarity(audio, wrong), 2)) for _, audio in heard]
+    assert bad == 0 or (bad == 1 and xruns > 0), (f"{len(flooded) - len(heard)} hits unheard; similarity to the "
+                                                   f"right and wrong snares {similarities}; {xruns} xruns meanwhile")
+    latencies = [latency for latency, _ in heard]
     assert np.median(latencies) <= bound, f"note-on -> sound latencies {latencies} frames after the dumps ({service.backend})"
 
 
-def test_a_sysex_cut_short_does_not_deafen_the_input(rig, service, request):
-    if service.backend == "portaudio":  # rtmidi's JACK input treats every later event as SysEx data until an F7
-        request.applymarker(pytest.mark.xfail(strict=True, reason="rtmidi on JACK waits for the F7 of a cut-short SysEx"))
-    try:  # two chances: a note can be lost in a dummy-driver xrun (README)
-        assert any(hits_after_sysex_dumps(rig, service.backend, 2, terminated=False)), "deaf after a cut-short SysEx"
-    finally:
-        rig.send(b"\xf7")  # end it, so the tests after this one have a working input on both backends
+def test_a_sysex_cut_short_does_not_deafen_the_input(rig, service):
+    if service.backend == "portaudio":
+        # rtmidi's JACK input takes every event after an unterminated F0 as SysEx data until an
+        # F7: deaf in most runs here, not all (README, "What does not work yet").
+        pytest.skip("rtmidi on JACK waits for the F7 of a cut-short SysEx")
+    # Two chances: a note can be lost in a dummy-driver xrun (README).
+    assert any(hits_after_sysex_dumps(rig, service.backend, 2, terminated=False)), "deaf after a cut-short SysEx"
 
 
 def test_velocity_scales_level(rig):
