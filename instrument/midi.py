@@ -218,9 +218,6 @@ class MidiRouter:
         callback(key, number)
         return True
 
-    def panic(self) -> None:
-        self.engine.post(ALL_SOUND_OFF)
-
 
 class RtInput:
     """One rtmidi input (virtual, or connected to the port at `source`) that hands mido messages

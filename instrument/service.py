@@ -28,7 +28,6 @@ import numpy as np
 import soundfile
 from threadpoolctl import threadpool_limits
 
-from .output import open_output
 from .config import load_config, save_user_settings
 from .control import ControlServer
 from .dropfolder import DropFolder
@@ -38,6 +37,7 @@ from .errors import UserError
 from .jackio import JackPorts
 from .midi import MidiPorts, MidiRouter
 from .modelfile import available_models, load_model
+from .output import open_output
 from .saving import History, Saved, save_snare
 from .terminal import KEYS_HELP, Terminal
 from .untrusted import load_snare_isolated

@@ -11,10 +11,10 @@ import select
 import sys
 import threading
 
-from .engine import ALL_SOUND_OFF, LOOP, NOTE_ON
+from .engine import ALL_SOUND_OFF, LOOP
 
 KEYS_HELP = "keys: space play, s save, l loop, p panic, q quit"
-AUDITION_NOTE, AUDITION_VELOCITY = 38, 110
+AUDITION_VELOCITY = 110
 
 
 class Terminal:
@@ -63,7 +63,7 @@ class Terminal:
         if key == "q":
             return False
         if key == " ":
-            instrument.engine.post(NOTE_ON, AUDITION_NOTE, AUDITION_VELOCITY)
+            instrument.hit(AUDITION_VELOCITY)
         elif key == "s":
             instrument.background(instrument.save)
         elif key == "l":

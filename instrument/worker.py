@@ -64,10 +64,6 @@ class DecodeWorker:
         self.model = model
         self.request_cc(*cc)
 
-    @property
-    def latent(self):
-        return self.now_playing[1]
-
     def wait_published(self, timeout_s: float) -> bool:
         return self._published.wait(timeout_s)
 

@@ -65,10 +65,10 @@ def test_a_flood_of_requests_decodes_only_the_newest():
     assert time.perf_counter() - started < 0.5  # request() never waits for a decode
     worker.request_cc(100, 7)
     deadline = time.monotonic() + 5
-    while (worker.latent is None or tuple(worker.latent) != (100, 7)) and time.monotonic() < deadline:
+    while (worker.now_playing[1] is None or tuple(worker.now_playing[1]) != (100, 7)) and time.monotonic() < deadline:
         time.sleep(0.01)
     worker.stop()
-    assert tuple(worker.latent) == (100, 7)
+    assert tuple(worker.now_playing[1]) == (100, 7)
     assert len(model.calls) < 20  # stale requests were overwritten, not queued
 
 
@@ -150,4 +150,4 @@ def test_a_decoder_stalling_for_2_s_never_stops_playback_and_the_next_move_decod
     while worker.decodes < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
     worker.stop()
-    assert worker.decodes == 3 and tuple(worker.latent) == (0, 0)
+    assert worker.decodes == 3 and tuple(worker.now_playing[1]) == (0, 0)
