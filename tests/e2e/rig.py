@@ -53,6 +53,16 @@ def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVE
     raise RuntimeError("jackd did not start within 10 s")
 
 
+def wait_for(predicate, timeout_s: float = 5.0, what: str = "condition") -> None:
+    """Poll until predicate() holds, or fail saying what did not happen in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {timeout_s} s")
+
+
 def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0, sig: int = signal.SIGTERM) -> int | None:
     if proc.poll() is None:
         proc.send_signal(sig)

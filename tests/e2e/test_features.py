@@ -19,7 +19,7 @@ from instrument.saving import read_snare_metadata
 from .conftest import ARTIFACTS
 from .listen import (CC_X, CONFIG, assert_matches, expected_snare, hit, random_model, rendered, send_state, server_xruns,
                      set_knobs)
-from .rig import ServiceProcess, first_sound
+from .rig import ServiceProcess, first_sound, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -44,15 +44,6 @@ def service(jack_server, tmp_path_factory, user_folders, second_model):
     svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service-features.log")
     yield svc
     assert svc.stop() == 0
-
-
-def wait_for(predicate, timeout_s=5.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout_s} s")
 
 
 def test_loop_follows_midi_clock_beats_and_transport(rig):
