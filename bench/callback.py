@@ -22,10 +22,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from instrument.config import load_config  # noqa: E402
-from instrument.engine import NOTE_ON, Engine  # noqa: E402
-from instrument.modelfile import load_model  # noqa: E402
-from instrument.service import realtime_hygiene  # noqa: E402
-from instrument.worker import DecodeWorker  # noqa: E402
+from instrument.play.engine import NOTE_ON, Engine  # noqa: E402
+from instrument.model.file import load_model  # noqa: E402
+from instrument.app.service import realtime_hygiene  # noqa: E402
+from instrument.play.worker import DecodeWorker  # noqa: E402
 
 RATE, VOICES, SECONDS = 48000, 32, 5.0
 

@@ -21,8 +21,8 @@ from threadpoolctl import threadpool_limits
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from instrument.dsp import finish_snare  # noqa: E402
-from instrument.modelfile import load_model  # noqa: E402
+from instrument.play.dsp import finish_snare  # noqa: E402
+from instrument.model.file import load_model  # noqa: E402
 
 REPEATS = 200
 

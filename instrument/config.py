@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .paths import DEFAULT_CONFIG_PATH
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
 MIDI_APIS = ("auto", "alsa", "jack", "coremidi")
 
 

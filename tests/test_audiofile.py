@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from instrument.audiofile import FADE_OUT_MS, load_snare, read_audio
+from instrument.files.audio import FADE_OUT_MS, load_snare, read_audio
 from instrument.errors import UserError
 
 from .conftest import synth_snare

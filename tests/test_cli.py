@@ -11,7 +11,7 @@ from instrument.config import load_config
 
 from .conftest import synth_snare
 
-NO_TORCH = "import sys; sys.modules['torch'] = None; from instrument.cli import main; sys.exit(main(sys.argv[1:]))"
+NO_TORCH = "import sys; sys.modules['torch'] = None; from instrument.app.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def cli(*args):

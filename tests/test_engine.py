@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from instrument.dsp import db_to_gain, velocity_to_gain
-from instrument.engine import ALL_NOTES_OFF, ALL_SOUND_OFF, NOTE_OFF, NOTE_ON, Engine
+from instrument.play.dsp import db_to_gain, velocity_to_gain
+from instrument.play.engine import ALL_NOTES_OFF, ALL_SOUND_OFF, NOTE_OFF, NOTE_ON, Engine
 
 RATE, BLOCK = 48000, 128
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from instrument.knobs import KnobMap, fit_knob_map
+from instrument.model.knobs import KnobMap, fit_knob_map
 
 
 def cloud(seed=0):

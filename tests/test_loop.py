@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from instrument.engine import CLOCK, LOOP, START, STOP, TEMPO, Engine
+from instrument.play.engine import CLOCK, LOOP, START, STOP, TEMPO, Engine
 
 RATE, BLOCK = 48000, 128
 CLICK = np.full(16, 0.25, dtype=np.float32)  # a short block: each hit's onset is exact in the output

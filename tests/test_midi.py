@@ -2,8 +2,8 @@ import mido
 from hypothesis import given, settings, strategies as st
 
 from instrument.config import Config, MidiConfig
-from instrument.engine import ALL_NOTES_OFF, ALL_SOUND_OFF, CLOCK, CONTINUE, LOOP, NOTE_OFF, NOTE_ON, START, STOP, Engine
-from instrument.midi import MidiRouter, match_ports
+from instrument.play.engine import ALL_NOTES_OFF, ALL_SOUND_OFF, CLOCK, CONTINUE, LOOP, NOTE_OFF, NOTE_ON, START, STOP, Engine
+from instrument.play.midi import MidiRouter, match_ports
 
 
 class Recorder:

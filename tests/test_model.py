@@ -6,13 +6,13 @@ import pickle
 import numpy as np
 import pytest
 
-from instrument.architecture import HIDDEN, ModelConfig
+from instrument.model.architecture import HIDDEN, ModelConfig
 from instrument.errors import UserError
-from instrument.knobs import fit_knob_map
-from instrument.modelfile import load_model, save_model
+from instrument.model.knobs import fit_knob_map
+from instrument.model.file import load_model, save_model
 
 torch = pytest.importorskip("torch")
-from instrument.model import SnareAutoencoder  # noqa: E402
+from instrument.training.autoencoder import SnareAutoencoder  # noqa: E402
 
 N = 1024
 ALL_CONFIGS = [ModelConfig(size, act, N) for size in HIDDEN for act in ("relu", "tanh", "sig")] + [ModelConfig("med", "tanh", N, variational=True)]
@@ -112,7 +112,7 @@ def test_wrong_format_version_is_refused(model_file):
 
 
 def test_a_model_whose_knobs_do_nothing_is_never_chosen_as_default():
-    from instrument.evaluate import choose_default
+    from instrument.training.evaluate import choose_default
 
     def metrics(log_stft, corner, mb=10.0, attack=0.0):
         return {"val": {"log_stft": log_stft}, "file_mb": mb,

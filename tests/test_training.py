@@ -6,13 +6,13 @@ import signal
 import numpy as np
 import pytest
 
-from instrument.architecture import ModelConfig
-from instrument.dataset import load_dataset
+from instrument.model.architecture import ModelConfig
+from instrument.training.dataset import load_dataset
 from instrument.errors import UserError
-from instrument.modelfile import load_model
+from instrument.model.file import load_model
 
 torch = pytest.importorskip("torch")
-from instrument import train as training  # noqa: E402
+from instrument.training import train as training  # noqa: E402
 
 N = 2048
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from instrument.web.server import _number, shown_name
+from instrument.app.web.server import _number, shown_name
 
 
 @pytest.mark.parametrize("header, shown", [

@@ -4,9 +4,9 @@ import time
 import numpy as np
 import pytest
 
-from instrument.dsp import db_to_gain
-from instrument.engine import NOTE_ON, Engine
-from instrument.worker import DecodeWorker
+from instrument.play.dsp import db_to_gain
+from instrument.play.engine import NOTE_ON, Engine
+from instrument.play.worker import DecodeWorker
 
 
 class FakeKnobs:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from instrument.architecture import ModelConfig
+from instrument.model.architecture import ModelConfig
 from instrument.config import load_config
-from instrument.control import send_command
-from instrument.dsp import finish_snare, velocity_to_gain
-from instrument.knobs import KnobMap
-from instrument.modelfile import load_model, save_model
+from instrument.app.control import send_command
+from instrument.play.dsp import finish_snare, velocity_to_gain
+from instrument.model.knobs import KnobMap
+from instrument.model.file import load_model, save_model
 
 from .rig import first_sound
 

@@ -183,7 +183,7 @@ class ServiceProcess:
         env = dict(os.environ, JACK_DEFAULT_SERVER=server, PYTHONUNBUFFERED="1")
         self.log_path = log_path or Path("/tmp/latent-snare-service.log")
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "instrument.cli", "run", "--midi-api", "jack", "--audio-device", "JACK", "--no-status", "--web-port", "0", *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "instrument.app.cli", "run", "--midi-api", "jack", "--audio-device", "JACK", "--no-status", "--web-port", "0", *args],
                                      stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         self.lines: list[str] = []
         self.url: str | None = None  # the control page, from the ready line

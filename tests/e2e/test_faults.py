@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from instrument.engine import NOTE_ON, Engine
+from instrument.play.engine import NOTE_ON, Engine
 
 from .conftest import ARTIFACTS
 from .listen import assert_matches, expected_snare, hit, set_knobs
@@ -83,7 +83,7 @@ class FaultyEngine(Engine):
 @pytest.mark.parametrize("backend", ["jack", "portaudio"])
 def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_runs_on(jack_server, monkeypatch, backend):
     from instrument.config import AudioConfig
-    from instrument.output import open_output
+    from instrument.play.backends import open_output
 
     monkeypatch.setenv("JACK_DEFAULT_SERVER", SERVER_NAME)
     output = open_output(AudioConfig(backend=backend, device="JACK", channels=1), "")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from instrument.audiofile import load_snare
-from instrument.control import send_command
-from instrument.modelfile import load_model
-from instrument.saving import read_snare_metadata
+from instrument.files.audio import load_snare
+from instrument.app.control import send_command
+from instrument.model.file import load_model
+from instrument.files.saving import read_snare_metadata
 
 from .conftest import ARTIFACTS
 from .listen import (CC_X, CONFIG, assert_matches, expected_snare, hit, random_model, rendered, send_state, server_xruns,

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from instrument.dsp import db_to_gain, velocity_to_gain
+from instrument.play.dsp import db_to_gain, velocity_to_gain
 
 from .listen import (CC_X, CC_Y, CONFIG, RING_OUT_S, assert_matches, expected_snare, hit, matches, set_knobs,
                      similarity)

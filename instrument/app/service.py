@@ -28,20 +28,20 @@ import numpy as np
 import soundfile
 from threadpoolctl import threadpool_limits
 
-from .config import load_config, save_user_settings
+from ..config import load_config, save_user_settings
 from .control import ControlServer
 from .dropfolder import DropFolder
-from .dsp import spectral_match
-from .engine import ALL_SOUND_OFF, ALL_SOUND_OFF_FADE_MS, LOOP, NOTE_ON, TEMPO, Engine
-from .errors import UserError
-from .jackio import JackPorts
-from .midi import MidiPorts, MidiRouter
-from .modelfile import available_models, load_model
-from .output import open_output
-from .saving import History, Saved, save_snare
+from ..play.dsp import spectral_match
+from ..play.engine import ALL_SOUND_OFF, ALL_SOUND_OFF_FADE_MS, LOOP, NOTE_ON, TEMPO, Engine
+from ..errors import UserError
+from ..play.backends.jack import JackPorts
+from ..play.midi import MidiPorts, MidiRouter
+from ..model.file import available_models, load_model
+from ..play.backends import open_output
+from ..files.saving import History, Saved, save_snare
 from .terminal import KEYS_HELP, Terminal
-from .untrusted import load_snare_isolated
-from .worker import DecodeWorker
+from ..files.untrusted import load_snare_isolated
+from ..play.worker import DecodeWorker
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
+from ..paths import REPO_DIR
 
 PARSE_TIMEOUT_S = 10.0
 PARSE_MEMORY_BYTES = 2 << 30  # address space, not resident memory: numpy and BLAS reserve a lot
@@ -26,8 +27,8 @@ def load_snare_isolated(path: str | Path, model_rate: int, n_samples: int, timeo
     path = Path(path)
     env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     try:
-        done = subprocess.run([sys.executable, "-m", "instrument.untrusted", str(path), str(model_rate), str(n_samples)],
-                              capture_output=True, timeout=timeout_s, env=env, cwd=Path(__file__).resolve().parent.parent)
+        done = subprocess.run([sys.executable, "-m", "instrument.files.untrusted", str(path), str(model_rate), str(n_samples)],
+                              capture_output=True, timeout=timeout_s, env=env, cwd=REPO_DIR)
     except subprocess.TimeoutExpired as err:
         raise UserError(f"{path}: reading it took longer than {timeout_s:g} s; refused") from err
     if done.returncode == 2:
@@ -42,7 +43,7 @@ def _child(argv: list[str]) -> int:
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (PARSE_MEMORY_BYTES, PARSE_MEMORY_BYTES))
-    from .audiofile import load_snare
+    from .audio import load_snare
 
     path, model_rate, n_samples = argv[0], int(argv[1]), int(argv[2])
     try:

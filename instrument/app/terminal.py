@@ -11,7 +11,7 @@ import select
 import sys
 import threading
 
-from .engine import ALL_SOUND_OFF, LOOP
+from ..play.engine import ALL_SOUND_OFF, LOOP
 
 KEYS_HELP = "keys: space play, s save, l loop, p panic, q quit"
 AUDITION_VELOCITY = 110

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .dsp import db_to_gain, finish_snare, velocity_to_gain
-from .errors import UserError
+from ..play.dsp import db_to_gain, finish_snare, velocity_to_gain
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 

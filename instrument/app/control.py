@@ -15,7 +15,7 @@ import socket
 import threading
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from urllib.parse import unquote
 import soundfile as sf
 from aiohttp import WSMsgType, web
 
-from ..audiofile import AUDIO_SUFFIXES
-from ..errors import UserError
-from ..saving import render_snare
+from ...files.audio import AUDIO_SUFFIXES
+from ...errors import UserError
+from ...files.saving import render_snare
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ class WebPage:
         if name not in self._maps:
             if name not in self.instrument.program_names():
                 raise web.HTTPNotFound(text=f"no model {name!r}")
-            from ..latent_map import pad_picture
+            from ...files.latent_map import pad_picture
 
             model = await self._job(self.instrument.model_named, name)
             self._maps[name] = await self._job(pad_picture, model)

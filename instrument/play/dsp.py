@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from .audiofile import fade_out
+from ..files.audio import fade_out
 
 DC_BLOCK_HZ = 20.0
 TAIL_FADE_MS = 10.0

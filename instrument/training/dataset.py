@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audiofile import find_audio_files, load_snare
+from ..files.audio import find_audio_files, load_snare
 from .corpus import corpus_hash, read_manifest, sha256_of
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
+from ..paths import REPO_DIR
 
-REPO_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS_DIR = REPO_DIR / "data" / "corpus"
 DEFAULT_ZOO_DIR = REPO_DIR / "runs" / "zoo"
 
@@ -37,7 +37,7 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
 # --- model side ---------------------------------------------------------------------------
 
 def cmd_corpus(args) -> int:
-    from .corpus import build_corpus, write_manifest
+    from ..training.corpus import build_corpus, write_manifest
 
     files = build_corpus(args.out, args.out / "manifest.csv", cache_dir=args.cache)
     write_manifest(files, args.manifest)
@@ -48,9 +48,9 @@ def cmd_corpus(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .dataset import load_dataset
-    from .evaluate import evaluate_model
-    from .train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, recipe_for, train
+    from ..training.dataset import load_dataset
+    from ..training.evaluate import evaluate_model
+    from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, recipe_for, train
 
     recipe = recipe_for(args.arch, MODEL_N_SAMPLES, args.epochs)
     data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
@@ -62,9 +62,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_zoo(args) -> int:
-    from .dataset import load_dataset
-    from .evaluate import evaluate_model
-    from .train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, extra_recipes, seed_recipes, train
+    from ..training.dataset import load_dataset
+    from ..training.evaluate import evaluate_model
+    from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, extra_recipes, seed_recipes, train
 
     recipes = seed_recipes(MODEL_N_SAMPLES, args.epochs)
     if not args.seed_only:
@@ -80,9 +80,9 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .dataset import load_dataset
-    from .evaluate import evaluate_zoo
-    from .train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE
+    from ..training.dataset import load_dataset
+    from ..training.evaluate import evaluate_zoo
+    from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE
 
     data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
     evaluate_zoo(args.zoo, data, card=args.card, ship_dir=args.ship)
@@ -93,9 +93,9 @@ def cmd_render(args) -> int:
     import numpy as np
     import soundfile as sf
 
-    from .config import load_config
-    from .modelfile import load_model
-    from .saving import render_snare, write_snare
+    from ..config import load_config
+    from ..model.file import load_model
+    from ..files.saving import render_snare, write_snare
 
     config = load_config(args.config)
     model = load_model(args.model, config.model)
@@ -110,9 +110,9 @@ def cmd_render(args) -> int:
 
 
 def cmd_encode(args) -> int:
-    from .audiofile import load_snare
-    from .config import load_config
-    from .modelfile import load_model
+    from ..files.audio import load_snare
+    from ..config import load_config
+    from ..model.file import load_model
 
     model = load_model(args.model, load_config(args.config).model)
     wave = load_snare(args.input, model.sample_rate, model.n_samples)
@@ -141,9 +141,9 @@ def cmd_devices(args) -> int:
 
 
 def cmd_pack(args) -> int:
-    from .config import load_config
-    from .modelfile import load_model
-    from .pack import INDEX_NAME, MAP_NAME, render_pack
+    from ..config import load_config
+    from ..model.file import load_model
+    from ..files.pack import INDEX_NAME, MAP_NAME, render_pack
 
     config = load_config(args.config)
     model = load_model(args.model, config.model)
@@ -153,8 +153,8 @@ def cmd_pack(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from .config import load_config
-    from .saving import History
+    from ..config import load_config
+    from ..files.saving import History
 
     folder = Path(load_config(args.config).save.folder).expanduser()
     history = History(folder)

@@ -1,8 +1,8 @@
-"""The sounddevice output stream: a thin wrapper that asks the engine for each block.
+"""The PortAudio backend: a sounddevice output stream that asks the engine for each block.
 
-The callback copies the engine's block into `outdata[:]` (never rebinding it),
-counts underflows, and turns any exception into a silent block and a counter:
-one exception escaping a sounddevice callback stops the stream for good.
+Its callback keeps the contract in `backends/__init__.py`; it also counts the
+stream's underflows. MIDI reaches the engine from rtmidi's threads
+(`play.midi.MidiPorts`), so a note sounds one block after it arrives.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import ctypes
 
 import sounddevice as sd
 
-from .errors import UserError
+from ...errors import UserError
+from . import CLIENT_NAME, render_period
 
-JACK_CLIENT_NAME = b"latent-snare-audio"
+JACK_CLIENT_NAME = f"{CLIENT_NAME}-audio".encode()  # PortAudio keeps the pointer: module-level, lives forever
 
 
 def name_jack_client() -> None:
@@ -79,13 +80,7 @@ class AudioOutput:
         try:
             if status.output_underflow:
                 self.underflows += 1
-            done = 0
-            while done < frames:  # the host may ask for more than the engine's block
-                n = min(frames - done, self.engine.max_block)
-                block = self.engine.render(n)
-                for ch in range(self.channels):
-                    outdata[done : done + n, ch] = block
-                done += n
+            render_period(self.engine, outdata.T, frames)  # outdata.T: one view per channel, written in place
         except Exception:
             outdata.fill(0)
             self.callback_errors += 1

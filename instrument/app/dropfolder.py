@@ -13,7 +13,7 @@ import os
 import threading
 from pathlib import Path
 
-from .audiofile import AUDIO_SUFFIXES
+from ..files.audio import AUDIO_SUFFIXES
 
 POLL_S = 0.5
 PARTIAL_SUFFIXES = (".part", ".crdownload", ".download", ".tmp", ".partial")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .errors import UserError
+from ..errors import UserError
 from .latent_map import draw_grid_map
 from .saving import render_snare, write_snare
 

@@ -8,8 +8,8 @@ does. Only trigger notes and clock take this path (`MidiRouter.handle_in_cycle`,
 lock-free); knobs, buttons and program changes are queued for the `midi-in`
 thread, which runs the router's full logic off the audio thread.
 
-The callback's rules are the PortAudio wrapper's: it only mixes; any exception
-becomes a silent block and a counter. SysEx never enters it (longer than 3
+The callback keeps the contract in `backends/__init__.py`: it only mixes; any
+exception becomes a silent block and a counter. SysEx never enters it (longer than 3
 bytes: skipped unread). xruns (the server's "underflows") and the server going
 away are counted and flagged from JACK's notification thread.
 """
@@ -22,11 +22,11 @@ from collections import deque
 
 import mido
 
-from .errors import UserError
+from ...errors import UserError
+from . import CLIENT_NAME, render_period
 
 log = logging.getLogger(__name__)
 
-CLIENT_NAME = "latent-snare"
 INBOX_SIZE = 4096  # messages waiting for the MIDI thread; a flood beyond this drops the oldest, never blocks
 INBOX_POLL_S = 0.002  # the MIDI thread's wake-up: knob moves reach the decoder within 2 ms
 
@@ -89,13 +89,7 @@ class JackOutput:
                     data = bytes(data)
                     if not self.router.handle_in_cycle(data, offset):
                         self.inbox.append(data)
-            done = 0
-            while done < frames:  # a server period may be longer than the engine's largest block
-                n = min(frames - done, self.engine.max_block)
-                block = self.engine.render(n)
-                for port in self.outs:
-                    port.get_array()[done : done + n] = block
-                done += n
+            render_period(self.engine, [port.get_array() for port in self.outs], frames)
         except Exception:
             for port in self.outs:
                 port.get_array().fill(0)
@@ -165,7 +159,7 @@ class JackPorts:
         return self
 
     def rescan(self) -> None:
-        from .midi import match_ports
+        from ..midi import match_ports
 
         client, port = self.output.client, self.output.midi_in
         if self.output.server_lost or not self.config.inputs:

@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 DEBIAN_PACKAGES = ("hydrogen-drumkits", "hydrogen-drumkits-effects")
 KITS_DIR = "usr/share/hydrogen/data/drumkits"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .audio import output_devices
-from .midi import input_names, resolve_api
+from ..play.backends.portaudio import output_devices
+from ..play.midi import input_names, resolve_api
 
 
 def print_devices(midi_api: str) -> None:

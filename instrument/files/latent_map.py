@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .descriptors import describe
+from ..model.descriptors import describe
 
 TILES = 9
 TILE_FREQ_BANDS = 32

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import DEFAULT_CONFIG_PATH
+from ..paths import DEFAULT_CONFIG_PATH
 from .dataset import Dataset
-from .modelfile import load_model
+from ..model.file import load_model
 from .spectral import log_stft_distance
 
 GRID_STEPS = 9
@@ -147,7 +147,7 @@ def render_table(results: dict[str, dict], meta: dict[str, dict], baseline: dict
 
 def evaluate_zoo(zoo_dir: Path, data: Dataset, card: Path, ship_dir: Path | None = None) -> str:
     """Evaluate every model in `zoo_dir`, write the card's table, and optionally ship the default."""
-    from .latent_map import draw_latent_map
+    from ..files.latent_map import draw_latent_map
 
     paths = sorted(Path(zoo_dir).glob("*.safetensors"))
     paths = [p for p in paths if not p.name.endswith(".ckpt.safetensors")]

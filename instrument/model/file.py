@@ -19,12 +19,12 @@ from safetensors.numpy import load_file, save_file
 
 from .architecture import ModelConfig
 from .decoder import DenseStack, SnareModel
-from .errors import UserError
+from ..errors import UserError
+from ..paths import MODELS_DIR
 from .knobs import KnobMap
 
 FORMAT = "latent-snare-model"
 FORMAT_VERSION = 1
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib"}
 # torch.save writes a zip; pickle protocol 2+ starts with 0x80.
 PICKLE_MAGICS = (b"PK\x03\x04", b"\x80")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .architecture import LATENT_DIM, ModelConfig
+from ..model.architecture import LATENT_DIM, ModelConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sig": nn.Sigmoid}
 

@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import UserError
+from ..errors import UserError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
 

@@ -23,13 +23,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from .architecture import HIDDEN, ModelConfig
+from ..model.architecture import HIDDEN, ModelConfig
 from .dataset import Dataset
-from .descriptors import describe
-from .errors import UserError
-from .knobs import fit_knob_map
-from .model import SnareAutoencoder
-from .modelfile import save_model
+from ..model.descriptors import describe
+from ..errors import UserError
+from ..model.knobs import fit_knob_map
+from .autoencoder import SnareAutoencoder
+from ..model.file import save_model
 from .spectral import spectral_loss
 
 log = logging.getLogger(__name__)

@@ -17,13 +17,13 @@ from pathlib import Path
 import mido
 
 from .engine import ALL_NOTES_OFF, ALL_SOUND_OFF, CLOCK, CONTINUE, LOOP, NOTE_OFF, NOTE_ON, START, STOP
-from .errors import UserError
+from ..errors import UserError
+from .backends import CLIENT_NAME
 
 log = logging.getLogger(__name__)
 
 CC_ALL_SOUND_OFF = 120
 CC_ALL_NOTES_OFF = 123
-CLIENT_NAME = "latent-snare"
 RTMIDI_APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE"}
 
 
@@ -47,21 +47,11 @@ def resolve_api(api: str) -> str:
         return RTMIDI_APIS["coremidi"]
     if system == "Windows":
         return "WINDOWS_MM"
-    if not Path("/dev/snd/seq").exists() and _jack_running():
+    from .backends.jack import jack_server_running
+
+    if not Path("/dev/snd/seq").exists() and jack_server_running():
         return RTMIDI_APIS["jack"]
     return RTMIDI_APIS["alsa"]
-
-
-def _jack_running() -> bool:
-    import rtmidi
-
-    try:
-        probe = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{CLIENT_NAME}-probe")
-        probe.get_port_count()
-        probe.delete()
-        return True
-    except Exception:
-        return False
 
 
 def open_scanner(rtmidi_api: str):
