@@ -41,7 +41,7 @@ def torch_decoder(model):
     import torch
 
     torch.set_num_threads(1)
-    layers = [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in model.decoder.layers]
+    layers = [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in model.net.decoder.layers]
     act = {"relu": torch.relu, "tanh": torch.tanh, "sig": torch.sigmoid}[model.config.activation]
 
     def decode(latent):

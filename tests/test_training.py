@@ -58,7 +58,7 @@ def test_interrupted_run_resumes_to_the_same_weights(snare_folder, tmp_path, mon
         training.train(recipe(10, augment=True), data, tmp_path / "b" / "tiny", progress=False)
     assert (tmp_path / "b" / "tiny.ckpt.safetensors").exists()
     resumed = load_model(training.train(recipe(10, augment=True), data, tmp_path / "b" / "tiny", progress=False))
-    for (w1, b1), (w2, b2) in zip(straight.decoder.layers, resumed.decoder.layers):
+    for (w1, b1), (w2, b2) in zip(straight.net.decoder.layers, resumed.net.decoder.layers):
         np.testing.assert_array_equal(w1, w2)
         np.testing.assert_array_equal(b1, b2)
 

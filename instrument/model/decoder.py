@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .architecture import LATENT_DIM, ModelConfig
+from .architecture import LATENT_DIM
 from .knobs import KnobMap
 
 
@@ -41,16 +41,38 @@ class DenseStack:
         return x
 
 
+class DenseAutoencoder:
+    """The seed's family: a dense encoder and decoder over raw samples."""
+
+    def __init__(self, encoder: DenseStack, decoder: DenseStack):
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def decode(self, latent) -> np.ndarray:
+        """(2,) -> (n_samples,) or (B, 2) -> (B, n_samples), float32"""
+        return self.decoder(np.asarray(latent, dtype=np.float32)).astype(np.float32, copy=False)
+
+    def encode(self, wave) -> np.ndarray:
+        """(n_samples,) -> (2,) or (B, n_samples) -> (B, 2); the VAE's mean for variational models."""
+        h = self.encoder(np.asarray(wave, dtype=np.float32))
+        return h[..., :LATENT_DIM].astype(np.float32, copy=False)
+
+
 @dataclass
 class SnareModel:
+    """A loaded model of any family: `net` decodes points and encodes waves; the rest describes it."""
+
     name: str
     path: Path  # the .safetensors file
-    config: ModelConfig
+    config: object  # the family's config: ModelConfig (dense) or EnvelopeConfig
     sample_rate: int
     knobs: KnobMap
-    encoder: DenseStack
-    decoder: DenseStack
+    net: object  # DenseAutoencoder or EnvelopeSnare
     meta: dict = field(repr=False)
+
+    @property
+    def family(self) -> str:
+        return getattr(self.config, "family", "dense")
 
     @property
     def n_samples(self) -> int:
@@ -58,13 +80,11 @@ class SnareModel:
 
     def decode(self, latent) -> np.ndarray:
         """(2,) -> (n_samples,) or (B, 2) -> (B, n_samples), float32"""
-        latent = np.asarray(latent, dtype=np.float32)
-        return self.decoder(latent).astype(np.float32, copy=False)
+        return self.net.decode(latent)
 
     def encode(self, wave) -> np.ndarray:
-        """(n_samples,) -> (2,) or (B, n_samples) -> (B, 2); the VAE's mean for variational models."""
-        h = self.encoder(np.asarray(wave, dtype=np.float32))
-        return h[..., :LATENT_DIM].astype(np.float32, copy=False)
+        """(n_samples,) -> (2,) or (B, n_samples) -> (B, 2)"""
+        return self.net.encode(wave)
 
     def decode_cc(self, cc_x: float, cc_y: float) -> np.ndarray:
         return self.decode(self.knobs.cc_to_latent(cc_x, cc_y))

@@ -18,7 +18,9 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from .architecture import ModelConfig
-from .decoder import DenseStack, SnareModel
+from .decoder import DenseAutoencoder, DenseStack, SnareModel
+from .envelope import FAMILY as ENVELOPE_FAMILY
+from .envelope import EnvelopeConfig, EnvelopeSnare
 from ..errors import UserError
 from ..paths import MODELS_DIR
 from .knobs import KnobMap
@@ -61,7 +63,9 @@ def load_model(model: str | Path | None = None, default_name: str = "") -> Snare
     _refuse_pickle(path)
     meta = _read_meta(meta_path)
     try:
-        config = ModelConfig(**meta["architecture"])
+        architecture = dict(meta["architecture"])
+        envelope = architecture.get("family") == ENVELOPE_FAMILY
+        config = EnvelopeConfig(**architecture) if envelope else ModelConfig(**architecture)
         sample_rate = int(meta["sample_rate"])
         knobs = KnobMap.from_dict(meta["knobs"])
     except (KeyError, TypeError, ValueError) as err:
@@ -70,21 +74,18 @@ def load_model(model: str | Path | None = None, default_name: str = "") -> Snare
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise UserError(f"{path}: not a valid safetensors file (truncated or corrupt?): {err}") from err
-    encoder = _layers(tensors, "encoder", config.encoder_widths, path)
-    decoder = _layers(tensors, "decoder", config.decoder_widths, path)
-    extra = set(tensors) - {f"{part}.{i}.{kind}" for part, w in (("encoder", config.encoder_widths), ("decoder", config.decoder_widths)) for i in range(len(w) - 1) for kind in ("weight", "bias")}
+    parts = {"mlp": config.widths} if envelope else {"encoder": config.encoder_widths, "decoder": config.decoder_widths}
+    layers = {part: _layers(tensors, part, widths, path) for part, widths in parts.items()}
+    extra = set(tensors) - {f"{part}.{i}.{kind}" for part, w in parts.items() for i in range(len(w) - 1) for kind in ("weight", "bias")}
     if extra:
-        raise UserError(f"{path}: unexpected tensors {sorted(extra)[:3]} for a {config.size} model")
-    return SnareModel(
-        name=meta.get("name", path.stem),
-        path=path,
-        config=config,
-        sample_rate=sample_rate,
-        knobs=knobs,
-        encoder=DenseStack(encoder, config.activation, config.encoder_last_activated),
-        decoder=DenseStack(decoder, config.activation, last_activated=False),
-        meta=meta,
-    )
+        raise UserError(f"{path}: unexpected tensors {sorted(extra)[:3]} for the architecture in its .json")
+    if envelope:
+        net = EnvelopeSnare(config, layers["mlp"])
+    else:
+        net = DenseAutoencoder(DenseStack(layers["encoder"], config.activation, config.encoder_last_activated),
+                               DenseStack(layers["decoder"], config.activation, last_activated=False))
+    return SnareModel(name=meta.get("name", path.stem), path=path, config=config, sample_rate=sample_rate,
+                      knobs=knobs, net=net, meta=meta)
 
 
 def _refuse_pickle(path: Path) -> None:
@@ -128,7 +129,8 @@ def save_model(path: Path, tensors: dict[str, np.ndarray], meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     tmp = path.with_name(path.name + ".tmp")
-    save_file({k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()}, str(tmp))
+    # float16 stays float16 (half the bytes in git); everything else is stored as float32.
+    save_file({k: np.ascontiguousarray(v, np.float16 if v.dtype == np.float16 else np.float32) for k, v in tensors.items()}, str(tmp))
     os.replace(tmp, path)
     meta_tmp = path.with_suffix(".json.tmp")
     meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")

@@ -136,21 +136,27 @@ def _checkpoint_path(out_path: Path) -> Path:
     return out_path.with_name(out_path.stem + ".ckpt.safetensors")
 
 
-def _save_checkpoint(path: Path, recipe: Recipe, model, optimizer, gen: torch.Generator, epoch: int) -> None:
+def _save_checkpoint(path: Path, recipe, model, optimizer, gen: torch.Generator, epoch: int,
+                     extra: dict | None = None, best: dict | None = None) -> None:
+    """`extra`: small JSON-able training state (early stopping); `best`: the best state dict so far."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if best is not None:
+        tensors.update({f"best.{k}": v.detach().cpu().contiguous().clone() for k, v in best.items()})
     opt_state = optimizer.state_dict()
     for idx, state in opt_state["state"].items():
         for key, value in state.items():
             tensors[f"opt.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.shuffle"] = gen.get_state()
-    metadata = {"epoch": str(epoch), "recipe": json.dumps(recipe.to_dict()), "param_groups": json.dumps(opt_state["param_groups"])}
+    metadata = {"epoch": str(epoch), "recipe": json.dumps(recipe.to_dict()), "param_groups": json.dumps(opt_state["param_groups"]),
+                "extra": json.dumps(extra or {})}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)  # atomic: Ctrl-C mid-write leaves the previous checkpoint intact
 
 
-def _load_checkpoint(path: Path, recipe: Recipe, model, optimizer, gen: torch.Generator, device) -> int:
+def _load_checkpoint(path: Path, recipe, model, optimizer, gen: torch.Generator, device, with_best: bool = False):
+    """Restores everything in place; returns the epoch, or (epoch, extra, best state dict) `with_best`."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as fh:
@@ -167,6 +173,9 @@ def _load_checkpoint(path: Path, recipe: Recipe, model, optimizer, gen: torch.Ge
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
     torch.set_rng_state(tensors["rng.torch"])
     gen.set_state(tensors["rng.shuffle"])
+    if with_best:
+        best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
+        return int(metadata["epoch"]), json.loads(metadata.get("extra", "{}")), best
     return int(metadata["epoch"])
 
 
