@@ -48,6 +48,12 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
+def _progress(items, desc: str, unit: str, enabled: bool):
+    from tqdm import tqdm  # the training extra; imported here so that reading a manifest never needs it
+
+    return tqdm(items, desc=desc, unit=unit, disable=not enabled, file=sys.stderr)
+
+
 def select_sources(names: list[str] | None) -> list[Source]:
     if not names:
         return list(SOURCES)
@@ -76,7 +82,12 @@ def build_corpus(out_dir: Path, manifest_path: Path | None = None, cache_dir: Pa
         debs = debian.download(packages, cache)
         staging = out_dir.with_name(out_dir.name + ".building")
         shutil.rmtree(staging, ignore_errors=True)
-        files, reports = assemble(chosen, debs, Path(tmp) / "unpacked", staging, progress)
+        roots = {}
+        for package in _progress(packages, "unpacking", "package", progress):
+            if package in debs:
+                debian.check_allowed(package=package, path=debs[package])
+                roots[package] = debian.unpack(debs[package], Path(tmp) / "unpacked" / package)
+        files, reports = assemble(chosen, roots, staging, progress)
     if not files:
         shutil.rmtree(staging, ignore_errors=True)
         raise UserError("no snare found in any source; is apt's package list current (apt-get update)?")
@@ -88,23 +99,19 @@ def build_corpus(out_dir: Path, manifest_path: Path | None = None, cache_dir: Pa
     return files
 
 
-def assemble(sources: list[Source], debs: dict[str, Path], unpack_dir: Path, out_dir: Path,
+def assemble(sources: list[Source], roots: dict[str, Path], out_dir: Path,
              progress: bool = True) -> tuple[list[CorpusFile], dict[str, SourceReport]]:
-    """Gather every source's candidates, drop what is silent, sustained or a near-duplicate of a hit
-    already kept, and write the rest as mono WAVs under `out_dir/<unit>/`."""
-    from tqdm import tqdm
-
+    """Gather every source's candidates from its package unpacked under `roots[package]`, drop what
+    is silent, sustained or a near-duplicate of a hit already kept, and write the rest as mono WAVs
+    under `out_dir/<unit>/`."""
     reports: dict[str, SourceReport] = defaultdict(SourceReport)
     candidates: list[Candidate] = []
-    unpacked: dict[str, Path] = {}
-    for source in tqdm(sources, desc="unpacking and rendering", unit="source", disable=not progress, file=sys.stderr):
-        if source.package not in debs:
+    for source in _progress(sources, "gathering and rendering", "source", progress):
+        if source.package not in roots:
             reports[source.package].note = "not downloadable"
             continue
-        debian.check_allowed(package=source.package, path=debs[source.package])
-        if source.package not in unpacked:
-            unpacked[source.package] = debian.unpack(debs[source.package], unpack_dir / source.package)
-        found = source.gather(unpacked[source.package])
+        debian.check_allowed(package=source.package)
+        found = source.gather(roots[source.package])
         if not found:
             log.warning("%s: no snare-family one-shots here; skipped", source.package)
         reports[source.package]  # every source gets a row, even an empty one
@@ -113,7 +120,7 @@ def assemble(sources: list[Source], debs: dict[str, Path], unpack_dir: Path, out
     duplicates = DuplicateFilter()
     files, dropped, names_used = [], [], set()
     unit_split: dict[str, str] = {}  # a unit keeps the split of the package that brought it first
-    for c in tqdm(candidates, desc="de-duplicating and writing", unit="hit", disable=not progress, file=sys.stderr):
+    for c in _progress(candidates, "de-duplicating and writing", "hit", progress):
         debian.check_allowed(package=c.package, path=c.origin.split(" ")[0])
         report = reports[c.package]
         try:
