@@ -228,6 +228,8 @@ def test_every_row_has_licence_sha256_and_a_mono_file(tmp_path, hydrogen_root):
         assert sf.info(str(path)).channels == 1
     write_manifest(files, tmp_path / "m.csv")
     assert read_manifest(tmp_path / "m.csv") == files
+    dropped = (tmp_path / "corpus" / build.DROPPED_NAME).read_text().splitlines()
+    assert len(dropped) == 2 and "snare02.wav,duplicate,LMMS_drums/snare01.wav," in dropped[1]
 
 
 def test_the_split_is_deterministic_and_by_whole_unit(tmp_path, hydrogen_root):
@@ -301,6 +303,29 @@ def test_sf2_presets_are_read_from_the_header(tmp_path):
     name, presets = soundfont.read_sf2_header(path)
     assert name == "Tiny"
     assert presets == [soundfont.Preset(0, 0, "Piano"), soundfont.Preset(128, 0, "Standard"), soundfont.Preset(128, 25, "TR 808")]
+
+
+def test_soundfont_drum_kits_render_only_snare_family_notes(tmp_path, monkeypatch):
+    root = tmp_path / "pkg"
+    sf2 = root / "usr/share/sounds/sf2/Kit.sf2"
+    sf2.parent.mkdir(parents=True)
+    sf2.write_bytes(tiny_sf2_header("Kit", [(0, 0, "Piano"), (128, 0, "Standard"), (128, 40, "Brush"),
+                                            (128, 48, "Orchestra"), (128, 56, "SFX")]))
+    write_copyright(root, "pkg")
+    asked = []
+
+    def fake_render(path, hits):
+        asked.extend(hits)
+        return [np.zeros(10, np.float32) for _ in hits]
+
+    monkeypatch.setattr(sources, "render_hits", fake_render)
+    found = sources.soundfont_drums("pkg", "usr/share/sounds/sf2/Kit.sf2", "Kit", "x.sf2").gather(root)
+    notes = {(h.preset.name, h.note) for h in asked}
+    assert notes == {("Standard", n) for n in (37, 38, 39, 40)} | {("Brush", n) for n in (37, 38, 39)} \
+        | {("Orchestra", n) for n in (37, 38, 40)}  # no swirl, no castanets, no SFX kit, no melodic bank
+    assert {h.velocity for h in asked} == set(sources.VELOCITIES)
+    assert {c.unit for c in found} == {"Kit 000 Standard", "Kit 040 Brush", "Kit 048 Orchestra"}
+    assert all(c.rendered and c.license == "GPL-2+" and c.velocity for c in found)
 
 
 def test_gus_drum_patch_is_read_as_its_one_shot_wave(tmp_path):

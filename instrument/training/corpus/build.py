@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 import shutil
 import sys
 import tempfile
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from .sources import SOURCES, Candidate, Source
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.csv"
+DROPPED_NAME = "dropped.csv"  # what was left out and why, beside the manifest
 # A rendered hit is a one-shot if, 1.5 s after its onset, it has fallen this far under its peak.
 ONE_SHOT_TAIL_S = 1.5
 ONE_SHOT_TAIL_DB = -40.0
@@ -128,16 +130,19 @@ def assemble(sources: list[Source], roots: dict[str, Path], out_dir: Path,
         except UserError as err:
             log.warning("skipping %s", err)
             report.unreadable += 1
+            dropped.append(Dropped(c.package, c.origin, "unreadable", str(err)))
             continue
         reason = _reject_reason(audio, rate, c.rendered)
         if reason:
             setattr(report, reason, getattr(report, reason) + 1)
+            dropped.append(Dropped(c.package, c.origin, reason))
             continue
         rel = _unique_path(f"{safe_name(c.unit)}/{safe_name(c.name)}.wav", names_used)
         twin = duplicates.offer(rel, fingerprint(audio, rate))
         if twin is not None:
             report.duplicates += 1
-            dropped.append((f"{c.package}:{c.origin}", *twin))
+            dropped.append(Dropped(c.package, c.origin, "duplicate", *twin))
+            log.info("duplicate: %s:%s ~ %s (envelope %.2f dB, waveform %.3f)", c.package, c.origin, *twin)
             continue
         names_used.add(rel)
         target = out_dir / rel
@@ -154,13 +159,32 @@ def assemble(sources: list[Source], roots: dict[str, Path], out_dir: Path,
         setattr(report, split, getattr(report, split) + 1)
         if split == "val":
             report.val_units.add(c.unit)
-    for rel, twin, distance, similarity in dropped:
-        log.info("duplicate: %s ~ %s (envelope %.2f dB, waveform %.3f)", rel, twin, distance, similarity)
-    counts = Counter(reason for r in reports.values() for reason in ("silent", "sustained") for _ in range(getattr(r, reason)))
-    print(f"corpus: kept {len(files)} of {len(candidates)} hits; dropped {len(dropped)} near-duplicates, "
+    counts = Counter(d.reason for d in dropped)
+    print(f"corpus: kept {len(files)} of {len(candidates)} hits; dropped {counts['duplicate']} near-duplicates, "
           f"{counts['silent']} silent renders (preset lacks the note), {counts['sustained']} sustained renders "
-          f"(not one-shots)", file=sys.stderr)
+          f"(not one-shots), {counts['unreadable']} unreadable; the list is in {DROPPED_NAME}", file=sys.stderr)
+    write_dropped(dropped, out_dir / DROPPED_NAME)
     return files, dict(reports)
+
+
+@dataclass(frozen=True)
+class Dropped:
+    source: str
+    origin: str
+    reason: str  # duplicate, silent, sustained, unreadable
+    kept_twin: str = ""  # for a duplicate: the corpus file it duplicates
+    envelope_db: float | None = None
+    waveform_similarity: float | None = None
+
+
+def write_dropped(dropped: list[Dropped], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow([f.name for f in fields(Dropped)])
+        for d in dropped:
+            writer.writerow([("" if v is None else f"{v:.3f}" if isinstance(v, float) else v)
+                             for v in (getattr(d, f.name) for f in fields(Dropped))])
 
 
 def _reject_reason(audio: np.ndarray, rate: int, rendered: bool) -> str | None:

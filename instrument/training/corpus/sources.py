@@ -35,6 +35,11 @@ HYDROGEN_KITS_DIR = "usr/share/hydrogen/data/drumkits"
 VELOCITIES = (127, 80, 40)
 # Kits whose snare-range notes are not snares (GS SFX kit: high Q, slap, scratch...).
 NOT_A_DRUM_KIT = re.compile(r"sfx", re.IGNORECASE)
+# Notes that the GS drum map gives another sound in some kits: (kit name, note, what plays there).
+NOT_SNARE_NOTES = (
+    (re.compile(r"brush", re.IGNORECASE), 40, "Brush Swirl"),  # a sweep held until note-off, not a hit
+    (re.compile(r"orch", re.IGNORECASE), 39, "Castanets"),
+)
 
 Reader = Callable[[], tuple[np.ndarray, int]]  # -> (mono float32, sample rate)
 
@@ -225,7 +230,8 @@ def soundfont_drums(package: str, sf2: str, short_name: str, upstream_path: str)
         check_allowed(name=bank_name)
         license = _licence(root, package, upstream_path)
         drums = [p for p in presets if p.bank == DRUM_BANK and not NOT_A_DRUM_KIT.search(p.name)]
-        hits = [Hit(p, note, v) for p in drums for note in SNARE_NOTES for v in VELOCITIES]
+        hits = [Hit(p, note, v) for p in drums for note in SNARE_NOTES for v in VELOCITIES
+                if not any(kit.search(p.name) and note == n for kit, n, _ in NOT_SNARE_NOTES)]
         rendered = render_hits(path, hits) if hits else []
         out = []
         for hit, audio in zip(hits, rendered):
