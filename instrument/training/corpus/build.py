@@ -20,7 +20,7 @@ from ...files.audio import SILENCE_PEAK
 from . import debian
 from .dedupe import DuplicateFilter, fingerprint
 from .manifest import CorpusFile, sha256_of, split_for, write_manifest
-from .soundfont import HIT_SECONDS, LEAD_SECONDS, require_fluidsynth
+from .soundfont import require_fluidsynth
 from .sources import SOURCES, Candidate, Source
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import numpy as np
 from ...files.audio import AUDIO_SUFFIXES, read_audio
 from ...errors import UserError
 from .debian import check_allowed, copyright_text, license_from_copyright
-from .soundfont import DRUM_BANK, RENDER_RATE, SNARE_NOTES, Hit, Preset, read_sf2_header, render_hits
+from .soundfont import DRUM_BANK, RENDER_RATE, SNARE_NOTES, Hit, read_sf2_header, render_hits
 
 # Snare family: snares, rimshots, rim clicks, side sticks, and claps (they fill the same backbeat
 # slot and widen the plane). Rolls are not one-shots.
@@ -104,7 +104,8 @@ def _child_text(element: ET.Element, name: str) -> str | None:
 
 def scan_kit(drumkit_xml: Path) -> list[tuple[str, str, str | None, Path]]:
     """(kit, instrument, licence or None, sample path) for every snare-family layer of one kit.
-    Instruments are picked by their names in drumkit.xml, not by file names."""
+    Instruments are picked by their names in drumkit.xml, not by file names; the one exception is a
+    layer whose file says it is a side stick (GMRockKit calls that instrument just "Stick")."""
     root = ET.parse(drumkit_xml).getroot()
     kit = _child_text(root, "name") or drumkit_xml.parent.name
     license = _child_text(root, "license")
@@ -123,9 +124,9 @@ def scan_kit(drumkit_xml: Path) -> list[tuple[str, str, str | None, Path]]:
     return found
 
 
-def hydrogen_kits(package: str, upstream_dir: str) -> Source:
+def hydrogen_kits(package: str, upstream_path: str) -> Source:
     """Every kit under usr/share/hydrogen/data/drumkits; a kit without <license> takes the one
-    debian/copyright gives `<upstream_dir>/<kit folder>` (an .h2drumkit in the drumkits packages)."""
+    debian/copyright gives `upstream_path` ("{kit}" is the kit's folder)."""
     def gather(root: Path) -> list[Candidate]:
         out, seen = [], set()
         for drumkit_xml in sorted((root / HYDROGEN_KITS_DIR).glob("*/drumkit.xml")):
@@ -135,7 +136,7 @@ def hydrogen_kits(package: str, upstream_dir: str) -> Source:
                 seen.add(path)
                 if license is None:
                     folder = drumkit_xml.parent.name
-                    license = _licence(root, package, upstream_dir.format(kit=folder))
+                    license = _licence(root, package, upstream_path.format(kit=folder))
                 out.append(Candidate(package, kit, instrument, license, _origin(path, root), path.stem,
                                      _mono_file_reader(path)))
         return out
