@@ -37,13 +37,14 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
 # --- model side ---------------------------------------------------------------------------
 
 def cmd_corpus(args) -> int:
-    from ..training.corpus import build_corpus, write_manifest
+    from ..training.corpus import build_corpus
 
-    files = build_corpus(args.out, args.out / "manifest.csv", cache_dir=args.cache)
-    write_manifest(files, args.manifest)
-    kits = {f.kit for f in files}
+    files = build_corpus(args.out, args.manifest, cache_dir=args.cache, sources=args.sources,
+                         progress=not args.no_progress)
+    units = {f.kit for f in files}
     val = sum(f.split == "val" for f in files)
-    print(f"corpus: {len(files)} files from {len(kits)} kits in {args.out} ({val} held out for validation); manifest {args.manifest}")
+    print(f"corpus: {len(files)} files from {len(units)} units in {args.out} ({val} held out for validation); "
+          f"manifest {args.manifest}")
     return 0
 
 
@@ -252,10 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, metavar="IN.wav")
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("corpus", help="rebuild the snare corpus from Debian's hydrogen-drumkits packages")
+    p = sub.add_parser("corpus", help="rebuild the snare corpus from Debian packages (Hydrogen kits, samples, soundfonts via fluidsynth)")
     p.add_argument("--out", type=Path, default=DEFAULT_CORPUS_DIR, help=f"corpus folder (default {DEFAULT_CORPUS_DIR.relative_to(REPO_DIR)})")
     p.add_argument("--manifest", type=Path, default=REPO_DIR / "models" / "corpus.csv", help="where to write the committed manifest")
-    p.add_argument("--cache", type=Path, help="keep the downloaded .deb files here")
+    p.add_argument("--cache", type=Path, help="keep the downloaded .deb files here (reused on the next build)")
+    p.add_argument("--sources", nargs="+", metavar="PACKAGE", help="only these Debian packages (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_corpus)
 
     def add_training_args(p, epochs_default=700):
