@@ -52,8 +52,9 @@ class DenseAutoencoder:
         """(2,) -> (n_samples,) or (B, 2) -> (B, n_samples), float32"""
         return self.decoder(np.asarray(latent, dtype=np.float32)).astype(np.float32, copy=False)
 
-    def encode(self, wave) -> np.ndarray:
-        """(n_samples,) -> (2,) or (B, n_samples) -> (B, 2); the VAE's mean for variational models."""
+    def encode(self, wave, knobs=None) -> np.ndarray:
+        """(n_samples,) -> (2,) or (B, n_samples) -> (B, 2); the VAE's mean for variational models.
+        The encoder's answer may lie beyond the knobs' reach; `knobs` is not needed."""
         h = self.encoder(np.asarray(wave, dtype=np.float32))
         return h[..., :LATENT_DIM].astype(np.float32, copy=False)
 
@@ -84,7 +85,7 @@ class SnareModel:
 
     def encode(self, wave) -> np.ndarray:
         """(n_samples,) -> (2,) or (B, n_samples) -> (B, 2)"""
-        return self.net.encode(wave)
+        return self.net.encode(wave, self.knobs)
 
     def decode_cc(self, cc_x: float, cc_y: float) -> np.ndarray:
         return self.decode(self.knobs.cc_to_latent(cc_x, cc_y))

@@ -29,12 +29,16 @@ from functools import cached_property
 import numpy as np
 
 from .decoder import ACTIVATIONS
+from .knobs import CC_MAX
 
 FAMILY = "envelope"
 LOG_EPS = 1e-10  # power floor of the spectral distance: magnitude 1e-5, the evaluation's floor
 RESOLUTIONS = ((2048, 512), (512, 128), (128, 32))  # (n_fft, hop) of the spectral distance
 GRID_STEPS = 17  # encode: coarse grid over the plane, then refinement
-REFINE_STEPS = (0.06, 0.02, 0.007, 0.0025)  # pattern-search step sizes in latent units (the plane is [-1, 1]^2)
+GRID_STARTS = 4
+REFINE_STEPS_CC = (8.0, 4.0, 1.3, 0.45, 0.15)  # pattern-search steps, in knob positions (the grid's is 8)
+FINE_GRID_POINTS = 4096  # frequencies at which band shapes are integrated through the window
+NEIGHBOURS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -171,12 +175,28 @@ class SpectralGeometry:
     window_sum: float
 
 
+def partial_shape(freqs_hz, partial_hz, n_fft: int, sample_rate: int):
+    """|W|^2 / W(0)^2 at each bin for a sine at `partial_hz`, its negative-frequency image included
+    (it matters near DC at small FFT sizes). Numpy or torch, broadcasting."""
+    scale = n_fft / sample_rate
+    return hann_response((freqs_hz - partial_hz) * scale) ** 2 + hann_response((freqs_hz + partial_hz) * scale) ** 2
+
+
 def spectral_geometry(config: EnvelopeConfig, n_fft: int, hop: int) -> SpectralGeometry:
     freqs = np.fft.rfftfreq(n_fft, 1.0 / config.sample_rate)
-    fine = np.fft.rfftfreq(1 << 16, 1.0 / config.sample_rate)
-    # A unit-RMS band's power density: its gain^2 over the band's mean gain^2 across the spectrum.
-    share = np.mean(band_gains(config, fine) ** 2, axis=1)
-    band_power = (band_gains(config, freqs) ** 2 / share[:, None]).T
+    # Each unit-RMS band's power density on a fine grid (gain^2 over its mean across the spectrum),
+    # seen through the window: a bin collects what the window's main lobe and side lobes let in,
+    # from both signs of frequency. Small FFTs have bins wider than the low bands.
+    # The fine grid is log-spaced, so that the lowest bands (a few Hz wide) are resolved too.
+    nyquist = config.sample_rate / 2
+    edges = np.concatenate([[0.0], np.geomspace(config.f_min_hz / 4, nyquist, FINE_GRID_POINTS)])
+    fine, df = 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)
+    density = band_gains(config, fine) ** 2
+    density /= (density @ df)[:, None] / nyquist  # mean 1 over linear frequency: a unit-RMS band
+    bin_hz = config.sample_rate / n_fft
+    # 1.5: the Hann window's equivalent noise bandwidth, in bins (white noise in, 1 out).
+    kernel = partial_shape(freqs[:, None], fine[None, :], n_fft, config.sample_rate) * (df / bin_hz / 1.5)
+    band_power = kernel @ density.T
     return SpectralGeometry(n_fft, hop, freqs, band_power, frame_weights(config, n_fft, hop, 2),
                             frame_weights(config, n_fft, hop, 1), float(_hann(n_fft).sum()))
 
@@ -278,38 +298,53 @@ class EnvelopeSnare:
         out = []
         for g in self.geometry:
             power = g.band_power @ (env2 @ g.w2.T)  # (B, bins, n_stft)
-            shape = hann_response((g.freqs_hz[None, None, :] - p.freq_hz[..., None]) * g.n_fft / self.config.sample_rate) ** 2
+            shape = partial_shape(g.freqs_hz[None, None, :], p.freq_hz[..., None], g.n_fft, self.config.sample_rate)
             amp = partial_env @ g.w1.T  # (B, K, n_stft): window-weighted amplitude
-            power = power + 0.25 * np.einsum("bkf,bkm->bfm", shape, amp**2)
+            power = power + 0.25 * np.matmul(np.swapaxes(shape, -1, -2), amp**2)  # sum over partials
             out.append(power)
         return out
 
-    def encode(self, wave, grid_steps: int = GRID_STEPS) -> np.ndarray:
-        """(n_samples,) -> (2,): the point whose expected spectrogram is closest to `wave`'s
-        (a coarse grid over the plane, then a pattern search). (B, n) -> (B, 2) one by one."""
-        wave = np.asarray(wave, dtype=np.float64)
+    def encode(self, wave, knobs, grid_steps: int = GRID_STEPS) -> np.ndarray:
+        """(n_samples,) -> (2,): the point within the knobs' reach whose snare is closest to `wave`
+        in the multi-resolution log-spectral distance. A grid of knob positions is compared
+        through expected spectrograms (no rendering), then a pattern search over the knobs
+        refines on real renders, so a snare this model rendered is found again exactly.
+        (B, n) -> (B, 2), one by one."""
+        wave = np.asarray(wave, dtype=np.float32)
         if wave.ndim == 2:
-            return np.stack([self.encode(w, grid_steps) for w in wave])
-        target = [np.log(stft_power(wave, g.n_fft, g.hop) + LOG_EPS) for g in self.geometry]
-        axis = np.linspace(-1.0, 1.0, grid_steps)
-        grid = np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
-        best = grid[int(np.argmin(self.distance(grid, target)))]
-        best_d = float(self.distance(best[None], target)[0])
-        for step in REFINE_STEPS:
+            return np.stack([self.encode(w, knobs, grid_steps) for w in wave])
+        target = self._log_power(wave)
+        axis = np.linspace(0.0, CC_MAX, grid_steps)
+        grid_cc = np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
+        grid = np.stack([knobs.cc_to_latent(*cc) for cc in grid_cc])
+        # The closest few by expected spectrogram, judged again on their renders.
+        starts = grid_cc[np.argsort(self.expected_distance(grid, target))[:GRID_STARTS]]
+        start_d = [self.render_distance(knobs.cc_to_latent(*cc), target) for cc in starts]
+        best, best_d = starts[int(np.argmin(start_d))], min(start_d)
+        for step in REFINE_STEPS_CC:
             moved = True
             while moved:  # walk while a neighbour is closer, then refine the step
-                around = np.clip(best + step * np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]]), -1, 1)
-                d = self.distance(around, target)
-                moved = bool(d.min() < best_d - 1e-9)
+                around = np.clip(best + step * NEIGHBOURS, 0.0, CC_MAX)
+                d = [self.render_distance(knobs.cc_to_latent(*cc), target) for cc in around]
+                moved = min(d) < best_d - 1e-9
                 if moved:
-                    best, best_d = around[int(np.argmin(d))], float(d.min())
-        return best.astype(np.float32)
+                    best, best_d = around[int(np.argmin(d))], min(d)
+        return knobs.cc_to_latent(*best)
 
-    def distance(self, latents: np.ndarray, target_log_power: list[np.ndarray]) -> np.ndarray:
-        """(B, 2) points vs one target's log power per resolution -> (B,) mean |log-magnitude| distance."""
+    def _log_power(self, wave: np.ndarray) -> list[np.ndarray]:
+        return [np.log(stft_power(wave, g.n_fft, g.hop).astype(np.float32) + LOG_EPS) for g in self.geometry]
+
+    def render_distance(self, latent: np.ndarray, target_log_power: list[np.ndarray]) -> float:
+        """One point's render vs a target's log power per resolution: mean |log-magnitude| difference."""
+        rendered = self._log_power(self.decode(latent))
+        return float(np.mean([0.5 * np.abs(a - b).mean() for a, b in zip(rendered, target_log_power)]))
+
+    def expected_distance(self, latents: np.ndarray, target_log_power: list[np.ndarray]) -> np.ndarray:
+        """(B, 2) points vs one target, through expected spectrograms -> (B,); the training loss."""
         total = np.zeros(len(latents))
         for chunk in range(0, len(latents), 64):
             p = self.params(latents[chunk : chunk + 64])
             for model_power, target in zip(self.expected_power(p), target_log_power):
-                total[chunk : chunk + 64] += 0.5 * np.abs(np.log(model_power + LOG_EPS) - target).mean(axis=(1, 2))
+                model_log = np.log(model_power.astype(np.float32) + LOG_EPS)
+                total[chunk : chunk + 64] += 0.5 * np.abs(model_log - target).mean(axis=(1, 2))
         return total / len(RESOLUTIONS)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model.envelope import RESOLUTIONS, EnvelopeConfig, EnvelopeSnare, hann_response
+from ..model.envelope import RESOLUTIONS, EnvelopeConfig, EnvelopeSnare, partial_shape
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "sig": torch.sigmoid}
 
@@ -57,8 +57,7 @@ class EnvelopeDecoder(nn.Module):
         out = []
         for i, (n_fft, _hop) in enumerate(RESOLUTIONS):
             power = getattr(self, f"band_power_{i}") @ (env2 @ getattr(self, f"w2_{i}"))
-            delta = (getattr(self, f"freqs_{i}")[None, None, :] - freq[..., None]) * n_fft / self.config.sample_rate
-            shape = hann_response(delta) ** 2
+            shape = partial_shape(getattr(self, f"freqs_{i}")[None, None, :], freq[..., None], n_fft, self.config.sample_rate)
             window_amp = partial_env @ getattr(self, f"w1_{i}")
             out.append(power + 0.25 * torch.einsum("bkf,bkm->bfm", shape, window_amp**2))
         return out

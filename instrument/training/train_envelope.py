@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..model.descriptors import describe
-from ..model.envelope import LOG_EPS, RESOLUTIONS, EnvelopeConfig
+from ..model.envelope import LOG_EPS, RESOLUTIONS, EnvelopeConfig, band_gains
 from ..model.file import save_model
 from ..model.knobs import KnobMap
 from .augment import augment_corpus
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 VAL_GRID_STEPS = 17
 UNIFORM_PROJECTIONS = 64
+INITIAL_PARTIAL_LOG_AMP = -4.0  # partials start at -35 dB and grow where the data has tone
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,23 @@ def uniform_penalty(points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return ((a - b) ** 2).mean()
 
 
+def mean_log_envelope(waves: np.ndarray, config: EnvelopeConfig) -> np.ndarray:
+    """(n_bands, n_frames): the clips' mean log band RMS per envelope frame. The decoder starts
+    from it, so training begins at the average snare instead of at noise."""
+    length = (config.n_frames - 1) * config.hop
+    padded = np.zeros((len(waves), length))
+    padded[:, : min(length, waves.shape[1])] = waves[:, :length]
+    gains = band_gains(config, np.fft.rfftfreq(length, 1.0 / config.sample_rate))
+    spectra = np.fft.rfft(padded, axis=1)
+    out = np.zeros((config.n_bands, config.n_frames))
+    for b in range(config.n_bands):
+        band = np.fft.irfft(spectra * gains[b], n=length, axis=1).reshape(len(waves), config.n_frames - 1, config.hop)
+        rms = np.sqrt(np.mean(band**2, axis=2) + 1e-12)  # (clips, n_frames - 1)
+        log_rms = np.log(np.concatenate([rms, rms[:, -1:]], axis=1))
+        out[b] = log_rms.mean(axis=0)
+    return out
+
+
 def initial_points(waves: np.ndarray, sample_rate: int) -> np.ndarray:
     """(brightness rank, decay rank) spread over [-0.9, 0.9]^2: the knobs' meaning, from the start."""
     brightness, decay = describe(waves, sample_rate)
@@ -162,6 +180,13 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
     val_targets = log_power(data.val.waves)
 
     model = PointsAndDecoder(config, initial_points(waves, config.sample_rate)).to(dev)
+    with torch.no_grad():  # start at the average snare, with quiet partials and small point effects
+        last = model.decoder.layers[-1]
+        last.weight.mul_(0.1)
+        last.bias.zero_()
+        head = config.n_bands * config.n_frames
+        last.bias[:head] = torch.tensor(mean_log_envelope(real, config).reshape(-1), dtype=torch.float32)
+        last.bias[head + config.n_partials : head + 2 * config.n_partials] = INITIAL_PARTIAL_LOG_AMP
     optimizer = torch.optim.Adam([{"params": model.decoder.parameters(), "lr": recipe.learning_rate},
                                   {"params": [model.points], "lr": recipe.point_learning_rate}])
     ckpt = _checkpoint_path(out_path)
