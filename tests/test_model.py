@@ -121,3 +121,14 @@ def test_a_model_whose_knobs_do_nothing_is_never_chosen_as_default():
     results = {"collapsed": metrics(2.0, 0.0001), "too-big": metrics(2.5, 1.0, mb=100), "playable": metrics(4.0, 1.0),
                "same-attack-everywhere": metrics(3.0, 1.0, attack=0.99)}
     assert choose_default(results) == "playable"
+
+
+def test_a_hissing_model_is_never_chosen_over_one_that_decays_to_silence():
+    from instrument.training.evaluate import choose_default
+
+    def metrics(log_stft, tail_db):
+        return {"val": {"log_stft": log_stft}, "file_mb": 4.0, "sound": {"tail_db_worst": tail_db},
+                "grid": {"all_finite": True, "silent": 0, "corner_log_stft": 1.0, "corner_attack_correlation": 0.0}}
+
+    assert choose_default({"hiss": metrics(1.0, -41.0), "quiet": metrics(1.5, -70.0)}) == "quiet"
+    assert choose_default({"hiss": metrics(1.0, -41.0), "more-hiss": metrics(1.5, -30.0)}) == "hiss"

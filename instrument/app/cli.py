@@ -51,31 +51,31 @@ def cmd_corpus(args) -> int:
 def cmd_train(args) -> int:
     from ..training.dataset import load_dataset
     from ..training.evaluate import evaluate_model
-    from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, recipe_for, train
+    from ..training.recipes import fit, recipe_for
+    from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE
 
     recipe = recipe_for(args.arch, MODEL_N_SAMPLES, args.epochs)
     data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
-    print(f"training {recipe.name} on {len(data.train)} snares ({len(data.val)} held out) for {recipe.epochs} epochs")
-    out = train(recipe, data, args.out / recipe.name, device=args.device)
+    print(f"training {recipe.name} on {len(data.train)} snares ({len(data.val)} held out) for up to {recipe.epochs} epochs")
+    out = fit(recipe, data, args.out / recipe.name, device=args.device)
     evaluate_model(out, data)
-    print(f"saved {out} and {out.with_suffix('.json').name}")
+    print(f"saved {out} and {out.with_suffix('.json').name}; play it with: latent-snare run --model {out}")
     return 0
 
 
 def cmd_zoo(args) -> int:
     from ..training.dataset import load_dataset
     from ..training.evaluate import evaluate_model
-    from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, extra_recipes, seed_recipes, train
+    from ..training.recipes import all_recipes, fit
+    from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, SEED_EPOCHS, seed_recipes
 
-    recipes = seed_recipes(MODEL_N_SAMPLES, args.epochs)
-    if not args.seed_only:
-        recipes += extra_recipes(MODEL_N_SAMPLES, args.epochs)
+    recipes = seed_recipes(MODEL_N_SAMPLES, args.epochs or SEED_EPOCHS) if args.seed_only else all_recipes(MODEL_N_SAMPLES, args.epochs)
     if args.only:
         recipes = [r for r in recipes if r.name in args.only]
     data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
-    print(f"zoo: {len(recipes)} models on {len(data.train)} snares ({len(data.val)} held out), {args.epochs} epochs each")
+    print(f"zoo: {len(recipes)} models on {len(data.train)} snares ({len(data.val)} held out)")
     for recipe in recipes:
-        out = train(recipe, data, args.out / recipe.name, device=args.device)
+        out = fit(recipe, data, args.out / recipe.name, device=args.device)
         evaluate_model(out, data)
     return 0
 
@@ -86,7 +86,7 @@ def cmd_evaluate(args) -> int:
     from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE
 
     data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
-    evaluate_zoo(args.zoo, data, card=args.card, ship_dir=args.ship)
+    evaluate_zoo(args.zoo, data, card=args.card, ship_dir=args.ship, second=args.second)
     return 0
 
 
@@ -261,18 +261,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_corpus)
 
-    def add_training_args(p, epochs_default=700):
+    def add_training_args(p):
         p.add_argument("--data", type=Path, default=DEFAULT_CORPUS_DIR, help="folder of snares (WAV/FLAC/AIFF, any rate); subfolders are kits")
         p.add_argument("--out", type=Path, default=DEFAULT_ZOO_DIR, help="where models and checkpoints go")
-        p.add_argument("--epochs", type=int, default=epochs_default, help="epochs per model (the seed's 700)")
+        p.add_argument("--epochs", type=int, help="epochs per model (default: the seed's 700 for dense models; "
+                                                 "300 for envelope models, which stop early on the held-out kits)")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
     p = sub.add_parser("train", help="train one model on a folder of snares (resumes if interrupted)")
     add_training_args(p)
-    p.add_argument("--arch", default="med-tanh", help="small|med|big-relu|tanh|sig, or an extra variant (med-tanh-spec, med-tanh-vae)")
+    p.add_argument("--arch", default="env", help="env (the shipped default's recipe), env-small, small|med|big-relu|tanh|sig "
+                                                 "(the seed's nine), med-tanh-spec, med-tanh-vae")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("zoo", help="train the nine seed models and the extra variants")
+    p = sub.add_parser("zoo", help="train every model: the seed's nine, their variants and the envelope snares")
     add_training_args(p)
     p.add_argument("--seed-only", action="store_true", help="only the seed's nine")
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these models")
@@ -283,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DEFAULT_CORPUS_DIR)
     p.add_argument("--card", type=Path, default=REPO_DIR / "models" / "README.md")
     p.add_argument("--ship", type=Path, help="copy the chosen default model (and the map picture) here, e.g. models/")
+    p.add_argument("--second", metavar="NAME", help="also ship this model (program change 1 plays it)")
     p.set_defaults(func=cmd_evaluate)
     return parser
 

@@ -107,3 +107,26 @@ def draw_latent_map(model, data, out_path: Path, cc_names: tuple[int, int] = (74
     fig.savefig(out_path, dpi=90)
     plt.close(fig)
     return out_path
+
+
+def draw_reconstructions(model, originals: np.ndarray, names: list[str], out_path: Path) -> Path:
+    """Held-out snares (top row) above what the model plays at the point each one encodes to."""
+    plt = _pyplot()
+    n = len(originals)
+    fig, axes = plt.subplots(2, n, figsize=(2.1 * n + 0.6, 4.6), squeeze=False)
+    for col, (wave, name) in enumerate(zip(originals, names)):
+        cc = model.knobs.latent_to_cc(model.encode(wave))
+        for row, (snare, title) in enumerate(((wave, Path(name).stem[:22]),
+                                              (model.decode_cc(*cc), f"{model.name} at CC ({cc[0]:.0f}, {cc[1]:.0f})"))):
+            ax = axes[row, col]
+            ax.imshow(_tile(snare, model.sample_rate), origin="lower", aspect="auto", cmap="magma", vmin=SPECTRO_FLOOR_DB, vmax=0)
+            ax.set(xticks=[], yticks=[])
+            ax.set_title(title, fontsize=7)
+    axes[0, 0].set_ylabel("held-out original", fontsize=8)
+    axes[1, 0].set_ylabel("dropped on the model", fontsize=8)
+    fig.suptitle("Held-out kits: spectrograms (60 Hz–16 kHz, 0.75 s), originals above their closest knob positions", fontsize=9)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    fig.savefig(out_path, dpi=90)
+    plt.close(fig)
+    return out_path

@@ -36,6 +36,7 @@ LOG_EPS = 1e-10  # power floor of the spectral distance: magnitude 1e-5, the eva
 RESOLUTIONS = ((2048, 512), (512, 128), (128, 32))  # (n_fft, hop) of the spectral distance
 GRID_STEPS = 17  # encode: coarse grid over the plane, then refinement
 GRID_STARTS = 4
+LEVEL_STRIDE = 7  # bins sampled for the level match
 REFINE_STEPS_CC = (8.0, 4.0, 1.3, 0.45, 0.15)  # pattern-search steps, in knob positions (the grid's is 8)
 FINE_GRID_POINTS = 4096  # frequencies at which band shapes are integrated through the window
 NEIGHBOURS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float32)
@@ -332,6 +333,9 @@ class EnvelopeSnare:
         return knobs.cc_to_latent(*best)
 
     def _log_power(self, wave: np.ndarray) -> list[np.ndarray]:
+        """Log STFT power per resolution of `wave` at its own peak: encoding ignores level (a
+        dropped file is normalized, and velocity sets the level of what the model plays)."""
+        wave = wave / max(float(np.max(np.abs(wave))), 1e-9)
         return [np.log(stft_power(wave, g.n_fft, g.hop).astype(np.float32) + LOG_EPS) for g in self.geometry]
 
     def render_distance(self, latent: np.ndarray, target_log_power: list[np.ndarray]) -> float:
@@ -340,11 +344,15 @@ class EnvelopeSnare:
         return float(np.mean([0.5 * np.abs(a - b).mean() for a, b in zip(rendered, target_log_power)]))
 
     def expected_distance(self, latents: np.ndarray, target_log_power: list[np.ndarray]) -> np.ndarray:
-        """(B, 2) points vs one target, through expected spectrograms -> (B,); the training loss."""
+        """(B, 2) points vs one target, through expected spectrograms -> (B,); the training loss,
+        after the one gain that best matches each point's level to the target's (the median
+        log-power difference, over every `LEVEL_STRIDE`th bin)."""
         total = np.zeros(len(latents))
         for chunk in range(0, len(latents), 64):
             p = self.params(latents[chunk : chunk + 64])
-            for model_power, target in zip(self.expected_power(p), target_log_power):
-                model_log = np.log(model_power.astype(np.float32) + LOG_EPS)
-                total[chunk : chunk + 64] += 0.5 * np.abs(model_log - target).mean(axis=(1, 2))
+            diffs = [target - np.log(power.astype(np.float32) + LOG_EPS)
+                     for power, target in zip(self.expected_power(p), target_log_power)]
+            gain = np.median(np.concatenate([d.reshape(len(d), -1)[:, ::LEVEL_STRIDE] for d in diffs], axis=1), axis=1)
+            for d in diffs:
+                total[chunk : chunk + 64] += 0.5 * np.abs(d - gain[:, None, None]).mean(axis=(1, 2))
         return total / len(RESOLUTIONS)

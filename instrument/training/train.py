@@ -256,10 +256,3 @@ def _export(model: SnareAutoencoder, recipe: Recipe, data: Dataset, out_path: Pa
     }
     save_model(out_path, tensors, meta)
 
-
-def recipe_for(name: str, n_samples: int = MODEL_N_SAMPLES, epochs: int = SEED_EPOCHS) -> Recipe:
-    for recipe in seed_recipes(n_samples, epochs) + extra_recipes(n_samples, epochs):
-        if recipe.name == name:
-            return recipe
-    known = ", ".join(r.name for r in seed_recipes() + extra_recipes())
-    raise UserError(f"--arch {name!r} is not a known model; choose one of: {known}")

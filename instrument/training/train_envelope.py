@@ -12,6 +12,10 @@ towards a uniform spread over [-1, 1]^2, so every knob position has snares
 near it. Points start at (brightness rank, decay rank), which orients the
 knobs: x brighter, y longer.
 
+Every knob position decays to silence: a tail prior holds the high bands'
+late frames under a ceiling at random points of the plane, not only at the
+training clips' points (the corners are where a decoder is left to itself).
+
 Augmented clips (pitch, tone/noise remix, attack, tail, EQ tilt) fill the
 gaps between real snares; they weigh less and never enter validation.
 Validation encodes the held-out kits on a grid of points and stops early.
@@ -31,7 +35,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..model.descriptors import describe
-from ..model.envelope import LOG_EPS, RESOLUTIONS, EnvelopeConfig, band_gains
+from ..model.envelope import LOG_EPS, RESOLUTIONS, EnvelopeConfig, band_edges_hz, band_gains
 from ..model.file import save_model
 from ..model.knobs import KnobMap
 from .augment import augment_corpus
@@ -43,6 +47,9 @@ log = logging.getLogger(__name__)
 
 VAL_GRID_STEPS = 17
 UNIFORM_PROJECTIONS = 64
+TAIL_PROBES = 32
+TAIL_FROM_S = 0.3
+TAIL_BAND_HZ = (8_000.0, 16_000.0)
 INITIAL_PARTIAL_LOG_AMP = -4.0  # partials start at -35 dB and grow where the data has tone
 
 
@@ -57,6 +64,10 @@ class EnvelopeRecipe:
     uniform_weight: float = 2.0  # the plane-filling term, against the reconstruction's ~1-2
     augment_per_clip: int = 3
     augment_weight: float = 0.3
+    # Every knob position decays: at random points of the plane, the 8-16 kHz bands after 0.3 s
+    # are held under a ceiling (each band, re a peak of 1; four bands sum to about -56 dB).
+    tail_ceiling_db: float = -62.0
+    tail_weight: float = 1.0
     eval_every_epochs: int = 10
     patience_evals: int = 8  # stop when this many validations in a row bring nothing better
     seed: int = 0
@@ -94,6 +105,23 @@ def spectral_distance(expected: list[torch.Tensor], targets: list[torch.Tensor])
     for power, target in zip(expected, targets):
         total = total + 0.5 * (torch.log(power + LOG_EPS) - target).abs().mean(dim=(1, 2))
     return total / len(expected)
+
+
+class TailPrior:
+    """A penalty on high bands that still sound late, at random points within the points' reach."""
+
+    def __init__(self, config: EnvelopeConfig, ceiling_db: float):
+        centres = band_edges_hz(config)[1:-1]
+        frame_s = np.arange(config.n_frames) * config.hop / config.sample_rate
+        self.bands = torch.from_numpy(np.flatnonzero((centres >= TAIL_BAND_HZ[0]) & (centres < TAIL_BAND_HZ[1])))
+        self.frames = torch.from_numpy(np.flatnonzero(frame_s >= TAIL_FROM_S))
+        self.ceiling = float(np.log(10 ** (ceiling_db / 20)))
+
+    def __call__(self, decoder: EnvelopeDecoder, points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        lo, hi = points.detach().min(0).values, points.detach().max(0).values
+        probe = lo + (hi - lo) * torch.rand(TAIL_PROBES, 2, generator=gen)
+        log_env = decoder(probe)[0][:, self.bands][:, :, self.frames]
+        return torch.relu(log_env - self.ceiling).pow(2).mean()
 
 
 def uniform_penalty(points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -189,6 +217,7 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
         last.bias[head + config.n_partials : head + 2 * config.n_partials] = INITIAL_PARTIAL_LOG_AMP
     optimizer = torch.optim.Adam([{"params": model.decoder.parameters(), "lr": recipe.learning_rate},
                                   {"params": [model.points], "lr": recipe.point_learning_rate}])
+    tail_prior = TailPrior(config, recipe.tail_ceiling_db)
     ckpt = _checkpoint_path(out_path)
     start_epoch, state = 0, {"best_val": float("inf"), "bad_evals": 0, "best_epoch": 0}
     best_state = copy.deepcopy(model.state_dict())
@@ -207,7 +236,8 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
                 for idx in torch.randperm(len(waves), generator=gen).split(recipe.batch_size):
                     expected = model.decoder.expected_power(model.decoder(model.points[idx]))
                     rec = (spectral_distance(expected, [t[idx] for t in targets]) * weights[idx]).sum() / weights[idx].sum()
-                    loss = rec + recipe.uniform_weight * uniform_penalty(model.points, gen)
+                    loss = (rec + recipe.uniform_weight * uniform_penalty(model.points, gen)
+                            + recipe.tail_weight * tail_prior(model.decoder, model.points, gen))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
