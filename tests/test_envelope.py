@@ -87,6 +87,9 @@ from instrument.training.envelope import EnvelopeDecoder, stft_power as torch_st
 
 
 def test_numpy_and_torch_agree():
+    """Within float32: a partial's frequency rounds differently on each side (by ~3e-5 Hz at 500 Hz),
+    which moves its phase by ~1e-4 rad after 0.6 s; hence a tolerance of 1e-4 of full scale."""
+    torch.manual_seed(0)
     decoder = EnvelopeDecoder(SMALL)
     layers = [(layer.weight.detach().numpy(), layer.bias.detach().numpy()) for layer in decoder.layers]
     net = EnvelopeSnare(SMALL, layers)
@@ -96,7 +99,7 @@ def test_numpy_and_torch_agree():
         audio = decoder.render(params).numpy()
         expected = [p.numpy() for p in decoder.expected_power(params)]
         spectra = [torch_stft_power(torch.from_numpy(audio), g.n_fft, g.hop).numpy() for g in net.geometry]
-    np.testing.assert_allclose(audio, net.decode(z), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(audio, net.decode(z), rtol=1e-3, atol=1e-4)
     for ours, theirs in zip(expected, net.expected_power(net.params(z))):
         np.testing.assert_allclose(ours, theirs, rtol=2e-3, atol=1e-9)
     for theirs, g in zip(spectra, net.geometry):

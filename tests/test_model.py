@@ -114,7 +114,7 @@ def test_wrong_format_version_is_refused(model_file):
 def test_a_model_whose_knobs_do_nothing_is_never_chosen_as_default():
     from instrument.training.evaluate import choose_default
 
-    def metrics(log_stft, corner, mb=10.0, attack=0.0):
+    def metrics(log_stft, corner, mb=4.0, attack=0.0):
         return {"val": {"log_stft": log_stft}, "file_mb": mb,
                 "grid": {"all_finite": True, "silent": 0, "corner_log_stft": corner, "corner_attack_correlation": attack}}
 

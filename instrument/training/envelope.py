@@ -71,9 +71,10 @@ class EnvelopeDecoder(nn.Module):
         end = torch.einsum("thb,zbt->zth", self.bank, env[:, :, 1:])
         ramp = torch.arange(c.hop, dtype=env.dtype) / c.hop
         noise = (start + (end - start) * ramp).reshape(env.shape[0], -1)[:, : c.n_samples]
-        t = torch.arange(c.n_samples, dtype=env.dtype) / c.sample_rate
-        tone = (amp[..., None] * torch.exp(-t / decay[..., None]) * torch.sin(2 * np.pi * freq[..., None] * t)).sum(1)
-        return noise + tone
+        t = torch.arange(c.n_samples, dtype=torch.float64) / c.sample_rate  # float64 phase, as numpy's
+        amp, decay, freq = (x.double()[..., None] for x in (amp, decay, freq))
+        tone = (amp * torch.exp(-t / decay) * torch.sin(2 * np.pi * freq * t)).sum(1)
+        return noise + tone.to(noise.dtype)
 
 
 def stft_power(waves: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
