@@ -232,6 +232,10 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
     try:
         with _DeferredInterrupt() as interrupt:
             for epoch in bar:
+                # Cosine decay to a tenth: a function of the epoch alone, so a resumed run matches.
+                decay = 0.1 + 0.45 * (1 + np.cos(np.pi * epoch / recipe.epochs))
+                for group, base in zip(optimizer.param_groups, (recipe.learning_rate, recipe.point_learning_rate)):
+                    group["lr"] = base * decay
                 total = 0.0
                 for idx in torch.randperm(len(waves), generator=gen).split(recipe.batch_size):
                     expected = model.decoder.expected_power(model.decoder(model.points[idx]))
