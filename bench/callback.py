@@ -1,6 +1,6 @@
 """Audio-callback cost: engine.render() with N voices sounding, as a fraction of the period.
 
-    .venv/bin/python bench/callback.py
+    .venv/bin/python -m bench.callback
 
 Runs the real engine offline at 48 kHz for 64/128/256-frame blocks, first idle,
 then with the decode worker decoding continuously in another thread (the GIL
@@ -10,23 +10,18 @@ and memory-bandwidth contention the service sees under a knob flood).
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import time
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from instrument.config import load_config  # noqa: E402
-from instrument.play.engine import Engine  # noqa: E402
-from instrument.play.events import NoteOn  # noqa: E402
-from instrument.model.file import load_model  # noqa: E402
-from instrument.app.service import realtime_hygiene  # noqa: E402
-from instrument.play.worker import DecodeWorker  # noqa: E402
+from instrument.config import load_config
+from instrument.play.engine import Engine
+from instrument.play.events import NoteOn
+from instrument.model.file import load_model
+from instrument.app.service import realtime_hygiene
+from instrument.play.worker import DecodeWorker
 
 RATE, VOICES, SECONDS = 48000, 32, 5.0
 

@@ -21,10 +21,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.e2e.rig import Rig, ServiceProcess, start_jackd, stop_process  # noqa: E402
+from tests.jackrig import Rig, ServiceProcess, start_jackd, stop_process
 
 SERVER = "latent-snare-bench"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")

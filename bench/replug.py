@@ -1,6 +1,6 @@
 """Replug: a MIDI controller plugged in, played and unplugged 100 times. Does anything leak?
 
-    .venv/bin/python bench/replug.py [--cycles 100] [--backends jack portaudio] [--rescan-s 0.25]
+    .venv/bin/python -m bench.replug [--cycles 100] [--backends jack portaudio] [--rescan-s 0.25]
 
 The controller is a JACK MIDI client named `rig-midi`; the service (no virtual
 port, `midi.inputs: ["rig-midi:*"]`) must find it, play its note, and notice
@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jackbench import SERVER, machine, process_sample, stop_counts
-from tests.e2e.listen import service_inputs
-from tests.e2e.rig import Rig, ServiceProcess, first_sound, start_jackd, stop_process
+from .jackbench import SERVER, machine, process_sample, stop_counts
+from tests.jackrig import Rig, ServiceProcess, first_sound, service_inputs, start_jackd, stop_process
 
 FIND_TIMEOUT_S = NOTICE_TIMEOUT_S = 5.0
 SILENT = 1e-4

@@ -14,7 +14,7 @@ from instrument.play.events import NoteOn
 
 from .conftest import ARTIFACTS
 from .listen import assert_matches, expected_snare, hit, set_knobs
-from .rig import SERVER_NAME, Rig, ServiceProcess, first_sound, start_jackd, stop_process
+from ..jackrig import SERVER_NAME, Rig, ServiceProcess, first_sound, start_jackd, stop_process
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,5 @@
-"""A JACK test rig that drives the running instrument the way a DAW would.
+"""A JACK test rig that drives the running instrument the way a DAW would; shared by the
+end-to-end tests (tests/e2e) and the JACK benchmarks (bench/), imported as `tests.jackrig`.
 
 Two JACK clients on a private dummy server:
 - `rig-midi` writes MIDI into the instrument's virtual port at the start of a
@@ -6,7 +7,11 @@ Two JACK clients on a private dummy server:
 - `rig-rec` records the instrument's audio output with server frame times.
 
 Both use the server's frame clock, so latency is measured in frames, not in
-wall-clock time on a noisy machine.
+wall-clock time on a noisy machine. The rig also notes the frame of every xrun
+the server reports: a client that misses a cycle shifts or drops a period of
+what is recorded after it, so comparisons use only the stretch before it
+(`xrun_free`). `ServiceProcess` runs `latent-snare run` on the rig's server, and
+`service_state()` reads its JSON state over the control socket.
 """
 
 from __future__ import annotations
@@ -24,10 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
+from instrument.app.control import send_command
+
 SERVER_NAME = "latent-snare-test"
 SAMPLE_RATE = 48_000
 PERIOD = 128
 RECORD_SECONDS = 120
+# How far before the rig hears of an xrun its damage may start: the server notices a late client
+# at the next cycle, and the notification thread runs late on a loaded machine.
+XRUN_REACH_S = 0.025
 
 
 def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVER_NAME,
@@ -95,6 +105,7 @@ class Rig:
         self.start_frame = None
         self.last_frame = 0
         self.xruns = 0  # every xrun the server reports, whichever client it fell on
+        self.xrun_frames: list[int] = []  # the server's frame time when the rig heard of each
         self.midi_client.set_xrun_callback(self._xrun)
         self.midi_client.set_process_callback(self._send)
         self.rec_client.set_process_callback(self._record)
@@ -118,7 +129,16 @@ class Rig:
             receipt.append(now)
 
     def _xrun(self, _delay_us: float) -> None:
+        self.xrun_frames.append(self.midi_client.frame_time)
         self.xruns += 1
+
+    def xrun_free(self, frame: int, n_frames: int) -> int:
+        """How many of the `n_frames` recorded from server frame `frame` on come before any xrun
+        could have touched them (all of them when the server reported none meanwhile)."""
+        reach = int(XRUN_REACH_S * self.rate)
+        # An xrun heard of before `frame` happened before it; one heard later may have started `reach` earlier.
+        damaged_from = [at - reach - frame for at in self.xrun_frames if at >= frame]
+        return max(0, min([n_frames, *damaged_from]))
 
     def _record(self, frames: int) -> None:
         now = self.rec_client.last_frame_time
@@ -174,6 +194,16 @@ class Rig:
 def first_sound(audio: np.ndarray, threshold: float = 1e-4) -> int | None:
     hits = np.flatnonzero(np.abs(audio) > threshold)
     return int(hits[0]) if hits.size else None
+
+
+def service_state() -> dict:
+    """The running service's state, as the JSON its control socket answers `state` with."""
+    return send_command("state")
+
+
+def service_inputs() -> list[str]:
+    """The MIDI inputs the service reports connected (its virtual port included, when it has one)."""
+    return service_state()["inputs"]
 
 
 class ServiceProcess:
