@@ -7,9 +7,10 @@ Two JACK clients on a private dummy server:
 - `rig-rec` records the instrument's audio output with server frame times.
 
 Both use the server's frame clock, so latency is measured in frames, not in
-wall-clock time on a noisy machine. The rig also notes the frame of every xrun
-the server reports: a client that misses a cycle shifts or drops a period of
-what is recorded after it, so comparisons use only the stretch before it
+wall-clock time on a noisy machine. The recorder also notes every frame where
+its cycles stop following each other: in an xrun the instrument (upstream of it)
+or the recorder itself runs late, and what is recorded from there on may be
+shifted or missing a period, so comparisons use only the stretch before it
 (`xrun_free`). `ServiceProcess` runs `latent-snare run` on the rig's server, and
 `service_state()` reads its JSON state over the control socket.
 """
@@ -35,9 +36,6 @@ SERVER_NAME = "latent-snare-test"
 SAMPLE_RATE = 48_000
 PERIOD = 128
 RECORD_SECONDS = 120
-# How far before the rig hears of an xrun its damage may start: the server notices a late client
-# at the next cycle, and the notification thread runs late on a loaded machine.
-XRUN_REACH_S = 0.025
 
 
 def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVER_NAME,
@@ -104,8 +102,8 @@ class Rig:
         self.recordings = [np.zeros(record_seconds * self.rate, dtype=np.float32) for _ in audio_sources]
         self.start_frame = None
         self.last_frame = 0
+        self.gap_frames: list[int] = []  # where the recorder's cycles stopped following each other (xruns)
         self.xruns = 0  # every xrun the server reports, whichever client it fell on
-        self.xrun_frames: list[int] = []  # the server's frame time when the rig heard of each
         self.midi_client.set_xrun_callback(self._xrun)
         self.midi_client.set_process_callback(self._send)
         self.rec_client.set_process_callback(self._record)
@@ -129,21 +127,20 @@ class Rig:
             receipt.append(now)
 
     def _xrun(self, _delay_us: float) -> None:
-        self.xrun_frames.append(self.midi_client.frame_time)
         self.xruns += 1
 
     def xrun_free(self, frame: int, n_frames: int) -> int:
-        """How many of the `n_frames` recorded from server frame `frame` on come before any xrun
-        could have touched them (all of them when the server reported none meanwhile)."""
-        reach = int(XRUN_REACH_S * self.rate)
-        # An xrun heard of before `frame` happened before it; one heard later may have started `reach` earlier.
-        damaged_from = [at - reach - frame for at in self.xrun_frames if at >= frame]
-        return max(0, min([n_frames, *damaged_from]))
+        """How many of the `n_frames` recorded from server frame `frame` on come before the first
+        gap in the recorder's cycles (all of them when there was none). The recorder runs after the
+        instrument in every cycle, so an instrument running late makes a gap here too."""
+        return max(0, min([n_frames, *(at - frame for at in self.gap_frames if at >= frame)]))
 
     def _record(self, frames: int) -> None:
         now = self.rec_client.last_frame_time
         if self.start_frame is None:
             self.start_frame = now
+        elif now != self.last_frame:  # a cycle missed, or run late under the next one's frame time
+            self.gap_frames.append(self.last_frame)
         at = now - self.start_frame
         if at + frames <= self.recordings[0].size:
             for port, recording in zip(self.audio_ins, self.recordings):

@@ -26,13 +26,14 @@ HANG_S = 30.0  # a guard against a hung service only: waits end on facts, not on
 
 def recorded_hit(rig, frame, seconds=RING_OUT_S):
     """(latency in frames, the recording from the first sample heard after server frame `frame` up
-    to the first xrun the rig saw, if any): a missed cycle shifts what follows, so it is left out."""
+    to the first xrun the rig saw after it, if any), or None if nothing was heard. A missed cycle
+    shifts what follows it, so that part is left out of every comparison."""
     n_frames = int(seconds * rig.rate)
     audio = rig.audio(frame, n_frames)
     start = first_sound(audio)
     if start is None:
         return None
-    return start, audio[start : max(start, rig.xrun_free(frame, n_frames))]
+    return start, audio[start : start + rig.xrun_free(frame + start, n_frames - start)]
 
 
 def hit(rig, velocity=127, seconds=RING_OUT_S):
