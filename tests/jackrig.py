@@ -36,6 +36,10 @@ SERVER_NAME = "latent-snare-test"
 SAMPLE_RATE = 48_000
 PERIOD = 128
 RECORD_SECONDS = 120
+# The rig's JACK callbacks need this process's GIL, which the test thread holds while it computes
+# or polls. Python's default 5 ms switch interval is two periods: the rig's own MIDI client ran
+# late in most xruns of a loaded run (jackd's log), losing the MIDI it carried.
+SWITCH_INTERVAL_S = 0.0005
 
 
 def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVER_NAME,
@@ -90,6 +94,7 @@ class Rig:
                  audio_sources: tuple[str, ...] = ("latent-snare:out_0",), record_seconds: int = RECORD_SECONDS):
         import jack
 
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.midi_client = jack.Client("rig-midi", servername=server, no_start_server=True)
         self.rec_client = jack.Client("rig-rec", servername=server, no_start_server=True)
         self.midi_out = self.midi_client.midi_outports.register("out")

@@ -52,6 +52,7 @@ SWITCH_INTERVAL_S = 0.0005  # a thread holding the GIL yields within 0.5 ms, not
 GC_GEN0_THRESHOLD = 50_000  # rare, small collections; start-up garbage is frozen out of the way
 STATUS_INTERVAL_S = 0.25
 FIRST_DECODE_TIMEOUT_S = 5.0
+EVENT_TAKEN_TIMEOUT_S = 2.0
 STOP_FADE_S = ALL_SOUND_OFF_FADE_MS / 1e3 + 0.03  # the fade, plus a few blocks for the audio thread to play it
 
 
@@ -246,9 +247,17 @@ class Instrument:
             self.engine.post(Tempo(bpm, self.config.loop.steps_per_beat))
             self.loop_bpm = bpm
         self.engine.post(Loop(None if on is None else bool(on)))
-        time.sleep(0.05)  # let the audio thread take it, so the reply says what is true
+        self._wait_rendered()  # so the reply says what is true
         state = "on" if self.engine.stats.loop_on else "off"
         return f"loop {state}" + (f" at {bpm:g} bpm" if bpm else "")
+
+    def _wait_rendered(self) -> None:
+        """Wait until the audio thread has taken every event posted so far: a block that starts after
+        the post drains the queue, and two finished blocks include one that started after it. Bounded:
+        with its server gone the audio thread renders nothing."""
+        blocks, deadline = self.engine.stats.blocks, time.monotonic() + EVENT_TAKEN_TIMEOUT_S
+        while self.engine.stats.blocks < blocks + 2 and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     def program_names(self) -> list[str]:
         return list(self.config.midi.programs) or available_models()
