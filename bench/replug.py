@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="latent-snare-replug-"))
     os.environ["LATENT_SNARE_ARTIFACTS"] = str(workdir)
-    jackd = start_jackd(period=args.period, name=SERVER)
+    jackd = start_jackd(period=args.period, name=SERVER, realtime=False)  # as measured for bench/README.md
     try:
         results = {backend: replug_cycles(backend, args.cycles, args.rescan_s, workdir) for backend in args.backends}
     finally:
