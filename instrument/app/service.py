@@ -300,7 +300,7 @@ class Instrument:
         return {"model": playing.model.name, "cc": [round(c) for c in playing.cc],
                 "latent": [round(float(z), 4) for z in playing.latent],
                 "voices": stats.voices, "velocity": stats.last_velocity, "notes": stats.notes, "decodes": self.worker.decodes,
-                "underflows": self.audio.underflows, "loop": stats.loop_on, "bpm": self.loop_bpm,
+                "underflows": self.audio.underflows, "loop": stats.loop_on, "bpm": self.loop_bpm, "transport": stats.transport_running,
                 "decode_ms": round(self.worker.last_decode_ms, 2)}
 
     def state(self) -> dict:

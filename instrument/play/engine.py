@@ -41,6 +41,7 @@ class EngineStats:
     stolen: int = 0
     loop_hits: int = 0
     loop_on: bool = False
+    transport_running: bool = True  # MIDI transport: stop pauses the clock-following loop, start/continue resume it
     nonfinite_blocks: int = 0
     limited_blocks: int = 0
     clipped_samples: int = 0
@@ -91,7 +92,6 @@ class Engine:
         self._set_tempo(loop_bpm, loop_steps_per_beat)
         self._frames_to_step = 0.0  # own tempo: frames until the next hit
         self._clock_tick = 0  # ticks since the DAW's start, when following clock
-        self._clock_running = True  # transport: stop pauses the loop, start/continue resume it
         self._frames_since_clock = None  # None: no clock heard yet
         self._clock_timeout = int(CLOCK_TIMEOUT_S * sample_rate)
         # Event type -> handler, bound once here so dispatching on the audio thread creates nothing.
@@ -142,19 +142,19 @@ class Engine:
 
     def _on_clock(self, event: Clock) -> None:
         self._frames_since_clock = 0
-        if self.stats.loop_on and self._clock_running and self._clock_tick % self._ticks_per_step == 0:
+        if self.stats.loop_on and self.stats.transport_running and self._clock_tick % self._ticks_per_step == 0:
             self._loop_hit(event.offset)
         self._clock_tick += 1
 
     def _on_start(self, _event: Start) -> None:
         self._clock_tick = 0  # the next tick is the downbeat
-        self._clock_running = True
+        self.stats.transport_running = True
 
     def _on_continue(self, _event: Continue) -> None:
-        self._clock_running = True
+        self.stats.transport_running = True
 
     def _on_stop(self, _event: Stop) -> None:
-        self._clock_running = False
+        self.stats.transport_running = False
 
     def _on_loop(self, event: Loop) -> None:
         on = (not self.stats.loop_on) if event.on is None else event.on

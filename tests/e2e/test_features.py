@@ -49,7 +49,7 @@ def service(jack_server, tmp_path_factory, user_folders, second_model):
 def test_loop_follows_midi_clock_beats_and_transport(rig):
     # A DAW's clock is already running when the loop is switched on, so it never starts on its own tempo.
     rig.send(CLOCK)
-    rig.send(START, LOOP_ON)
+    send_state(rig, [START, LOOP_ON], lambda state: state["loop"] and state["transport"])  # before any tick: resendable
     xruns_before = server_xruns()
     tick_frames = []
     tick_s = 60 / BPM / 24
@@ -57,7 +57,7 @@ def test_loop_follows_midi_clock_beats_and_transport(rig):
     for n in range(24 * 3 + 1):  # three beats, and the downbeat of the fourth
         time.sleep(max(0.0, t0 + n * tick_s - time.monotonic()))
         tick_frames.append(rig.send(CLOCK))
-    rig.send(STOP)
+    send_state(rig, [STOP], lambda state: not state["transport"])  # transport state: stopping twice is stopping
     for n in range(24):  # ticks after stop: the transport is stopped, nothing may play
         time.sleep(tick_s)
         rig.send(CLOCK)

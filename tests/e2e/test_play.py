@@ -103,8 +103,9 @@ def test_a_sysex_cut_short_does_not_deafen_the_input(rig, service):
 
 
 def test_velocity_scales_level(rig):
-    loud = np.max(np.abs(hit(rig, 127)[1]))
-    soft = np.max(np.abs(hit(rig, 40)[1]))
+    loud, soft = hit(rig, 127)[1], hit(rig, 40)[1]
+    n = min(loud.size, soft.size)  # both cut at any xrun: peaks over the same stretch of the same snare
+    loud, soft = np.max(np.abs(loud[:n])), np.max(np.abs(soft[:n]))
     expected_db = 20 * np.log10(velocity_to_gain(40, CONFIG.voices.velocity_range_db))
     measured_db = 20 * np.log10(soft / loud)
     assert abs(measured_db - expected_db) < 1.0, f"velocity 40 is {measured_db:.1f} dB, expected {expected_db:.1f} dB"
