@@ -86,15 +86,16 @@ class Instrument:
                              loop_bpm=lp.bpm, loop_steps_per_beat=lp.steps_per_beat, loop_velocity=lp.velocity)
         self.worker = DecodeWorker(model, self.engine, self.sample_rate)  # the one owner of the knob position
         self.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs")  # saves and model loads asked for by MIDI
-        self.save_presses = 0  # save buttons heard (MIDI thread only); `saved` counts saves finished
-        self.saved = 0
+        self.save_presses = 0  # save buttons heard (MIDI thread only)
+        self.saved = 0  # snares saved (jobs thread only)
         self.router = MidiRouter(config, self.engine, on_turn=self.worker.turn, on_save=self._save_pressed,
                                  on_program=lambda n: self.background(self.switch_model, n))
         self.audio.attach(self.engine, self.router)
         self.midi = self._midi_ports()
-        self.control = ControlServer({"save": self.save, "recall": self.recall, "drop": self.load_sample, "loop": self.set_loop,
-                                      "model": self.switch_model, "learn": self.learn, "status": self.status,
-                                      "state": self.state})
+        # Saves run on the jobs thread whoever asks: one writer of the save folder and its history.
+        self.control = ControlServer({"save": lambda: self.jobs.submit(self.save).result(), "recall": self.recall,
+                                      "drop": self.load_sample, "loop": self.set_loop, "model": self.switch_model,
+                                      "learn": self.learn, "status": self.status, "state": self.state})
         self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
         self._audio_lost_at = None  # when the JACK server went away, until it is back
         self.web = _web_page(self) if config.web.enabled else None
@@ -195,6 +196,7 @@ class Instrument:
         self.background(self.save)
 
     def save_entry(self) -> Saved:
+        """Save the snare that plays now (on the jobs thread)."""
         playing = self.worker.now_playing
         entry = save_snare(self.save_folder, playing.model, playing.latent, self.config.audio.ceiling_db)
         self.saved += 1
@@ -300,13 +302,14 @@ class Instrument:
         return {"model": playing.model.name, "cc": [round(c) for c in playing.cc],
                 "latent": [round(float(z), 4) for z in playing.latent],
                 "voices": stats.voices, "velocity": stats.last_velocity, "notes": stats.notes, "decodes": self.worker.decodes,
-                "underflows": self.audio.underflows, "loop": stats.loop_on, "bpm": self.loop_bpm, "transport": stats.transport_running,
+                "underflows": self.audio.underflows, "loop": stats.loop_on, "bpm": self.loop_bpm,
                 "decode_ms": round(self.worker.last_decode_ms, 2)}
 
     def state(self) -> dict:
         """The control socket's JSON status (`latent-snare status --json`): the page's snapshot, plus the
-        MIDI inputs and the save counts that tools and tests check."""
-        return {**self.snapshot(), "inputs": self.midi.connected(), "save_presses": self.save_presses, "saved": self.saved}
+        MIDI transport, the MIDI inputs and the save counts that tools and tests check."""
+        return {**self.snapshot(), "transport": self.engine.stats.transport_running, "inputs": self.midi.connected(),
+                "save_presses": self.save_presses, "saved": self.saved}
 
     def status(self) -> str:
         """The terminal's status line (a person's view of `state`)."""
