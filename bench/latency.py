@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from .jackbench import SOURCES, machine, require_fluidsynth, side_by_side, xruns_by_client
-
 from tests.jackrig import first_sound
+
+from .jackbench import SOURCES, machine, require_fluidsynth, side_by_side, xruns_by_client
 
 GAP_S = 0.9  # longer than either snare, so every onset starts from silence
 NOTE_ON = (0x99, 38, 127)  # channel 10: FluidSynth's drum kit; the instrument is omni

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .jackbench import SERVER, machine, process_sample, stop_counts
 from tests.jackrig import Rig, ServiceProcess, first_sound, service_inputs, start_jackd, stop_process
+
+from .jackbench import SERVER, machine, process_sample, stop_counts
 
 FIND_TIMEOUT_S = NOTICE_TIMEOUT_S = 5.0
 SILENT = 1e-4

@@ -22,9 +22,9 @@ import subprocess
 import sys
 import time
 
-from .jackbench import SOURCES, machine, process_sample, require_fluidsynth, side_by_side, stop_counts, xruns_by_client
-
 from tests.jackrig import stop_process
+
+from .jackbench import SOURCES, machine, process_sample, require_fluidsynth, side_by_side, stop_counts, xruns_by_client
 
 NOTES_PER_S, SWEEP_PERIOD_S = 8, 17.0
 SAMPLE_EVERY_S, WARM_UP_S = 10.0, 30.0
