@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.replug [--cycles 100] [--backends jack portaudio] [--rescan-s 0.25]
 
 The controller is a JACK MIDI client named `rig-midi`; the service (no virtual
-port, `midi.inputs: ["rig-midi:*"]`) must find it, play its note, and notice
+port, `midi.software_inputs: ["rig-midi:*"]`) must find it, play its note, and notice
 it is gone, every cycle. `--rescan-s` shortens the service's rescan interval
 (`midi.reconnect_s`, 1 s by default) so 100 cycles take minutes, not many;
 the code path is the same. The service's resident memory, threads and open
@@ -50,7 +50,7 @@ def replug_cycles(backend: str, cycles: int, rescan_s: float, workdir: Path) -> 
     import jack
 
     config = workdir / f"hardware-only-{backend}.yaml"
-    config.write_text(f'midi:\n  virtual_port: ""\n  inputs: ["rig-midi:*"]\n  exclude: []\n  reconnect_s: {rescan_s}\n'
+    config.write_text(f'midi:\n  virtual_port: ""\n  inputs: []\n  software_inputs: ["rig-midi:*"]\n  exclude: []\n  reconnect_s: {rescan_s}\n'
                       'save:\n  drop_folder: ""\n')
     service = ServiceProcess(["--config", str(config), "--audio-backend", backend], server=SERVER,
                              log_path=workdir / f"service-{backend}.log")
