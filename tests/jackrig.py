@@ -146,8 +146,8 @@ class Rig:
         now = self.rec_client.last_frame_time
         if self.start_frame is None:
             self.start_frame = now
-        elif now != self.last_frame:  # a cycle missed, or run late under the next one's frame time
-            self.gap_frames.append(self.last_frame)
+        elif now != self.last_frame:  # a cycle missed or run late (now is ahead), or run twice (now is behind)
+            self.gap_frames.append(min(now, self.last_frame))  # where what is recorded may stop being continuous
         at = now - self.start_frame
         if at + frames <= self.recordings[0].size:
             for port, recording in zip(self.audio_ins, self.recordings):
