@@ -1,6 +1,6 @@
 """Audio-callback cost: engine.render() with N voices sounding, as a fraction of the period.
 
-    .venv/bin/python bench/callback.py
+    .venv/bin/python -m bench.callback
 
 Runs the real engine offline at 48 kHz for 64/128/256-frame blocks, first idle,
 then with the decode worker decoding continuously in another thread (the GIL
@@ -10,37 +10,32 @@ and memory-bandwidth contention the service sees under a knob flood).
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import time
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from instrument.config import load_config  # noqa: E402
-from instrument.play.engine import NOTE_ON, Engine  # noqa: E402
-from instrument.model.file import load_model  # noqa: E402
-from instrument.app.service import realtime_hygiene  # noqa: E402
-from instrument.play.worker import DecodeWorker  # noqa: E402
+from instrument.config import load_config
+from instrument.play.engine import Engine
+from instrument.play.events import NoteOn
+from instrument.model.file import load_model
+from instrument.app.service import realtime_hygiene
+from instrument.play.worker import DecodeWorker
 
 RATE, VOICES, SECONDS = 48000, 32, 5.0
 
 
 def measure(block: int, model, flood: bool) -> np.ndarray:
     engine = Engine(RATE, block, polyphony=VOICES)
-    worker = DecodeWorker(model, engine, RATE).start()
-    worker.request_cc(64, 64)
+    worker = DecodeWorker(model, engine, RATE).start()  # decodes the centre first
     worker.wait_published(5)
     stop = threading.Event()
 
     def knob_flood():
         i = 0
         while not stop.is_set():
-            worker.request_cc(i % 128, (i * 7) % 128)
+            worker.move_cc(i % 128, (i * 7) % 128)
             i += 1
             time.sleep(0.001)
 
@@ -50,7 +45,7 @@ def measure(block: int, model, flood: bool) -> np.ndarray:
     times = np.empty(blocks)
     for i in range(blocks):
         if engine.stats.voices < VOICES:
-            engine.post(NOTE_ON, 38, 100)  # keep 32 voices sounding
+            engine.post(NoteOn(100))  # keep 32 voices sounding
         t0 = time.perf_counter()
         engine.render(block)
         times[i] = time.perf_counter() - t0

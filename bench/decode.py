@@ -1,6 +1,6 @@
 """Decode time per model, numpy vs torch, and knob -> playable snare (decode + finish) at 48 kHz.
 
-    .venv/bin/python bench/decode.py [MODEL_DIR ...]      (default: models/ and runs/zoo/)
+    .venv/bin/python -m bench.decode [MODEL_DIR ...]      (default: models/ and runs/zoo/)
 
 Prints a Markdown table. Both backends run one latent at a time, single-threaded
 BLAS as in the service, side by side in the same run; compare the ratio column.
@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from instrument.play.dsp import finish_snare  # noqa: E402
-from instrument.model.file import load_model  # noqa: E402
+from instrument.play.dsp import finish_snare
+from instrument.model.file import load_model
+from instrument.paths import MODELS_DIR, REPO_DIR
 
 REPEATS = 200
 
@@ -79,7 +77,7 @@ def torch_envelope(model):
 
 def main(dirs: list[str]) -> None:
     paths = []
-    for d in dirs or [REPO / "models", REPO / "runs" / "zoo"]:
+    for d in dirs or [MODELS_DIR, REPO_DIR / "runs" / "zoo"]:
         paths += [p for p in sorted(Path(d).glob("*.safetensors")) if not p.name.endswith(".ckpt.safetensors")]
     print(f"decode benchmark, {date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"BLAS threads 1, {REPEATS} repeats\n")

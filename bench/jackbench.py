@@ -4,6 +4,10 @@ Both instruments get the same MIDI from one rig port in the same period and are
 recorded on the server's frame clock, so every figure is a side-by-side ratio
 from one run on one machine. xruns are attributed by client name from jackd's
 own log (`JackEngine::XRun: client = NAME was not finished`).
+
+The benchmarks are modules of the `bench` package, run from the repository root
+(`.venv/bin/python -m bench.latency`), so they import `instrument` and the JACK
+rig (`tests.jackrig`) like any package.
 """
 
 from __future__ import annotations
@@ -21,10 +25,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.e2e.rig import Rig, ServiceProcess, start_jackd, stop_process  # noqa: E402
+from tests.jackrig import Rig, ServiceProcess, start_jackd, stop_process
 
 SERVER = "latent-snare-bench"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")

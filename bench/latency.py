@@ -1,6 +1,6 @@
 """Note-on -> first sample latency: the instrument beside FluidSynth, at 64, 128 and 256 frames.
 
-    .venv/bin/python bench/latency.py [--notes 30] [--periods 64 128 256] [--backends jack portaudio]
+    .venv/bin/python -m bench.latency [--notes 30] [--periods 64 128 256] [--backends jack portaudio]
 
 For each period a private JACK dummy server runs `latent-snare run` and
 FluidSynth (GM drum kit, reverb and chorus off). One rig port sends every
@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from jackbench import SOURCES, machine, require_fluidsynth, side_by_side, xruns_by_client
+from tests.jackrig import first_sound
 
-from tests.e2e.rig import first_sound
+from .jackbench import SOURCES, machine, require_fluidsynth, side_by_side, xruns_by_client
 
 GAP_S = 0.9  # longer than either snare, so every onset starts from silence
 NOTE_ON = (0x99, 38, 127)  # channel 10: FluidSynth's drum kit; the instrument is omni

@@ -1,6 +1,6 @@
 """Soak: minutes of scripted notes and knob sweeps through JACK, the instrument beside FluidSynth.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--period 128] [--hog N] [--realtime] [--sweep-cc-per-s 20]
+    .venv/bin/python -m bench.soak [--minutes 10] [--period 128] [--hog N] [--realtime] [--sweep-cc-per-s 20]
 
 Notes (8/s, varied velocity) and slow sweeps of both knobs (20 CC/s each) go to
 both instruments from one rig port. Every 10 s the service's resident memory,
@@ -22,9 +22,9 @@ import subprocess
 import sys
 import time
 
-from jackbench import SOURCES, machine, process_sample, require_fluidsynth, side_by_side, stop_counts, xruns_by_client
+from tests.jackrig import stop_process
 
-from tests.e2e.rig import stop_process
+from .jackbench import SOURCES, machine, process_sample, require_fluidsynth, side_by_side, stop_counts, xruns_by_client
 
 NOTES_PER_S, SWEEP_PERIOD_S = 8, 17.0
 SAMPLE_EVERY_S, WARM_UP_S = 10.0, 30.0

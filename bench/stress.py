@@ -1,6 +1,6 @@
 """Stress: 60 s of 1000 knob CCs/s and 30 notes/s into the instrument and FluidSynth side by side.
 
-    .venv/bin/python bench/stress.py [--seconds 60] [--period 128]
+    .venv/bin/python -m bench.stress [--seconds 60] [--period 128]
 
 Both instruments get the same MIDI stream from one rig port. Reported per
 instrument: xruns that jackd attributes to its clients, the CPU it used, and
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from jackbench import SOURCES, machine, require_fluidsynth, side_by_side, stop_counts, xruns_by_client
+from .jackbench import SOURCES, machine, require_fluidsynth, side_by_side, stop_counts, xruns_by_client
 
 CC_PER_S, NOTES_PER_S = 1000, 30
 TICK_S = 0.01  # the feeder sends one batch per 10 ms

@@ -19,6 +19,7 @@ from .errors import UserError
 from .paths import DEFAULT_CONFIG_PATH
 
 MIDI_APIS = ("auto", "alsa", "jack", "coremidi")
+LOOP_BPM_RANGE = (20.0, 400.0)  # the loop's own tempo, wherever it is set (config, page, control socket)
 
 
 def _spec(*, range=None, choices=None, doc=""):
@@ -29,7 +30,10 @@ def _spec(*, range=None, choices=None, doc=""):
 class MidiConfig:
     api: str = field(default="auto", metadata=_spec(choices=MIDI_APIS))
     virtual_port: str = "Latent Snare"
+    # Hardware inputs by name pattern. On JACK they match hardware ports only (the physical flag, or
+    # a2j's ALSA bridge), so other programs' outputs never play the snare unless named below.
     inputs: tuple = ("*",)
+    software_inputs: tuple = ()  # JACK: other programs' MIDI outputs to connect, by name pattern
     exclude: tuple = ("*Through*", "*Latent Snare*")
     channel: Any = field(default="omni", metadata=_spec(doc="omni or 1..16"))
     cc_x: int = field(default=74, metadata=_spec(range=(0, 119)))
@@ -65,7 +69,7 @@ NO_CONTROL = -1  # a trigger CC or note that is not assigned
 @dataclass(frozen=True)
 class LoopConfig:
     enabled: bool = False
-    bpm: float = field(default=120.0, metadata=_spec(range=(20.0, 400.0)))
+    bpm: float = field(default=120.0, metadata=_spec(range=LOOP_BPM_RANGE))
     steps_per_beat: int = field(default=4, metadata=_spec(range=(1, 8)))
     velocity: int = field(default=100, metadata=_spec(range=(1, 127)))
     toggle_cc: int = field(default=85, metadata=_spec(range=(NO_CONTROL, 119)))

@@ -29,6 +29,9 @@ def test_defaults_load_and_a_user_file_overrides_only_its_keys(tmp_path):
     ("- a list\n", "must be a mapping"),
     ("midi:\n  trigger_notes: [38, 300]\n", "midi.trigger_notes must be a list of notes 0..127"),
     ("midi:\n  inputs: [3]\n", "midi.inputs must be a list of names"),
+    ("midi:\n  software_inputs: Hydrogen\n", "midi.software_inputs must be a list, got 'Hydrogen'"),
+    ("midi:\n  software_inputs: ['']\n", "midi.software_inputs must be a list of names"),
+    ("loop:\n  bpm: 401\n", "loop.bpm must be in range 20.0..400.0"),
 ])
 def test_bad_values_fail_naming_the_key_and_the_allowed_range(tmp_path, text, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):

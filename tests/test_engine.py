@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from instrument.play.dsp import db_to_gain, velocity_to_gain
-from instrument.play.engine import ALL_NOTES_OFF, ALL_SOUND_OFF, NOTE_OFF, NOTE_ON, Engine
+from instrument.play.engine import Engine
+from instrument.play.events import ALL_NOTES_OFF, ALL_SOUND_OFF, NoteOff, NoteOn
 
 RATE, BLOCK = 48000, 128
 
@@ -29,22 +30,22 @@ def make(**kw):
 
 def test_note_on_plays_the_current_snare_in_the_next_block():
     engine = make()
-    engine.post(NOTE_ON, 38, 127)
+    engine.post(NoteOn(127))
     out = run(engine, 4)
     np.testing.assert_allclose(out[: 4 * BLOCK], snare()[: 4 * BLOCK], atol=1e-6)
 
 
 def test_velocity_follows_the_gain_curve():
     loud, soft = make(), make()
-    loud.post(NOTE_ON, 38, 127)
-    soft.post(NOTE_ON, 38, 64)
+    loud.post(NoteOn(127))
+    soft.post(NoteOn(64))
     ratio = np.abs(run(soft, 5)).max() / np.abs(run(loud, 5)).max()
     assert ratio == pytest.approx(velocity_to_gain(64, 30.0), rel=1e-4)
 
 
 def test_sounding_voices_keep_their_sample_when_a_new_one_is_published():
     engine = make()
-    engine.post(NOTE_ON, 38, 127)
+    engine.post(NoteOn(127))
     first = run(engine, 2)
     engine.publish(snare(seed=1))
     rest = run(engine, 2)
@@ -57,7 +58,7 @@ def test_polyphony_cap_steals_the_oldest_with_a_fade_not_a_click():
     engine.publish(np.full(RATE, 0.2, dtype=np.float32))
     out = []
     for _ in range(3):
-        engine.post(NOTE_ON, 38, 127)
+        engine.post(NoteOn(127))
         out.append(run(engine, 10))
     out = np.concatenate(out)
     assert engine.stats.stolen == 1
@@ -70,7 +71,7 @@ def test_polyphony_cap_steals_the_oldest_with_a_fade_not_a_click():
 def test_all_sound_off_fades_to_silence_within_a_few_ms():
     engine = make()
     for _ in range(4):
-        engine.post(NOTE_ON, 38, 127)
+        engine.post(NoteOn(127))
     run(engine, 3)
     engine.post(ALL_SOUND_OFF)
     out = run(engine, 4)
@@ -80,7 +81,7 @@ def test_all_sound_off_fades_to_silence_within_a_few_ms():
 
 def test_all_notes_off_releases_every_voice():
     engine = make()
-    engine.post(NOTE_ON, 38, 127)
+    engine.post(NoteOn(127))
     run(engine, 1)
     engine.post(ALL_NOTES_OFF)
     run(engine, 3)
@@ -90,9 +91,9 @@ def test_all_notes_off_releases_every_voice():
 def test_one_shot_ignores_note_off_and_choke_mode_honours_it():
     oneshot, choke = make(), make(mode="choke")
     for engine in (oneshot, choke):
-        engine.post(NOTE_ON, 38, 127)
+        engine.post(NoteOn(127))
         run(engine, 1)
-        engine.post(NOTE_OFF, 38, 0)
+        engine.post(NoteOff())
         run(engine, 3)
     assert oneshot.stats.voices == 1
     assert choke.stats.voices == 0
@@ -100,7 +101,7 @@ def test_one_shot_ignores_note_off_and_choke_mode_honours_it():
 
 def test_velocity_zero_never_sounds():
     engine = make()
-    engine.post(NOTE_ON, 38, 0)
+    engine.post(NoteOn(0))
     assert np.all(run(engine, 3) == 0)
 
 
@@ -108,7 +109,7 @@ def test_velocity_zero_never_sounds():
 def test_a_stack_of_velocity_127_hits_stays_under_the_ceiling(voices):
     engine = make(polyphony=128, ceiling_db=-1.0)
     for i in range(voices):
-        engine.post(NOTE_ON, 38, 127)
+        engine.post(NoteOn(127))
     out = run(engine, 40)
     assert np.abs(out).max() <= db_to_gain(-1.0) + 1e-9
     assert engine.stats.limited_blocks > 0
@@ -119,7 +120,7 @@ def test_non_finite_samples_become_silence_and_are_counted():
     bad = snare()
     bad[10] = np.nan
     engine.publish(bad)
-    engine.post(NOTE_ON, 38, 127)
+    engine.post(NoteOn(127))
     out = run(engine, 2)
     assert np.all(np.isfinite(out))
     assert engine.stats.nonfinite_blocks == 1
@@ -128,9 +129,9 @@ def test_non_finite_samples_become_silence_and_are_counted():
 def test_limiter_releases_back_to_unity():
     engine = make(polyphony=64)
     for _ in range(20):
-        engine.post(NOTE_ON, 38, 127)
+        engine.post(NoteOn(127))
     run(engine, int(RATE * 1.0 / BLOCK))
-    engine.post(NOTE_ON, 38, 127)
+    engine.post(NoteOn(127))
     out = run(engine, 4)
     np.testing.assert_allclose(out, snare()[: 4 * BLOCK], atol=1e-3)
 
@@ -143,7 +144,7 @@ def max_click(out: np.ndarray, onsets: int) -> float:
 def test_all_sound_off_fades_without_a_click():
     engine = Engine(RATE, BLOCK)
     engine.publish(np.full(RATE, 0.2, dtype=np.float32))  # flat: any cut would be a 0.2 jump
-    engine.post(NOTE_ON, 38, 127)
+    engine.post(NoteOn(127))
     out = run(engine, 3)
     engine.post(ALL_SOUND_OFF)
     out = np.concatenate([out, run(engine, 4)])
@@ -153,7 +154,7 @@ def test_all_sound_off_fades_without_a_click():
 def test_switching_the_snare_under_a_sounding_voice_never_clicks():
     engine = Engine(RATE, BLOCK)
     engine.publish(np.full(RATE, 0.2, dtype=np.float32))
-    engine.post(NOTE_ON, 38, 127)
+    engine.post(NoteOn(127))
     out = run(engine, 3)
     engine.publish(np.full(RATE, -0.4, dtype=np.float32))  # a model switch or knob move mid-hit
     out = np.concatenate([out, run(engine, 3)])

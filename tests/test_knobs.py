@@ -20,7 +20,7 @@ def test_x_knob_follows_brightness_and_y_knob_follows_decay():
     knobs = fit_knob_map(latents, brightness, decay)
     cc = np.array([knobs.latent_to_cc(z) for z in latents])
     assert np.corrcoef(cc[:, 0], brightness)[0, 1] > 0.9
-    assert np.corrcoef(cc[:, 1], decay)[0, 1] > 0.0
+    assert np.corrcoef(cc[:, 1], decay)[0, 1] > 0.9  # the same bar for both knobs
 
 
 def test_knob_travel_covers_the_occupied_box():

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from instrument.play.engine import CLOCK, LOOP, START, STOP, TEMPO, Engine
+from instrument.play.engine import Engine
+from instrument.play.events import LOOP_TOGGLE, START, STOP, Clock, Loop, Tempo
 
 RATE, BLOCK = 48000, 128
 CLICK = np.full(16, 0.25, dtype=np.float32)  # a short block: each hit's onset is exact in the output
@@ -30,7 +31,7 @@ def render(engine, blocks, between=None):
 
 def test_own_tempo_hits_land_on_exact_sample_positions():
     engine = make()
-    engine.post(LOOP, 1)
+    engine.post(Loop(True))
     out = render(engine, RATE // BLOCK)  # one second
     step = RATE * 60 // (120 * 4)  # 6000 frames between sixteenths at 120 bpm
     assert onsets(out) == list(range(0, RATE - BLOCK, step))
@@ -39,37 +40,37 @@ def test_own_tempo_hits_land_on_exact_sample_positions():
 
 def test_toggle_and_tempo_change():
     engine = make()
-    engine.post(LOOP, 2)  # toggle: on
-    engine.post(TEMPO, 60_000, 1)  # 60 bpm quarter notes: one hit a second
+    engine.post(LOOP_TOGGLE)  # on
+    engine.post(Tempo(60.0, 1))  # 60 bpm quarter notes: one hit a second
     out = render(engine, 2 * RATE // BLOCK)
     assert onsets(out) == [0, RATE]
-    engine.post(LOOP, 2)  # toggle: off
+    engine.post(LOOP_TOGGLE)  # off
     assert onsets(render(engine, RATE // BLOCK)) == []
 
 
 def test_clock_drives_the_loop_on_its_beat_positions_and_transport_stops_it():
     engine = make()
-    engine.post(LOOP, 1)
+    engine.post(Loop(True))
     engine.post(START)
     ticks_at = {}  # block index -> tick number; a tick every 4 blocks (a fast 234 bpm clock)
 
     def tick(i):
         if i % 4 == 0 and len(ticks_at) < 48:
             ticks_at[i] = len(ticks_at)
-            engine.post(CLOCK)
+            engine.post(Clock())
     out = render(engine, 48 * 4, tick)
     # Sixteenths: every 6th tick from the downbeat, each at the start of the block its tick arrived in.
     expected = [block * BLOCK for block, n in ticks_at.items() if n % 6 == 0]
     assert onsets(out) == expected and len(expected) == 8
     engine.post(STOP)
-    quiet = render(engine, 24, lambda i: engine.post(CLOCK))
+    quiet = render(engine, 24, lambda i: engine.post(Clock()))
     assert onsets(quiet) == [], "transport stopped: clock ticks must not play"
 
 
 def test_without_clock_for_half_a_second_the_loop_falls_back_to_its_own_tempo():
     engine = make()
-    engine.post(LOOP, 1)
-    engine.post(CLOCK)  # a single tick, then the DAW stops sending clock
+    engine.post(Loop(True))
+    engine.post(Clock())  # a single tick, then the DAW stops sending clock
     out = render(engine, RATE // BLOCK)
     hits = onsets(out)
     assert hits[0] == 0, "the tick itself is a step"

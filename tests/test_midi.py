@@ -2,22 +2,24 @@ import mido
 from hypothesis import given, settings, strategies as st
 
 from instrument.config import Config, MidiConfig
-from instrument.play.engine import ALL_NOTES_OFF, ALL_SOUND_OFF, CLOCK, CONTINUE, LOOP, NOTE_OFF, NOTE_ON, START, STOP, Engine
-from instrument.play.midi import MidiRouter, match_ports
+from instrument.play.engine import Engine
+from instrument.play.events import ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, START, STOP, Clock, Loop, NoteOff, NoteOn
+from instrument.play.midi import MidiRouter, choose_jack_inputs, match_ports
 
 
 class Recorder:
-    def __init__(self):
-        self.events, self.knobs = [], []
+    """Stands in for the engine (posted events) and the knob owner (turns, as (axis, cc))."""
 
-    def post(self, kind, a=0, b=0, offset=0):
-        self.events.append((kind, a, b) if offset == 0 else (kind, a, b, offset))
+    def __init__(self):
+        self.events, self.turns, self.saves, self.programs = [], [], [], []
+
+    def post(self, event):
+        self.events.append(event)
 
 
 def router(**kw):
     rec = Recorder()
-    rec.saves, rec.programs = [], []
-    r = MidiRouter(Config(midi=MidiConfig(**kw)), rec, on_knobs=lambda x, y: rec.knobs.append((x, y)),
+    r = MidiRouter(Config(midi=MidiConfig(**kw)), rec, on_turn=lambda axis, cc: rec.turns.append((axis, cc)),
                    on_save=lambda: rec.saves.append(1), on_program=rec.programs.append)
     return r, rec
 
@@ -29,8 +31,8 @@ def test_notes_knobs_and_housekeeping_become_events():
                 mido.Message("control_change", control=75, value=99), mido.Message("control_change", control=120),
                 mido.Message("control_change", control=123), mido.Message("control_change", control=1, value=5)]:
         r.handle(msg)
-    assert rec.events == [(NOTE_ON, 38, 100), (NOTE_OFF, 38, 0), (NOTE_OFF, 38, 0), (ALL_SOUND_OFF, 0, 0), (ALL_NOTES_OFF, 0, 0)]
-    assert rec.knobs == [(10, 64), (10, 99)]
+    assert rec.events == [NoteOn(100), NoteOff(), NoteOff(), ALL_SOUND_OFF, ALL_NOTES_OFF]
+    assert rec.turns == [(0, 10), (1, 99)]
 
 
 def test_only_trigger_notes_play_and_an_empty_list_means_every_note():
@@ -39,14 +41,14 @@ def test_only_trigger_notes_play_and_an_empty_list_means_every_note():
     assert rec.events == []
     r, rec = router(trigger_notes=())
     r.handle(mido.Message("note_on", note=60, velocity=100))
-    assert rec.events == [(NOTE_ON, 60, 100)]
+    assert rec.events == [NoteOn(100)]
 
 
 def test_channel_filter():
     r, rec = router(channel=10)
     r.handle(mido.Message("note_on", channel=0, note=38, velocity=100))
     r.handle(mido.Message("note_on", channel=9, note=38, velocity=100))
-    assert rec.events == [(NOTE_ON, 38, 100)]
+    assert rec.events == [NoteOn(100)]
 
 
 def test_sysex_active_sensing_and_other_messages_play_nothing_and_clock_only_feeds_the_loop():
@@ -54,7 +56,7 @@ def test_sysex_active_sensing_and_other_messages_play_nothing_and_clock_only_fee
     for msg in [mido.Message("sysex", data=[1] * 65536), mido.Message("clock"), mido.Message("active_sensing"),
                 mido.Message("start"), mido.Message("pitchwheel", pitch=100), mido.Message("aftertouch")]:
         r.handle(msg)
-    assert rec.events == [(CLOCK, 0, 0), (START, 0, 0)] and rec.knobs == [] and rec.saves == []
+    assert rec.events == [Clock(), START] and rec.turns == [] and rec.saves == []
 
 
 def test_ports_are_matched_by_name_patterns():
@@ -62,6 +64,16 @@ def test_ports_are_matched_by_name_patterns():
     assert match_ports(names, ("*",), ("*through*", "*Latent Snare*")) == ["Launchkey MIDI 1", "nanoKONTROL2"]
     assert match_ports(names, ("nano*",), ()) == ["nanoKONTROL2"]
     assert match_ports(names, (), ()) == []
+
+
+def test_jack_inputs_are_hardware_ports_unless_software_ones_are_named():
+    ports = [("system:midi_capture_1", True), ("a2j:Launchkey [24] (capture): Launchkey MIDI", False),
+             ("Hydrogen:out", False), ("ardour:Drums/midi_out 1", False), ("fluidsynth-midi:midi_00", False)]
+    default = MidiConfig()
+    assert choose_jack_inputs(ports, default) == ["system:midi_capture_1", "a2j:Launchkey [24] (capture): Launchkey MIDI"]
+    named = MidiConfig(inputs=("*launchkey*",), software_inputs=("hydrogen:*",))
+    assert choose_jack_inputs(ports, named) == ["a2j:Launchkey [24] (capture): Launchkey MIDI", "Hydrogen:out"]
+    assert choose_jack_inputs(ports, MidiConfig(software_inputs=("*",), exclude=("*fluidsynth*",))) == [n for n, _ in ports[:4]]
 
 
 # 2000 examples of 25..75 chunks: about 100 000 random byte sequences per run, through both the
@@ -73,7 +85,7 @@ def test_random_bytes_never_raise_and_all_notes_off_leaves_no_voice(chunks, offs
 
     engine = Engine(48000, 128)
     engine.publish(np.ones(48000, dtype=np.float32) * 0.1)
-    r = MidiRouter(Config(midi=MidiConfig(trigger_notes=())), engine, on_knobs=lambda x, y: None)
+    r = MidiRouter(Config(midi=MidiConfig(trigger_notes=())), engine, on_turn=lambda axis, cc: None)
     parser = mido.Parser()
     for chunk in chunks:
         parser.feed(chunk)
@@ -98,7 +110,7 @@ def test_clock_and_transport_reach_the_engine_and_program_change_picks_a_model()
     for msg in [mido.Message("start"), mido.Message("clock"), mido.Message("stop"), mido.Message("continue"),
                 mido.Message("program_change", program=3, channel=1), mido.Message("program_change", program=5, channel=0)]:
         r.handle(msg)
-    assert rec.events == [(START, 0, 0), (CLOCK, 0, 0), (STOP, 0, 0), (CONTINUE, 0, 0)]
+    assert rec.events == [START, Clock(), STOP, CONTINUE]
     assert rec.programs == [3]
 
 
@@ -106,7 +118,7 @@ def test_loop_and_save_buttons():
     r, rec = router()
     for msg in [cc(85, 127), cc(85, 0), cc(86, 127), cc(86, 127), cc(86, 0), cc(86, 100)]:
         r.handle(msg)
-    assert rec.events == [(LOOP, 1, 0), (LOOP, 0, 0)]
+    assert rec.events == [Loop(True), Loop(False)]
     assert len(rec.saves) == 2, "a held save button (repeated 127s) saves once per press"
 
 
@@ -116,9 +128,9 @@ def test_midi_learn_assigns_the_next_free_control_and_skips_ones_that_have_a_job
     r.learn("x", lambda *a: learned.append(a))
     r.handle(mido.Message("note_on", note=38, velocity=100))  # a note cannot be a knob: it still plays
     r.handle(cc(21, 5))
-    assert learned == [("midi.cc_x", 21)] and rec.events == [(NOTE_ON, 38, 100)]
+    assert learned == [("midi.cc_x", 21)] and rec.events == [NoteOn(100)]
     r.handle(cc(21, 90))
-    assert rec.knobs[-1] == (90, 64), "the learned CC now moves x"
+    assert rec.turns[-1] == (0, 90), "the learned CC now moves x"
     r.learn("save", lambda *a: learned.append(a))
     r.handle(mido.Message("note_on", note=60, velocity=1))
     assert learned[-1] == ("save.note", 60) and r.controls["save.cc"] == -1
@@ -126,7 +138,7 @@ def test_midi_learn_assigns_the_next_free_control_and_skips_ones_that_have_a_job
     assert rec.saves == [1]
     r.learn("loop", lambda *a: learned.append(a))
     r.handle(cc(21, 3))  # the x knob, still turning: it keeps moving x and is not learned
-    assert r.learn_skipped == {"CC 21": "midi.cc_x"} and rec.knobs[-1] == (3, 64) and len(learned) == 2
+    assert r.learn_skipped == {"CC 21": "midi.cc_x"} and rec.turns[-1] == (0, 3) and len(learned) == 2
     r.handle(cc(90, 127))
     assert learned[-1] == ("loop.toggle_cc", 90)
 
@@ -142,8 +154,8 @@ def test_the_audio_threads_fast_path_plays_trigger_notes_at_their_offset_and_def
         ([0xB0, 74, 3], 9), ([0xC0, 1], 9), ([0xE0, 0, 64], 9),  # knobs, programs, pitch bend: the MIDI thread's
     ]]
     assert handled == [True, True, True, True, True, True, True, True, False, False, False]
-    assert rec.events == [(NOTE_ON, 38, 100, 17), (NOTE_OFF, 38, 0, 20), (NOTE_OFF, 38, 0, 21), (CLOCK, 0, 0, 64), (START, 0, 0)]
-    assert rec.knobs == [] and rec.programs == []
+    assert rec.events == [NoteOn(100, offset=17), NoteOff(offset=20), NoteOff(offset=21), Clock(offset=64), START]
+    assert rec.turns == [] and rec.programs == []
 
 
 def test_the_fast_path_leaves_saving_and_learning_to_the_midi_thread():

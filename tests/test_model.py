@@ -9,7 +9,7 @@ import pytest
 from instrument.model.architecture import HIDDEN, ModelConfig
 from instrument.errors import UserError
 from instrument.model.knobs import fit_knob_map
-from instrument.model.file import load_model, save_model
+from instrument.model.file import available_models, load_model, save_model
 
 torch = pytest.importorskip("torch")
 from instrument.training.autoencoder import SnareAutoencoder  # noqa: E402
@@ -98,8 +98,11 @@ def test_architecture_mismatch_is_reported(model_file):
 
 
 def test_missing_model_lists_the_shipped_ones(tmp_path):
-    with pytest.raises(UserError, match="no such model file"):
+    shipped = available_models()
+    assert shipped, "models/ ships at least one model"
+    with pytest.raises(UserError, match="no such model file") as refused:
         load_model(tmp_path / "nothing.safetensors")
+    assert f"(shipped models: {', '.join(shipped)})" in str(refused.value)
 
 
 def test_wrong_format_version_is_refused(model_file):

@@ -1,8 +1,13 @@
 """The web page's pure helpers (the page itself is tested in a browser: tests/e2e/test_web.py)."""
 
+from types import SimpleNamespace
+
+import mido
 import pytest
 
-from instrument.app.web.server import _number, shown_name
+from instrument.app.web.server import WebPage, _number, shown_name
+from instrument.config import Config
+from instrument.play.midi import MidiRouter
 
 
 @pytest.mark.parametrize("header, shown", [
@@ -24,3 +29,14 @@ def test_numbers_from_the_page_must_be_finite_and_in_range(value):
     with pytest.raises(ValueError, match="x must be a number in 0..127"):
         _number({"x": value}, "x", 0, 127)
     assert _number({"x": 63.5}, "x", 0, 127) == 63.5
+
+
+def test_hello_names_the_knobs_midi_learn_assigned_not_the_configured_ones():
+    config = Config()
+    router = MidiRouter(config, engine=None, on_turn=lambda axis, cc: None)
+    router.learn("x", lambda key, number: None)
+    router.handle(mido.Message("control_change", control=21, value=64))
+    instrument = SimpleNamespace(config=config, router=router, snapshot=dict, program_names=lambda: [config.model])
+    hello = WebPage(instrument, config.web)._hello()
+    assert hello["cc_names"] == [21, config.midi.cc_y]
+

@@ -1,17 +1,24 @@
 import threading
 import time
+import weakref
 
 import numpy as np
 import pytest
 
 from instrument.play.dsp import db_to_gain
-from instrument.play.engine import NOTE_ON, Engine
+from instrument.play.engine import Engine
+from instrument.play.events import NoteOn
 from instrument.play.worker import DecodeWorker
 
 
 class FakeKnobs:
+    """The identity map: latent == CC, so a decoded latent shows which knob position was asked for."""
+
     def cc_to_latent(self, x, y):
         return np.array([x, y], dtype=np.float32)
+
+    def latent_to_cc_int(self, latent):
+        return round(float(latent[0])), round(float(latent[1]))
 
 
 class BrokenModel:
@@ -61,24 +68,23 @@ def test_a_flood_of_requests_decodes_only_the_newest():
     worker = DecodeWorker(model, engine, 48000).start()
     started = time.perf_counter()
     for v in range(1000):
-        worker.request_cc(v % 128, 0)
+        worker.move_cc(v % 128, 0)
     assert time.perf_counter() - started < 0.5  # request() never waits for a decode
-    worker.request_cc(100, 7)
+    worker.move_cc(100, 7)
     deadline = time.monotonic() + 5
-    while (worker.now_playing[1] is None or tuple(worker.now_playing[1]) != (100, 7)) and time.monotonic() < deadline:
+    while (worker.now_playing is None or tuple(worker.now_playing.latent) != (100, 7)) and time.monotonic() < deadline:
         time.sleep(0.01)
     worker.stop()
-    assert tuple(worker.now_playing[1]) == (100, 7)
+    assert tuple(worker.now_playing.latent) == (100, 7)
     assert len(model.calls) < 20  # stale requests were overwritten, not queued
 
 
 def test_a_bad_decode_keeps_the_previous_snare():
     engine = Engine(48000, 128)
-    worker = DecodeWorker(SlowModel(0, fail_at=(5.0, 5.0)), engine, 48000).start()
-    worker.request_cc(1, 1)
+    worker = DecodeWorker(SlowModel(0, fail_at=(5.0, 5.0)), engine, 48000, cc=(1, 1)).start()
     assert worker.wait_published(2)
     good = engine.current
-    worker.request_cc(5, 5)
+    worker.move_cc(5, 5)
     deadline = time.monotonic() + 2
     while worker.rejected == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -86,23 +92,83 @@ def test_a_bad_decode_keeps_the_previous_snare():
     assert worker.rejected == 1 and engine.current is good
 
 
+def wait_playing(worker, cc, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while (worker.now_playing is None or worker.now_playing.cc != cc) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert worker.now_playing.cc == cc, f"playing {worker.now_playing.cc}, not {cc}"
+
+
 def test_old_samples_are_released_by_the_worker_once_unreferenced():
     engine = Engine(48000, 128)
-    worker = DecodeWorker(SlowModel(0), engine, 48000).start()
-    for i in range(50):
-        worker.request_cc(i, 0)
+    published = []  # weak references: they die when the last strong reference goes
+    publish = engine.publish
+    engine.publish = lambda sample: (published.append(weakref.ref(sample)), publish(sample))
+    worker = DecodeWorker(SlowModel(0), engine, 48000, cc=(1, 0)).start()
+    assert worker.wait_published(2)
+    engine.post(NoteOn(127))
+    engine.render(128)  # a voice now plays the first snare
+    for i in range(2, 50):
+        worker.move_cc(i, 0)
         time.sleep(0.003)
-    time.sleep(0.1)
-    worker.request_cc(1, 2)
-    time.sleep(0.1)
+    worker.move_cc(1, 2)
+    wait_playing(worker, (1.0, 2.0))
     worker.stop()
-    assert len(worker._alive) <= 2
-    assert threading.active_count() >= 1
+    first, newest = published[0](), published[-1]()
+    assert len(published) > 3, "the moves were published"
+    assert first is not None and any(s is first for s in worker._alive), "the worker keeps the voice's snare alive"
+    assert newest is not None and engine.current is newest
+    assert sum(ref() is not None for ref in published) == 2, "every snare no voice plays was freed"
+
+
+def test_x_then_y_in_quick_succession_keeps_both_while_a_decode_runs():
+    worker = DecodeWorker(SlowModel(0.05), Engine(48000, 128), 48000, cc=(0, 0)).start()
+    worker.turn(0, 90)  # the worker is busy decoding (0, 0) while these arrive
+    worker.turn(1, 30)
+    assert worker.target.cc == (90.0, 30.0)
+    wait_playing(worker, (90.0, 30.0))
+    worker.stop()
+    assert tuple(worker.now_playing.latent) == (90, 30)
+
+
+def test_turns_from_two_threads_never_lose_an_axis():
+    worker = DecodeWorker(SlowModel(0), Engine(48000, 128), 48000, cc=(0, 0)).start()
+    threads = [threading.Thread(target=lambda axis=axis: [worker.turn(axis, v) for v in range(1, 128)]) for axis in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wait_playing(worker, (127.0, 127.0))
+    worker.stop()
+
+
+def test_a_move_to_an_exact_point_plays_it_and_the_knobs_continue_from_its_ccs():
+    model = SlowModel(0)
+    worker = DecodeWorker(model, Engine(48000, 128), 48000, cc=(0, 0)).start()
+    assert worker.move_to(model, np.array([40.4, 99.6], dtype=np.float32)) == (40, 100)
+    wait_playing(worker, (40.0, 100.0))
+    assert np.allclose(worker.now_playing.latent, (40.4, 99.6)), "a recall plays the exact latent, not its rounded CCs"
+    assert not worker.now_playing.latent.flags.writeable, "the published position cannot change under a reader"
+    worker.turn(1, 5)
+    wait_playing(worker, (40.0, 5.0))
+    worker.stop()
+
+
+def test_a_model_switch_keeps_the_knobs_and_plays_the_new_model():
+    first, second = SlowModel(0), SlowModel(0)
+    worker = DecodeWorker(first, Engine(48000, 128), 48000, cc=(3, 4)).start()
+    assert worker.wait_published(2)
+    worker.switch_model(second)
+    deadline = time.monotonic() + 5
+    while worker.now_playing.model is not second and time.monotonic() < deadline:
+        time.sleep(0.005)
+    worker.stop()
+    assert worker.now_playing.model is second and worker.now_playing.cc == (3.0, 4.0) and second.calls == [(3.0, 4.0)]
 
 
 def play(engine, blocks=40):
     for _ in range(8):
-        engine.post(NOTE_ON, 38, 127)
+        engine.post(NoteOn(127))
     return np.concatenate([engine.render(128).copy() for _ in range(blocks)])
 
 
@@ -116,11 +182,10 @@ def play(engine, blocks=40):
 ])
 def test_whatever_the_decoder_returns_the_output_stays_finite_and_under_the_ceiling(name, bad, refused):
     engine = Engine(48000, 128, polyphony=16, ceiling_db=-1.0)
-    worker = DecodeWorker(BrokenModel(bad), engine, 48000).start()
-    worker.request_cc(0, 0)
+    worker = DecodeWorker(BrokenModel(bad), engine, 48000, cc=(0, 0)).start()
     assert worker.wait_published(2)
     good = engine.current
-    worker.request_cc(1, 1)
+    worker.move_cc(1, 1)
     deadline = time.monotonic() + 2
     while worker.rejected + worker.decodes < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -136,18 +201,17 @@ def test_whatever_the_decoder_returns_the_output_stays_finite_and_under_the_ceil
 
 def test_a_decoder_stalling_for_2_s_never_stops_playback_and_the_next_move_decodes_again():
     engine = Engine(48000, 128)
-    worker = DecodeWorker(BrokenModel("stall"), engine, 48000).start()
-    worker.request_cc(0, 0)
+    worker = DecodeWorker(BrokenModel("stall"), engine, 48000, cc=(0, 0)).start()
     assert worker.wait_published(2)
     good = engine.current
-    worker.request_cc(1, 1)  # stalls the worker for 2 s
+    worker.move_cc(1, 1)  # stalls the worker for 2 s
     time.sleep(0.2)
     started = time.perf_counter()
     out = play(engine, blocks=375)  # 1 s of audio rendered while the worker is stuck
     assert time.perf_counter() - started < 1.0 and engine.current is good and np.abs(out).max() > 0.1
-    worker.request_cc(0, 0)  # the knob moves on: decoded as soon as the stalled decode returns
+    worker.move_cc(0, 0)  # the knob moves on: decoded as soon as the stalled decode returns
     deadline = time.monotonic() + 5
     while worker.decodes < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
     worker.stop()
-    assert worker.decodes == 3 and tuple(worker.now_playing[1]) == (0, 0)
+    assert worker.decodes == 3 and tuple(worker.now_playing.latent) == (0, 0)

@@ -9,7 +9,9 @@ import logging
 import sys
 from pathlib import Path
 
+from ..config import LOOP_BPM_RANGE
 from ..errors import UserError
+from ..model.knobs import CC_MAX, CC_MIN
 from ..paths import REPO_DIR
 
 DEFAULT_CORPUS_DIR = REPO_DIR / "data" / "corpus"
@@ -18,8 +20,8 @@ DEFAULT_ZOO_DIR = REPO_DIR / "runs" / "zoo"
 
 def _cc(text: str) -> float:
     value = float(text)
-    if not 0 <= value <= 127:
-        raise argparse.ArgumentTypeError(f"CC must be in range 0..127, got {text}")
+    if not CC_MIN <= value <= CC_MAX:
+        raise argparse.ArgumentTypeError(f"CC must be in range {CC_MIN}..{CC_MAX}, got {text}")
     return value
 
 
@@ -118,7 +120,7 @@ def cmd_encode(args) -> int:
     model = load_model(args.model, load_config(args.config).model)
     wave = load_snare(args.input, model.sample_rate, model.n_samples)
     latent = model.encode(wave)
-    cc = [round(v) for v in model.knobs.latent_to_cc(latent)]
+    cc = list(model.knobs.latent_to_cc_int(latent))
     if args.json:
         print(json.dumps({"latent": [float(latent[0]), float(latent[1])], "cc": cc, "model": model.name}))
     else:
@@ -176,6 +178,9 @@ def cmd_remote(args) -> int:
             print(f"learn {target}: move the {what} for {target} now (within {args.timeout:g} s)...", flush=True)
             print(send_command("learn", timeout_s=args.timeout + 5, target=target, wait_s=args.timeout))
         return 0
+    if args.command == "status" and args.json:
+        print(json.dumps(send_command("state")))
+        return 0
     print(send_command(args.command, **args.request(args)))
     return 0
 
@@ -223,14 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = remote("loop", "turn the running instrument's loop on, off, or toggle it",
                lambda a: {"on": {"on": True, "off": False}.get(a.state), "bpm": a.bpm})
     p.add_argument("state", nargs="?", choices=["on", "off", "toggle"], default="toggle")
-    p.add_argument("--bpm", type=float, help="tempo without MIDI clock, 20..400")
+    p.add_argument("--bpm", type=float, help="tempo without MIDI clock, {:g}..{:g}".format(*LOOP_BPM_RANGE))
     remote("model", "switch the running instrument to a model (name, or program number)",
            lambda a: {"which": int(a.which) if a.which.isdigit() else a.which}).add_argument("which", metavar="NAME|N")
     p = remote("learn", "MIDI learn: assign knobs and buttons by moving them (saved in your user config)")
     p.add_argument("targets", nargs="*", choices=["x", "y", "loop", "save"], default=["x", "y"], metavar="TARGET",
                    help="x, y, loop, save (default: x y)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each control")
-    remote("status", "where the running instrument is: model, knobs, voices, underflows")
+    remote("status", "where the running instrument is: model, knobs, voices, underflows",
+           ).add_argument("--json", action="store_true", help="the full state as one JSON object")
 
     p = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
     p.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi"], default="auto")
@@ -240,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arg(p)
     p.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--cc", nargs=2, type=_cc, metavar=("X", "Y"), help="knob positions 0..127")
+    where.add_argument("--cc", nargs=2, type=_cc, metavar=("X", "Y"), help=f"knob positions {CC_MIN}..{CC_MAX}")
     where.add_argument("--latent", nargs=2, type=float, metavar=("X", "Y"), help="a latent point")
     p.add_argument("--velocity", type=_velocity, default=127, help="1..127 (default 127)")
     p.add_argument("out", type=Path, metavar="OUT.wav")

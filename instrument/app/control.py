@@ -1,9 +1,12 @@
-"""The control socket: `latent-snare recall/drop/save/loop/model/learn` talk to the running instrument.
+"""The control socket: `latent-snare recall/drop/save/loop/model/learn/status` talk to the running instrument.
 
 A Unix socket in $XDG_RUNTIME_DIR (or /tmp), private to the user. One request
 per connection: a JSON line {"cmd": ..., ...}; one JSON line back, {"ok": true,
-"message": ...} or {"ok": false, "error": ...}. Handlers run on the socket's
-own thread, never on the MIDI or audio threads.
+"message": ...} or {"ok": false, "error": ...}. The message is a line for a
+person, except for `state`, whose message is a JSON object (model, cc, latent,
+loop, bpm, voices, notes, decodes, underflows, inputs, save_presses, saved...):
+tools and tests read that, never the human `status` line. Handlers run on the
+socket's own thread, never on the MIDI or audio threads.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def socket_path() -> Path:
 
 class ControlServer:
     def __init__(self, handlers: dict, path: Path | None = None):
-        self.handlers = handlers  # cmd -> callable(**args) returning a message string
+        self.handlers = handlers  # cmd -> callable(**args) returning a message: a string, or a dict for `state`
         self.path = Path(path or socket_path())
         self._sock = None
         self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
@@ -104,8 +107,8 @@ class ControlServer:
             self._sock = None
 
 
-def send_command(cmd: str, timeout_s: float = 10.0, path: Path | None = None, **args) -> str:
-    """Ask the running instrument; returns its message or raises UserError with its error."""
+def send_command(cmd: str, timeout_s: float = 10.0, path: Path | None = None, **args):
+    """Ask the running instrument; returns its message (a dict for `state`) or raises UserError with its error."""
     path = Path(path or socket_path())
     try:
         with socket.socket(socket.AF_UNIX) as sock:

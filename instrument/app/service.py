@@ -3,9 +3,10 @@
 Threads and what each owns:
 - audio (JACK's process thread, or PortAudio's): the engine's voices and mixing buffers; with
   the JACK backend it also reads the virtual port's MIDI and starts trigger notes itself;
-- decode-worker: decoding, and the lifetime of published samples;
+- decode-worker: the knob position (model, CCs, latent: one immutable value it publishes as
+  `now_playing`), decoding, and the lifetime of published samples;
 - rtmidi's callback threads and midi-in (the JACK backend's other MIDI): nothing; they post
-  events and knob requests;
+  events and knob turns;
 - web: the control page's event loop; jobs: saves, uploads and model loads, one at a time;
 - midi-rescan: the set of open hardware ports;
 - main: start-up, the status line, reopening JACK after its server restarts, and shutdown on
@@ -28,11 +29,12 @@ import numpy as np
 import soundfile
 from threadpoolctl import threadpool_limits
 
-from ..config import load_config, save_user_settings
+from ..config import LOOP_BPM_RANGE, load_config, save_user_settings
 from .control import ControlServer
 from .dropfolder import DropFolder
 from ..play.dsp import spectral_match
-from ..play.engine import ALL_SOUND_OFF, ALL_SOUND_OFF_FADE_MS, LOOP, NOTE_ON, TEMPO, Engine
+from ..play.engine import ALL_SOUND_OFF_FADE_MS, Engine
+from ..play.events import ALL_SOUND_OFF, Loop, NoteOn, Tempo
 from ..errors import UserError
 from ..play.backends.jack import JackPorts
 from ..play.midi import MidiPorts, MidiRouter
@@ -50,8 +52,8 @@ SWITCH_INTERVAL_S = 0.0005  # a thread holding the GIL yields within 0.5 ms, not
 GC_GEN0_THRESHOLD = 50_000  # rare, small collections; start-up garbage is frozen out of the way
 STATUS_INTERVAL_S = 0.25
 FIRST_DECODE_TIMEOUT_S = 5.0
+EVENT_TAKEN_TIMEOUT_S = 2.0
 STOP_FADE_S = ALL_SOUND_OFF_FADE_MS / 1e3 + 0.03  # the fade, plus a few blocks for the audio thread to play it
-AUDITION_NOTE = 38  # GM acoustic snare: what the page's hit button plays
 
 
 def realtime_hygiene() -> None:
@@ -73,8 +75,8 @@ class Instrument:
         self.config = config
         self.say = say  # one line for the performer (the terminal clears its status line first)
         self.save_folder = Path(config.save.folder).expanduser()
-        self.model = load_model(model_arg, config.model)
-        self._models = {self.model.name: self.model}  # loaded once, kept: a program change is instant the second time
+        model = load_model(model_arg, config.model)
+        self._models = {model.name: model}  # loaded once, kept: a program change is instant the second time
         self.audio = open_output(config.audio, config.midi.virtual_port)
         self.sample_rate = self.audio.sample_rate
         a, v, lp = config.audio, config.voices, config.loop
@@ -82,14 +84,18 @@ class Instrument:
                              steal_fade_ms=v.steal_fade_ms, velocity_range_db=v.velocity_range_db, gain_db=a.gain_db,
                              ceiling_db=a.ceiling_db, limiter_release_ms=a.limiter_release_ms,
                              loop_bpm=lp.bpm, loop_steps_per_beat=lp.steps_per_beat, loop_velocity=lp.velocity)
-        self.worker = DecodeWorker(self.model, self.engine, self.sample_rate)
+        self.worker = DecodeWorker(model, self.engine, self.sample_rate)  # the one owner of the knob position
         self.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs")  # saves and model loads asked for by MIDI
-        self.router = MidiRouter(config, self.engine, on_knobs=self.worker.request_cc,
-                                 on_save=lambda: self.background(self.save), on_program=lambda n: self.background(self.switch_model, n))
+        self.save_presses = 0  # save buttons heard (MIDI thread only)
+        self.saved = 0  # snares saved (jobs thread only)
+        self.router = MidiRouter(config, self.engine, on_turn=self.worker.turn, on_save=self._save_pressed,
+                                 on_program=lambda n: self.background(self.switch_model, n))
         self.audio.attach(self.engine, self.router)
         self.midi = self._midi_ports()
-        self.control = ControlServer({"save": self.save, "recall": self.recall, "drop": self.load_sample, "loop": self.set_loop,
-                                      "model": self.switch_model, "learn": self.learn, "status": self.status})
+        # Saves run on the jobs thread whoever asks: one writer of the save folder and its history.
+        self.control = ControlServer({"save": lambda: self.jobs.submit(self.save).result(), "recall": self.recall,
+                                      "drop": self.load_sample, "loop": self.set_loop, "model": self.switch_model,
+                                      "learn": self.learn, "status": self.status, "state": self.state})
         self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
         self._audio_lost_at = None  # when the JACK server went away, until it is back
         self.web = _web_page(self) if config.web.enabled else None
@@ -98,12 +104,11 @@ class Instrument:
 
     def start(self) -> None:
         log.info("libsndfile %s parses dropped files", soundfile.__libsndfile_version__)
-        self.worker.start()
-        self.worker.request_cc(*self.router.knobs)  # the first decode also warms the caches
+        self.worker.start()  # the first decode, at the centre, also warms the caches
         if not self.worker.wait_published(FIRST_DECODE_TIMEOUT_S):
             raise RuntimeError("the first decode did not finish")
         if self.config.loop.enabled:
-            self.engine.post(LOOP, 1)
+            self.engine.post(Loop(True))
         realtime_hygiene()
         self.midi.open()
         self.audio.start()
@@ -164,7 +169,7 @@ class Instrument:
 
     def _fade_out(self) -> None:
         """Stop on silence, not mid-hit: a stream closed under a sounding voice clicks."""
-        self.engine.post(ALL_SOUND_OFF)
+        self.panic()
         time.sleep(STOP_FADE_S)
 
     # --- what the front ends ask for ------------------------------------------------------------
@@ -185,23 +190,30 @@ class Instrument:
         entry = self.save_entry()
         return f"saved #{entry.number}: {self.save_folder / entry.file}"
 
+    def _save_pressed(self) -> None:
+        """A save button or note (MIDI thread): counted, and saved on the jobs thread."""
+        self.save_presses += 1
+        self.background(self.save)
+
     def save_entry(self) -> Saved:
-        model, latent = self.worker.now_playing
-        return save_snare(self.save_folder, model, latent, self.config.audio.ceiling_db)
+        """Save the snare that plays now (on the jobs thread)."""
+        playing = self.worker.now_playing
+        entry = save_snare(self.save_folder, playing.model, playing.latent, self.config.audio.ceiling_db)
+        self.saved += 1
+        return entry
 
     def history(self) -> list[Saved]:
         return History(self.save_folder).entries
 
     def recall(self, number: int) -> str:
         entry = History(self.save_folder).get(int(number))
-        model = self.model_named(entry.model)
-        self._move(model, np.asarray(entry.latent, dtype=np.float32))
+        self.worker.move_to(self.model_named(entry.model), np.asarray(entry.latent, dtype=np.float32))
         return f"recalled #{entry.number}: {entry.model} at CC ({entry.cc[0]}, {entry.cc[1]})"
 
     def load_sample(self, path, shown_name: str | None = None) -> str:
         """Encode an audio file and move to the closest snare the model can make.
         `shown_name` replaces the path in messages (an upload's temporary file means nothing to its owner)."""
-        model = self.worker.model
+        model = self.worker.target.model  # the model the knobs play (a program change may not be decoded yet)
         try:
             wave = load_snare_isolated(Path(path), model.sample_rate, model.n_samples)
         except UserError as err:
@@ -210,36 +222,44 @@ class Instrument:
             raise
         latent = model.encode(wave)
         match = spectral_match(wave, model.decode(latent))
-        cc = self._move(model, latent)
+        cc = self.worker.move_to(model, latent)
         return (f"drop: {shown_name or Path(path).name} -> x {latent[0]:+.3f} y {latent[1]:+.3f} (CC {cc[0]}, {cc[1]}), "
                 f"spectral match {match:.0%}")
 
-    def _move(self, model, latent) -> tuple[int, int]:
-        cc = tuple(round(v) for v in model.knobs.latent_to_cc(latent))
-        self.router.set_knobs(*cc)  # the next knob move continues from here
-        self.worker.request(latent, model)
-        return cc
-
     def move(self, cc_x: float, cc_y: float) -> None:
         """The point moved as if by the knobs (the web pad); returns at once, the newest move wins."""
-        self.router.set_knobs(round(cc_x), round(cc_y))
-        self.worker.request_cc(cc_x, cc_y)
+        self.worker.move_cc(cc_x, cc_y)
 
     def hit(self, velocity: int = 100) -> None:
         """Play the current snare, as a note-on would."""
-        self.engine.post(NOTE_ON, AUDITION_NOTE, int(velocity))
+        self.engine.post(NoteOn(int(velocity)))
+
+    def panic(self) -> str:
+        """All sound off: every voice fades out within a few ms."""
+        self.engine.post(ALL_SOUND_OFF)
+        return "panic: all sound off"
 
     def set_loop(self, on=None, bpm=None) -> str:
+        """Loop on, off, or toggled (on=None); at `bpm` if given."""
         if bpm is not None:
             bpm = float(bpm)
-            if not 20 <= bpm <= 400:
-                raise UserError(f"loop tempo {bpm:g} bpm: allowed 20..400")
-            self.engine.post(TEMPO, int(bpm * 1000), self.config.loop.steps_per_beat)
+            lo, hi = LOOP_BPM_RANGE
+            if not lo <= bpm <= hi:
+                raise UserError(f"loop tempo {bpm:g} bpm: allowed {lo:g}..{hi:g}")
+            self.engine.post(Tempo(bpm, self.config.loop.steps_per_beat))
             self.loop_bpm = bpm
-        self.engine.post(LOOP, 2 if on is None else int(bool(on)))
-        time.sleep(0.05)  # let the audio thread take it, so the reply says what is true
+        self.engine.post(Loop(None if on is None else bool(on)))
+        self._wait_rendered()  # so the reply says what is true
         state = "on" if self.engine.stats.loop_on else "off"
         return f"loop {state}" + (f" at {bpm:g} bpm" if bpm else "")
+
+    def _wait_rendered(self) -> None:
+        """Wait until the audio thread has taken every event posted so far: a block that starts after
+        the post drains the queue, and two finished blocks include one that started after it. Bounded:
+        with its server gone the audio thread renders nothing."""
+        blocks, deadline = self.engine.stats.blocks, time.monotonic() + EVENT_TAKEN_TIMEOUT_S
+        while self.engine.stats.blocks < blocks + 2 and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     def program_names(self) -> list[str]:
         return list(self.config.midi.programs) or available_models()
@@ -252,7 +272,7 @@ class Instrument:
                 raise UserError(f"program {which}: no model there (programs 0..{len(names) - 1}: {', '.join(names)})")
             which = names[which]
         model = self.model_named(str(which))
-        self.worker.switch_model(model, tuple(self.router.knobs))
+        self.worker.switch_model(model)
         return f"model {model.name}"
 
     def model_named(self, name: str):
@@ -276,24 +296,28 @@ class Instrument:
         return f"learned {target} = {kind} {number} (saved in {path})"
 
     def snapshot(self) -> dict:
-        """Everything a front end shows, as plain values (read from several owners; each read is atomic)."""
-        model, latent = self.worker.now_playing
-        latent = latent if latent is not None else (0.0, 0.0)
+        """Everything the page shows, as plain values (read from several owners; each read is atomic)."""
+        playing = self.worker.now_playing  # one value: model, knobs and latent always belong together
         stats = self.engine.stats
-        return {"model": model.name if model else None, "cc": list(self.router.knobs),
-                "latent": [round(float(latent[0]), 4), round(float(latent[1]), 4)],
+        return {"model": playing.model.name, "cc": [round(c) for c in playing.cc],
+                "latent": [round(float(z), 4) for z in playing.latent],
                 "voices": stats.voices, "velocity": stats.last_velocity, "notes": stats.notes, "decodes": self.worker.decodes,
                 "underflows": self.audio.underflows, "loop": stats.loop_on, "bpm": self.loop_bpm,
                 "decode_ms": round(self.worker.last_decode_ms, 2)}
 
+    def state(self) -> dict:
+        """The control socket's JSON status (`latent-snare status --json`): the page's snapshot, plus the
+        MIDI transport, the MIDI inputs and the save counts that tools and tests check."""
+        return {**self.snapshot(), "transport": self.engine.stats.transport_running, "inputs": self.midi.connected(),
+                "save_presses": self.save_presses, "saved": self.saved}
+
     def status(self) -> str:
-        model, latent = self.worker.now_playing
-        latent = latent if latent is not None else (0.0, 0.0)
-        cc = self.router.knobs
-        loop = " | loop" if self.engine.stats.loop_on else ""
-        return (f"{model.name if model else '-'} x {latent[0]:+.3f} y {latent[1]:+.3f} (CC {cc[0]:3d}, {cc[1]:3d})"
-                f" | voices {self.engine.stats.voices:2d}{loop} | decode {self.worker.last_decode_ms:.1f} ms"
-                f" | underflows {self.audio.underflows} | MIDI: {', '.join(self.midi.connected()) or 'none'}")
+        """The terminal's status line (a person's view of `state`)."""
+        s = self.snapshot()
+        (x, y), (cc_x, cc_y) = s["latent"], s["cc"]
+        loop = " | loop" if s["loop"] else ""
+        return (f"{s['model']} x {x:+.3f} y {y:+.3f} (CC {cc_x:3d}, {cc_y:3d}) | voices {s['voices']:2d}{loop}"
+                f" | decode {s['decode_ms']:.1f} ms | underflows {s['underflows']} | MIDI: {', '.join(self.midi.connected()) or 'none'}")
 
 
 def _web_page(instrument):
@@ -318,9 +342,9 @@ def run_service(args) -> int:
     try:
         instrument.start()
         block = instrument.audio.block_size
-        print(f"latent-snare: ready: model {instrument.model.name}, {instrument.sample_rate} Hz, block {block} "
+        print(f"latent-snare: ready: model {instrument.worker.now_playing.model.name}, {instrument.sample_rate} Hz, block {block} "
               f"({block / instrument.sample_rate * 1e3:.1f} ms, {instrument.audio.backend}); MIDI in: {', '.join(instrument.midi.connected()) or 'none'}; "
-              f"knobs CC{config.midi.cc_x}/CC{config.midi.cc_y}; "
+              f"knobs CC{instrument.router.controls['midi.cc_x']}/CC{instrument.router.controls['midi.cc_y']}; "
               + (f"page: {instrument.web.url}; " if instrument.web else "") + "Ctrl-C to stop", flush=True)
         if terminal.keys:
             terminal.say(KEYS_HELP)

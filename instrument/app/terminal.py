@@ -11,8 +11,6 @@ import select
 import sys
 import threading
 
-from ..play.engine import ALL_SOUND_OFF, LOOP
-
 KEYS_HELP = "keys: space play, s save, l loop, p panic, q quit"
 AUDITION_VELOCITY = 110
 
@@ -59,7 +57,7 @@ class Terminal:
         return sys.stdin.read(1) if ready else None
 
     def handle_key(self, key: str, instrument) -> bool:
-        """Act on one key; False means quit."""
+        """Act on one key through `instrument`, as every front end does; False means quit."""
         if key == "q":
             return False
         if key == " ":
@@ -67,7 +65,7 @@ class Terminal:
         elif key == "s":
             instrument.background(instrument.save)
         elif key == "l":
-            instrument.engine.post(LOOP, 2)
+            instrument.background(instrument.set_loop)  # a toggle; it says whether the loop is now on
         elif key == "p":
-            instrument.engine.post(ALL_SOUND_OFF)
+            self.say(instrument.panic())
         return True

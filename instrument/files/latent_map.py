@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model.descriptors import describe
+from ..model.knobs import CC_MAX, CC_MIN
 
 TILES = 9
 TILE_FREQ_BANDS = 32
@@ -53,12 +54,12 @@ def _pyplot():
 
 
 def pad_picture(model, tiles: int = 16) -> bytes:
-    """The web pad's background: a PNG mosaic with no axes, tile centres at CC (i + 0.5) * 127 / tiles,
-    so the picture spans CC 0..127 edge to edge (x right, y up)."""
+    """The web pad's background: a PNG mosaic with no axes, tile centres at CC (i + 0.5) * CC_MAX / tiles,
+    so the picture spans the whole knob travel edge to edge (x right, y up)."""
     from matplotlib.image import imsave
 
     png = io.BytesIO()
-    ccs = (np.arange(tiles) + 0.5) * 127 / tiles
+    ccs = (np.arange(tiles) + 0.5) * CC_MAX / tiles
     imsave(png, _mosaic(model, ccs), cmap="magma", vmin=SPECTRO_FLOOR_DB, vmax=0, origin="lower", format="png")
     return png.getvalue()
 
@@ -83,7 +84,7 @@ def draw_grid_map(model, ccs: np.ndarray, out_path: Path, labels: list[str], cc_
 
 def draw_latent_map(model, data, out_path: Path, cc_names: tuple[int, int] = (74, 75)) -> Path:
     plt = _pyplot()
-    ccs = np.linspace(0, 127, TILES)
+    ccs = np.linspace(CC_MIN, CC_MAX, TILES)
     mosaic = _mosaic(model, ccs)
 
     fig, (ax_dots, ax_grid) = plt.subplots(1, 2, figsize=(13, 6.2), gridspec_kw={"width_ratios": [1, 1.15]})

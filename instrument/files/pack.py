@@ -9,6 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import UserError
+from ..model.knobs import CC_MAX, CC_MIN
 from .latent_map import draw_grid_map
 from .saving import render_snare, write_snare
 
@@ -16,8 +17,8 @@ INDEX_NAME, MAP_NAME = "index.csv", "latent-map.png"
 
 
 def grid_ccs(n: int) -> np.ndarray:
-    """N knob positions from 0 to 127, both ends included."""
-    return np.linspace(0, 127, n).round()
+    """N whole knob positions over the knob travel, both ends included."""
+    return np.linspace(CC_MIN, CC_MAX, n).round()
 
 
 def render_pack(model, grid_n: int, out_dir: Path, config) -> list[dict]:

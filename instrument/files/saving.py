@@ -49,7 +49,7 @@ def render_snare(model, latent, velocity: int = 127, velocity_range_db: float = 
 
 def write_snare(path: Path, wave: np.ndarray, sample_rate: int, model, latent) -> dict:
     """Write a 24-bit WAV whose comment is the JSON that recalls it; returns that JSON as a dict."""
-    cc = [round(v) for v in model.knobs.latent_to_cc(latent)]
+    cc = list(model.knobs.latent_to_cc_int(latent))
     meta = {"model": model.name, "latent": [float(latent[0]), float(latent[1])], "cc": cc}
     path.parent.mkdir(parents=True, exist_ok=True)
     with sf.SoundFile(str(path), "w", sample_rate, 1, SUBTYPE) as f:
@@ -116,7 +116,7 @@ def save_snare(folder: Path, model, latent, ceiling_db: float = -1.0) -> Saved:
         folder.mkdir(parents=True, exist_ok=True)
         history = History(folder)
         number = history.next_number()
-        cc = [round(v) for v in model.knobs.latent_to_cc(latent)]
+        cc = model.knobs.latent_to_cc_int(latent)
         name = f"{number:04d}-{model.name}-x{cc[0]:03d}-y{cc[1]:03d}.wav"
         try:
             meta = write_snare(folder / name, render_snare(model, latent, ceiling_db=ceiling_db), model.sample_rate, model, latent)

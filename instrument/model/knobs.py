@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CC_MAX = 127
+# A knob's travel: the range of one MIDI CC value. The one home of these numbers.
+CC_MIN, CC_MAX = 0, 127
+CC_CENTRE = 64  # where the knobs start, before any moves
 BOX_PERCENTILES = (2.5, 97.5)
 MIN_SPAN = 1e-6  # a collapsed latent (e.g. dead relu) still gets an invertible map
 
@@ -37,6 +39,11 @@ class KnobMap:
         uv = self.axes @ np.asarray(latent, dtype=np.float64)
         t = np.clip((uv - self.lo) / (self.hi - self.lo), 0.0, 1.0)
         return float(t[0] * CC_MAX), float(t[1] * CC_MAX)
+
+    def latent_to_cc_int(self, latent) -> tuple[int, int]:
+        """The whole knob positions (what a controller sends) nearest to `latent`."""
+        cc_x, cc_y = self.latent_to_cc(latent)
+        return round(cc_x), round(cc_y)
 
     def to_dict(self) -> dict:
         return {"axes": self.axes.tolist(), "lo": self.lo.tolist(), "hi": self.hi.tolist()}

@@ -1,8 +1,8 @@
 """The audio engine: voices, mixer and safety stage. Owned by the audio thread.
 
 Ownership (one owner per piece of state):
-- Other threads talk to the engine only through `post()` (a deque append,
-  atomic in CPython) and by publishing a finished snare with
+- Other threads talk to the engine only through `post()` of a typed event
+  (events.py; a deque append, atomic in CPython) and by publishing a finished snare with
   `publish(sample)` (a reference swap).
 - `render()` runs on the audio thread. It drains the event queue, owns the
   voices, and mixes into preallocated buffers. It never allocates a buffer,
@@ -24,12 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dsp import db_to_gain, velocity_to_gain
+from .events import AllNotesOff, AllSoundOff, Clock, Continue, Loop, NoteOff, NoteOn, Start, Stop, Tempo
 
-# Event kinds posted to the engine (small tuples, so MIDI and web share one path).
-NOTE_ON, NOTE_OFF, ALL_SOUND_OFF, ALL_NOTES_OFF = "note_on", "note_off", "all_sound_off", "all_notes_off"
-LOOP = "loop"  # a: 1 on, 0 off, 2 toggle
-TEMPO = "tempo"  # a: bpm x 1000, b: steps per beat
-CLOCK, START, STOP, CONTINUE = "clock", "start", "stop", "continue"  # MIDI real-time messages
 ALL_SOUND_OFF_FADE_MS = 3.0
 FADE_HEADROOM_SLOTS = 4
 CLOCK_PPQN = 24  # MIDI clock ticks per quarter note
@@ -45,6 +41,7 @@ class EngineStats:
     stolen: int = 0
     loop_hits: int = 0
     loop_on: bool = False
+    transport_running: bool = True  # MIDI transport: stop pauses the clock-following loop, start/continue resume it
     nonfinite_blocks: int = 0
     limited_blocks: int = 0
     clipped_samples: int = 0
@@ -95,17 +92,19 @@ class Engine:
         self._set_tempo(loop_bpm, loop_steps_per_beat)
         self._frames_to_step = 0.0  # own tempo: frames until the next hit
         self._clock_tick = 0  # ticks since the DAW's start, when following clock
-        self._clock_running = True  # transport: stop pauses the loop, start/continue resume it
         self._frames_since_clock = None  # None: no clock heard yet
         self._clock_timeout = int(CLOCK_TIMEOUT_S * sample_rate)
+        # Event type -> handler, bound once here so dispatching on the audio thread creates nothing.
+        self._handlers = {NoteOn: self._on_note_on, NoteOff: self._on_note_off, Clock: self._on_clock,
+                          Start: self._on_start, Continue: self._on_continue, Stop: self._on_stop,
+                          Loop: self._on_loop, Tempo: self._on_tempo, AllSoundOff: self._on_all_sound_off,
+                          AllNotesOff: self._on_all_notes_off}
 
     # --- called from other threads --------------------------------------------------------
 
-    def post(self, kind: str, a: int = 0, b: int = 0, offset: int = 0) -> None:
-        """Queue an event for the next block. `offset` (frames into that block) places note-ons and
-        clock ticks sample-accurately; only the audio thread itself, posting just before it renders
-        (the JACK backend's MIDI), knows a meaningful one."""
-        self.events.append((kind, a, b, offset))
+    def post(self, event) -> None:
+        """Queue a typed event (events.py) for the next block."""
+        self.events.append(event)
 
     def publish(self, sample: np.ndarray) -> None:
         """Make `sample` (float32, finite, at the engine rate) the snare the next hit plays."""
@@ -118,7 +117,7 @@ class Engine:
         mix = self._mix[:frames]
         mix[:] = 0.0
         while self.events:
-            self._handle(*self.events.popleft())
+            self._handle(self.events.popleft())
         self._run_loop(frames)
         voices = 0
         for v in range(self._slots):
@@ -129,32 +128,48 @@ class Engine:
         self.stats.blocks += 1
         return self._safety(mix, frames)
 
-    def _handle(self, kind: str, a: int, b: int, offset: int) -> None:
-        if kind == NOTE_ON:
-            self._note_on(b, offset)
-        elif kind == CLOCK:
-            self._frames_since_clock = 0
-            if self.stats.loop_on and self._clock_running and self._clock_tick % self._ticks_per_step == 0:
-                self._loop_hit(offset)
-            self._clock_tick += 1
-        elif kind in (START, CONTINUE):
-            if kind == START:
-                self._clock_tick = 0  # the next tick is the downbeat
-            self._clock_running = True
-        elif kind == STOP:
-            self._clock_running = False
-        elif kind == LOOP:
-            on = (not self.stats.loop_on) if a == 2 else bool(a)
-            if on and not self.stats.loop_on:
-                self._frames_to_step = 0.0  # own tempo: the first hit comes at once
-            self.stats.loop_on = on
-        elif kind == TEMPO:
-            self._set_tempo(a / 1000.0, b)
-        elif kind == ALL_SOUND_OFF:
-            self._fade_all(self.panic_fade)
-        elif kind == ALL_NOTES_OFF or (kind == NOTE_OFF and self.choke):
+    def _handle(self, event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:  # anything else is not an event: ignored, never raised on this thread
+            handler(event)
+
+    def _on_note_on(self, event: NoteOn) -> None:
+        self._note_on(event.velocity, event.offset)
+
+    def _on_note_off(self, _event: NoteOff) -> None:
+        if self.choke:  # in one-shot mode the hit rings out
             self._fade_all(self.steal_fade)
-        # NOTE_OFF in one-shot mode: the hit rings out.
+
+    def _on_clock(self, event: Clock) -> None:
+        self._frames_since_clock = 0
+        if self.stats.loop_on and self.stats.transport_running and self._clock_tick % self._ticks_per_step == 0:
+            self._loop_hit(event.offset)
+        self._clock_tick += 1
+
+    def _on_start(self, _event: Start) -> None:
+        self._clock_tick = 0  # the next tick is the downbeat
+        self.stats.transport_running = True
+
+    def _on_continue(self, _event: Continue) -> None:
+        self.stats.transport_running = True
+
+    def _on_stop(self, _event: Stop) -> None:
+        self.stats.transport_running = False
+
+    def _on_loop(self, event: Loop) -> None:
+        on = (not self.stats.loop_on) if event.on is None else event.on
+        if on and not self.stats.loop_on:
+            self._frames_to_step = 0.0  # own tempo: the first hit comes at once
+        self.stats.loop_on = on
+
+    def _on_tempo(self, event: Tempo) -> None:
+        self._set_tempo(event.bpm, event.steps_per_beat)
+
+    def _on_all_sound_off(self, _event: AllSoundOff) -> None:
+        self._fade_all(self.panic_fade)
+
+    def _on_all_notes_off(self, _event: AllNotesOff) -> None:
+        self._fade_all(self.steal_fade)
 
     def _set_tempo(self, bpm: float, steps_per_beat: int) -> None:
         self._frames_per_step = self.sample_rate * 60.0 / (bpm * steps_per_beat)

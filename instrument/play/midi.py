@@ -16,9 +16,9 @@ from pathlib import Path
 
 import mido
 
-from .engine import ALL_NOTES_OFF, ALL_SOUND_OFF, CLOCK, CONTINUE, LOOP, NOTE_OFF, NOTE_ON, START, STOP
 from ..errors import UserError
 from .backends import CLIENT_NAME
+from .events import ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, LOOP_TOGGLE, START, STOP, Clock, Loop, NoteOff, NoteOn
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,18 @@ def match_ports(names: list[str], include: tuple, exclude: tuple) -> list[str]:
         return any(fnmatch.fnmatch(name.lower(), p.lower()) for p in patterns)
 
     return [n for n in names if hit(n, include) and not hit(n, exclude)]
+
+
+HARDWARE_BRIDGES = ("a2j:*", "system:midi_capture*")  # JACK names of hardware ports that may lack the physical flag
+
+
+def choose_jack_inputs(ports: list[tuple[str, bool]], config) -> list[str]:
+    """The JACK MIDI outputs to connect, from (name, is_physical) pairs: hardware ports (physical,
+    or bridged from ALSA) matching `config.inputs`, and any port matching `config.software_inputs`."""
+    hardware = [name for name, physical in ports if physical or match_ports([name], HARDWARE_BRIDGES, ())]
+    wanted = set(match_ports(hardware, config.inputs, config.exclude))
+    wanted |= set(match_ports([name for name, _ in ports], config.software_inputs, config.exclude))
+    return [name for name, _ in ports if name in wanted]
 
 
 def resolve_api(api: str) -> str:
@@ -77,21 +89,23 @@ LEARN_TARGETS = {  # what MIDI learn can assign -> (config key for a CC, config 
     "loop": ("loop.toggle_cc", "loop.toggle_note"),
     "save": ("save.cc", "save.note"),
 }
-REALTIME_EVENTS = {"clock": CLOCK, "start": START, "stop": STOP, "continue": CONTINUE}
-REALTIME_BYTES = {0xF8: CLOCK, 0xFA: START, 0xFB: CONTINUE, 0xFC: STOP}
+TRANSPORT = {"start": START, "stop": STOP, "continue": CONTINUE}  # mido's type -> the engine's event
+TRANSPORT_BYTES = {0xFA: START, 0xFB: CONTINUE, 0xFC: STOP}
+CLOCK_BYTE = 0xF8
 BUTTON_ON = 64  # a CC button counts as pressed at this value or above
 
 
 class MidiRouter:
-    """Turns MIDI messages into engine events, knob requests and actions. Never raises on odd input.
+    """Turns MIDI messages into engine events, knob turns and actions. Never raises on odd input.
 
     Runs on rtmidi's threads: it only posts events and calls the callbacks, which must return
-    at once (saving and model loading are handed to other threads by the service)."""
+    at once (saving and model loading are handed to other threads by the service). It keeps no
+    knob position: each turn goes to `on_turn`, whose owner (the decode worker) merges it."""
 
-    def __init__(self, config, engine, on_knobs, on_save=None, on_program=None):
+    def __init__(self, config, engine, on_turn, on_save=None, on_program=None):
         midi = config.midi
         self.engine = engine
-        self.on_knobs = on_knobs  # called with (cc_x, cc_y) on every knob move
+        self.on_turn = on_turn  # called with (axis, cc): axis 0 is x, 1 is y
         self.on_save = on_save or (lambda: None)
         self.on_program = on_program or (lambda program: None)
         self.channel = None if midi.channel == "omni" else midi.channel - 1  # mido counts from 0
@@ -100,14 +114,16 @@ class MidiRouter:
                          "loop.toggle_cc": config.loop.toggle_cc, "loop.toggle_note": config.loop.toggle_note,
                          "save.cc": config.save.cc, "save.note": config.save.note}
         self.triggers = frozenset(midi.trigger_notes)
-        self.knobs = [64, 64]  # CC values, centred until a knob moves
         self._button_down: dict[int, bool] = {}
         self._learning = None  # (target, callback) while waiting for the control to move
 
     def handle(self, msg: mido.Message) -> None:
         kind = msg.type
-        if kind in REALTIME_EVENTS:  # clock and transport: no channel
-            self.engine.post(REALTIME_EVENTS[kind])
+        if kind == "clock":  # clock and transport: no channel
+            self.engine.post(Clock())
+            return
+        if kind in TRANSPORT:
+            self.engine.post(TRANSPORT[kind])
             return
         if kind not in ("note_on", "note_off", "control_change", "program_change"):
             return  # sysex, active sensing, aftertouch...: never disturb playback
@@ -128,9 +144,10 @@ class MidiRouter:
         for everything else, which the caller hands to `handle` on another thread."""
         status = data[0]
         if status >= 0xF8:  # real-time: clock and transport; active sensing and resets are ignored
-            kind = REALTIME_BYTES.get(status)
-            if kind:
-                self.engine.post(kind, 0, 0, offset)
+            if status == CLOCK_BYTE:
+                self.engine.post(Clock(offset))
+            elif status in TRANSPORT_BYTES:
+                self.engine.post(TRANSPORT_BYTES[status])
             return True
         if status & 0xE0 != 0x80 or len(data) != 3 or self._learning or data[1] == self.controls["save.note"]:
             return False  # not a note, or a note whose job is slow (saving) or stateful (learning)
@@ -141,15 +158,15 @@ class MidiRouter:
     def _note(self, note: int, velocity: int, offset: int = 0) -> None:
         """velocity 0 is a note-off (a note_on with velocity 0 is running status's note-off)."""
         if velocity > 0 and note == self.controls["loop.toggle_note"]:
-            self.engine.post(LOOP, 2)
+            self.engine.post(LOOP_TOGGLE)
         elif velocity > 0 and note == self.controls["save.note"]:
             self.on_save()
         elif self.triggers and note not in self.triggers:
             return
         elif velocity > 0:
-            self.engine.post(NOTE_ON, note, velocity, offset)
+            self.engine.post(NoteOn(velocity, offset))
         else:
-            self.engine.post(NOTE_OFF, note, 0, offset)
+            self.engine.post(NoteOff(offset))
 
     def _control(self, control: int, value: int) -> None:
         c = self.controls
@@ -158,10 +175,9 @@ class MidiRouter:
         elif control == CC_ALL_NOTES_OFF:
             self.engine.post(ALL_NOTES_OFF)
         elif control in (c["midi.cc_x"], c["midi.cc_y"]):
-            self.knobs[0 if control == c["midi.cc_x"] else 1] = value
-            self.on_knobs(*self.knobs)
+            self.on_turn(0 if control == c["midi.cc_x"] else 1, value)
         elif control == c["loop.toggle_cc"]:
-            self.engine.post(LOOP, 1 if value >= BUTTON_ON else 0)
+            self.engine.post(Loop(value >= BUTTON_ON))
         elif control == c["save.cc"] and self._pressed(control, value):
             self.on_save()
 
@@ -169,10 +185,6 @@ class MidiRouter:
         """True once per press of a CC button (it sends 127 then 0; a held button repeats)."""
         down, self._button_down[control] = self._button_down.get(control, False), value >= BUTTON_ON
         return value >= BUTTON_ON and not down
-
-    def set_knobs(self, cc_x: int, cc_y: int) -> None:
-        """Where the knobs are now, after a drop, a recall or the web pad moved the point."""
-        self.knobs = [int(cc_x), int(cc_y)]
 
     def learn(self, target: str, callback) -> None:
         """The next free CC (or, for loop and save, a note-on) is assigned to `target`, and
@@ -286,7 +298,8 @@ class MidiPorts:
 
     def rescan(self) -> None:
         names = self.available()
-        wanted = match_ports(names, self.config.inputs, self.config.exclude)
+        # rtmidi cannot tell hardware from software ports: both lists open whatever they match.
+        wanted = match_ports(names, self.config.inputs + self.config.software_inputs, self.config.exclude)
         with self._lock:
             for name in list(self.inputs):
                 if name not in names:  # unplugged: close it, it will be reopened when it comes back

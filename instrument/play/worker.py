@@ -1,11 +1,22 @@
-"""The decode worker: knob position in, playable snare published to the engine.
+"""The decode worker: the one owner of the knob position, and the snare it plays.
 
-The newest request always wins: `request()` overwrites a single pending slot
-and wakes the thread, so a flood of CCs never queues stale decodes and never
-blocks the caller. The thread decodes (numpy), finishes the snare (DC block,
-resample to the device rate, fade, normalize), checks it, and publishes it by
-reference swap. A bad decode (NaN, Inf, silence, an exception) is counted and
-dropped: the previous snare keeps playing.
+The position (model, knob CCs, latent) has one owner, this worker. Every front end asks
+to move it with a request that returns at once:
+
+- `turn(axis, cc)`: one knob moved (MIDI);
+- `move_cc(cc_x, cc_y)`: both knobs at once (the web pad);
+- `move_to(model, latent)`: an exact point, a drop or a recall; the knobs continue from the
+  nearest whole CCs;
+- `switch_model(model)`: a program change, at the same knobs.
+
+Each request builds the next target from the newest one, under a short lock that is never
+held across work (and never touched by the audio thread), so MIDI x then y in quick
+succession keep both. The target is one immutable `Position`, replaced whole: the newest
+wins, and a flood of CCs never queues stale decodes. The thread takes the newest target,
+decodes it (numpy), finishes the snare (DC block, resample to the device rate, fade,
+normalize), checks it, publishes it to the engine by reference swap, and then publishes
+`now_playing`, the Position that sounds, as one reference. A bad decode (NaN, Inf, silence,
+an exception) is counted and dropped: the previous snare keeps playing.
 
 Samples the engine may still hold are kept alive here and released by this
 thread once no voice references them, so no large buffer is ever freed on
@@ -18,24 +29,45 @@ import logging
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..model.knobs import CC_CENTRE
 from .dsp import finish_snare
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, eq=False)
+class Position:
+    """A point of the instrument: `model`, its knob position `cc` (0..127 each, fractions allowed),
+    and `latent`, read-only. In a target `latent` is None until the worker maps `cc` through the
+    model's knobs; in `now_playing` it is always the latent that sounds."""
+
+    model: object
+    cc: tuple[float, float]
+    latent: np.ndarray | None = None
+
+
+def _frozen(latent) -> np.ndarray:
+    latent = np.array(latent, dtype=np.float32)  # a copy: the caller's array may change later
+    latent.setflags(write=False)
+    return latent
+
+
 class DecodeWorker:
-    def __init__(self, model, engine, out_rate: int):
-        self.model = model
+    def __init__(self, model, engine, out_rate: int, cc: tuple[float, float] = (CC_CENTRE, CC_CENTRE)):
+        """Starts at knob position `cc` of `model`; `start()` decodes it."""
         self.engine = engine
         self.out_rate = out_rate
         self.decodes = 0
         self.rejected = 0
         self.last_decode_ms = 0.0
-        self.now_playing = (None, None)  # (model, latent) of the published snare, swapped as one reference
-        self._pending = None  # ("cc", (x, y)) or ("latent", z, model); written by request*(), taken by the thread
+        self.now_playing: Position | None = None  # what sounds; replaced whole after each decode
+        self._target = Position(model, (float(cc[0]), float(cc[1])))  # the newest request; replaced whole under _lock
+        self._taken: Position | None = None  # the last target the thread took (decoded or rejected)
+        self._lock = threading.Lock()  # merges concurrent requests; held only to build one small value
         self._wake = threading.Event()
         self._published = threading.Event()
         self._stop = False
@@ -44,25 +76,44 @@ class DecodeWorker:
 
     def start(self) -> "DecodeWorker":
         self._thread.start()
+        self._wake.set()
         return self
 
-    def request(self, latent, model=None) -> None:
-        """Ask for the snare at `latent` of `model`, which becomes the current model if given;
-        returns at once. Only the newest request is decoded."""
-        if model is not None:
-            self.model = model
-        self._pending = ("latent", np.asarray(latent, dtype=np.float32), model)
+    @property
+    def target(self) -> Position:
+        """The newest requested position (decoded soon, or already playing)."""
+        return self._target
+
+    # --- requests: any thread but the audio thread; each returns at once ---------------------
+
+    def turn(self, axis: int, cc: float) -> None:
+        """One knob (axis 0: x, 1: y) moved to `cc`; the other stays where the newest target has it."""
+        with self._lock:
+            old = self._target
+            both = (float(cc), old.cc[1]) if axis == 0 else (old.cc[0], float(cc))
+            self._target = Position(old.model, both)
         self._wake.set()
 
-    def request_cc(self, cc_x: float, cc_y: float) -> None:
-        """Knob positions: turned into a latent on the worker thread, with whichever model is current then."""
-        self._pending = ("cc", (cc_x, cc_y), None)
+    def move_cc(self, cc_x: float, cc_y: float) -> None:
+        """Both knobs at once (the web pad)."""
+        with self._lock:
+            self._target = Position(self._target.model, (float(cc_x), float(cc_y)))
         self._wake.set()
 
-    def switch_model(self, model, cc: tuple[float, float]) -> None:
-        """Play `model` from now on, at knob position `cc`; sounding voices finish with the old snare."""
-        self.model = model
-        self.request_cc(*cc)
+    def move_to(self, model, latent) -> tuple[int, int]:
+        """Play exactly `latent` of `model`, which becomes the current model; returns the knob
+        position (whole CCs) the next turn continues from."""
+        cc = model.knobs.latent_to_cc_int(latent)
+        with self._lock:
+            self._target = Position(model, (float(cc[0]), float(cc[1])), _frozen(latent))
+        self._wake.set()
+        return cc
+
+    def switch_model(self, model) -> None:
+        """Play `model` from now on at the same knob position; sounding voices finish with the old snare."""
+        with self._lock:
+            self._target = Position(model, self._target.cc)
+        self._wake.set()
 
     def wait_published(self, timeout_s: float) -> bool:
         return self._published.wait(timeout_s)
@@ -76,25 +127,28 @@ class DecodeWorker:
         while not self._stop:
             self._wake.wait()
             self._wake.clear()
-            job, self._pending = self._pending, None  # take the newest; older ones are already overwritten
-            if job is None or self._stop:
+            target = self._target  # the newest; older ones were replaced, never queued
+            if self._stop or target is self._taken:
                 continue
-            kind, where, model = job
-            model = model or self.model
-            started = time.perf_counter()
-            try:
-                latent = model.knobs.cc_to_latent(*where) if kind == "cc" else where
-                sample = finish_snare(model.decode(latent), model.sample_rate, self.out_rate)
-            except Exception as err:  # a bad decode must never stop the instrument: keep the last good snare
-                self.rejected += 1
-                log.warning("decode at %s %s rejected: %s", kind, np.round(where, 4).tolist(), err)
-                continue
-            self.engine.publish(sample)
-            self.now_playing = (model, latent)
-            self.last_decode_ms = (time.perf_counter() - started) * 1e3
-            self.decodes += 1
-            self._published.set()
-            self._retire(sample)
+            self._taken = target
+            self._decode(target)
+
+    def _decode(self, target: Position) -> None:
+        model = target.model
+        started = time.perf_counter()
+        try:
+            latent = target.latent if target.latent is not None else _frozen(model.knobs.cc_to_latent(*target.cc))
+            sample = finish_snare(model.decode(latent), model.sample_rate, self.out_rate)
+        except Exception as err:  # a bad decode must never stop the instrument: keep the last good snare
+            self.rejected += 1
+            log.warning("decode of %s at CC %s rejected: %s", getattr(model, "name", model), np.round(target.cc, 2).tolist(), err)
+            return
+        self.engine.publish(sample)
+        self.now_playing = Position(model, target.cc, latent)
+        self.last_decode_ms = (time.perf_counter() - started) * 1e3
+        self.decodes += 1
+        self._published.set()
+        self._retire(sample)
 
     def _retire(self, newest: np.ndarray) -> None:
         self._alive.append(newest)

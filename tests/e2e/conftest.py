@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .rig import Rig, ServiceProcess, start_jackd, stop_process
+from ..jackrig import Rig, ServiceProcess, start_jackd, stop_process
 
 ARTIFACTS = Path(os.environ.get("LATENT_SNARE_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 

@@ -3,8 +3,6 @@ what the model should have made, rendered offline."""
 
 from __future__ import annotations
 
-import functools
-import re
 import time
 from pathlib import Path
 
@@ -12,27 +10,37 @@ import numpy as np
 
 from instrument.model.architecture import ModelConfig
 from instrument.config import load_config
-from instrument.app.control import send_command
 from instrument.play.dsp import finish_snare, velocity_to_gain
 from instrument.model.knobs import KnobMap
 from instrument.model.file import load_model, save_model
 
-from .rig import first_sound
+from ..jackrig import first_sound, service_state
 
 CONFIG = load_config()
 CC_X, CC_Y = CONFIG.midi.cc_x, CONFIG.midi.cc_y
 RING_OUT_S = 0.9  # longer than any snare (0.75 s), so hits never overlap between checks
-DECODE_SETTLE_S = 0.3  # a decode takes under 1 ms idle; this leaves room for a loaded CI machine
 ATTACK_SAMPLES = 4096  # 85 ms: the part of a snare that tells snares apart, and most of its energy
+ARRIVAL_S = 1.0  # state MIDI not shown by then is sent again (it is idempotent)
+HANG_S = 30.0  # a guard against a hung service only: waits end on facts, not on time
+
+
+def recorded_hit(rig, frame, seconds=RING_OUT_S):
+    """(latency in frames, the recording from the first sample heard after server frame `frame` up
+    to the first xrun the rig saw after it, if any), or None if nothing was heard. A missed cycle
+    shifts what follows it, so that part is left out of every comparison."""
+    n_frames = int(seconds * rig.rate)
+    audio = rig.audio(frame, n_frames)
+    start = first_sound(audio)
+    if start is None:
+        return None
+    return start, audio[start : start + rig.xrun_free(frame + start, n_frames - start)]
 
 
 def hit(rig, velocity=127, seconds=RING_OUT_S):
-    """Play one note, return (latency in frames, the recorded hit aligned to its first sample)."""
-    sent = rig.note(38, velocity)
-    audio = rig.audio(sent, int(seconds * rig.rate))
-    start = first_sound(audio)
-    assert start is not None, "no sound after note-on"
-    return start, audio[start:]
+    """Play one note, return (latency in frames, the recorded hit aligned to its first sample, cut at any xrun)."""
+    heard = recorded_hit(rig, rig.note(38, velocity), seconds)
+    assert heard is not None, "no sound after note-on"
+    return heard
 
 
 def expected_snare(rate, cc_x, cc_y, velocity=127, model=None):
@@ -54,49 +62,54 @@ def similarity(recorded, reference):
 
 
 def server_xruns() -> int:
-    """The xruns the service has seen so far (its status calls them underflows; on JACK, the server's)."""
-    return int(re.search(r"underflows (\d+)", send_command("status")).group(1))
+    """The xruns the service has seen so far (it calls them underflows; on JACK, the server's)."""
+    return service_state()["underflows"]
 
 
-def service_inputs() -> list[str]:
-    """The MIDI inputs the service reports connected (its virtual port included, when it has one)."""
-    inputs = send_command("status").rsplit("MIDI: ", 1)[1]
-    return [] if inputs == "none" else inputs.split(", ")
+def wait_state(shown, what: str, timeout_s: float = HANG_S) -> dict:
+    """Poll the service's JSON state until `shown(state)` holds; returns that state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = service_state()
+        if shown(state):
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the service never showed {what}; its state: {state}")
+        time.sleep(0.02)
 
 
 def send_state(rig, messages, arrived, attempts=3):
-    """Send state-setting MIDI (idempotent: CCs, program changes) until the service's own status
-    shows it arrived. On the noisy 2-core machine the dummy driver xruns, and JACK MIDI sent in an
-    xrun cycle can be lost for every client (see the README); a DAW's chase resends state the same way."""
+    """Send state-setting MIDI (idempotent: CCs, program changes) until the service's state shows
+    it arrived. On the noisy 2-core machine the dummy driver xruns, and JACK MIDI sent in an xrun
+    cycle can be lost for every client (see the README); a DAW's chase resends state the same way."""
     for _ in range(attempts):
         rig.send(*messages)
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            if arrived(send_command("status")):
-                return
-            time.sleep(0.02)
-    raise AssertionError(f"the service never showed {messages} arriving; status: {send_command('status')}")
+        try:
+            wait_state(arrived, f"{messages} arriving", ARRIVAL_S)
+            return
+        except AssertionError:
+            continue
+    wait_state(arrived, f"{messages} arriving")
+
+
+def press(rig, message, counted: str):
+    """Press a button once (each press acts: it is no state to resend) and wait until the service
+    counted it in `counted`. Sent again only if the service never heard it and the rig saw an
+    xrun meanwhile: JACK MIDI sent in an xrun cycle is lost for every client (README)."""
+    before, xruns = service_state()[counted], rig.xruns
+    rig.send(message)
+    try:
+        wait_state(lambda s: s[counted] > before, f"a press counted in {counted}", ARRIVAL_S)
+    except AssertionError:
+        assert rig.xruns > xruns, f"the service did not count the press in {counted}, and no xrun lost it"
+        rig.send(message)
+        wait_state(lambda s: s[counted] > before, f"a press counted in {counted}")
 
 
 def set_knobs(rig, x, y):
-    """Turn the knobs and wait until the service plays that position's snare: with the default model
-    its status shows the decoded point (on a loaded CI machine a decode can take longer than any
-    fixed wait); with another model, a settle time."""
-    send_state(rig, [[0xB0, CC_X, x], [0xB0, CC_Y, y]], lambda status: f"(CC {x:3d}, {y:3d})" in status)
-    latent = _default_model().knobs.cc_to_latent(x, y)
-    decoded = f"{CONFIG.model} x {latent[0]:+.3f} y {latent[1]:+.3f} "
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline:
-        status = send_command("status")
-        if status.startswith(decoded) or not status.startswith(CONFIG.model + " "):
-            break
-        time.sleep(0.02)
-    rig.wait_frames(int(DECODE_SETTLE_S * rig.rate))
-
-
-@functools.cache
-def _default_model():
-    return load_model(None, CONFIG.model)
+    """Turn the knobs and wait until the service plays that position's snare: its state shows the
+    knob position that sounds, published only after the decode (however long a loaded machine takes)."""
+    send_state(rig, [[0xB0, CC_X, x], [0xB0, CC_Y, y]], lambda state: state["cc"] == [x, y])
 
 
 def matches(recorded, right, wrong) -> bool:
@@ -108,7 +121,9 @@ def matches(recorded, right, wrong) -> bool:
 
 def assert_matches(recorded, right, wrong):
     assert matches(recorded, right, wrong), \
-        f"similarity to the right snare {similarity(recorded, right):.2f}, to the wrong one {similarity(recorded, wrong):.2f}"
+        (f"similarity to the right snare {similarity(recorded, right):.2f}, to the wrong one {similarity(recorded, wrong):.2f}"
+         f" over {min(recorded.size, ATTACK_SAMPLES)} xrun-free samples")
+
 
 def random_model(path: Path, seed: int) -> Path:
     """A small model with random weights: a second, clearly different model to switch to."""

@@ -9,11 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from instrument.play.engine import NOTE_ON, Engine
+from instrument.play.engine import Engine
+from instrument.play.events import NoteOn
 
 from .conftest import ARTIFACTS
 from .listen import assert_matches, expected_snare, hit, set_knobs
-from .rig import SERVER_NAME, Rig, ServiceProcess, first_sound, start_jackd, stop_process
+from ..jackrig import SERVER_NAME, Rig, ServiceProcess, first_sound, start_jackd, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +95,7 @@ def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_ru
     rig = Rig(midi_targets=(), audio_sources=(f"{'latent-snare' if backend == 'jack' else 'latent-snare-audio'}:out_0",))
     try:
         start = rig.last_frame
-        engine.post(NOTE_ON, 38, 127)
+        engine.post(NoteOn(127))
         deadline = time.monotonic() + 5
         while engine.calls < 400 and time.monotonic() < deadline:  # well past the faults
             time.sleep(0.05)
@@ -102,7 +103,7 @@ def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_ru
         assert output.callback_errors == 3
         # The sound went on after the faults: a second note, long after them, is heard.
         later = rig.last_frame
-        engine.post(NOTE_ON, 38, 127)
+        engine.post(NoteOn(127))
         assert first_sound(rig.audio(later, rig.rate // 2)) is not None, "no sound after the faults"
         recorded = rig.audio(start, 2 * rig.rate)
         assert np.count_nonzero(np.abs(recorded) < 1e-6) >= 3 * 128 / 2  # the failed blocks were silence, not garbage

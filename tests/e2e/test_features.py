@@ -17,9 +17,9 @@ from instrument.model.file import load_model
 from instrument.files.saving import read_snare_metadata
 
 from .conftest import ARTIFACTS
-from .listen import (CC_X, CONFIG, assert_matches, expected_snare, hit, random_model, rendered, send_state, server_xruns,
-                     set_knobs)
-from .rig import ServiceProcess, first_sound, wait_for
+from .listen import (CC_X, CONFIG, assert_matches, expected_snare, hit, press, random_model, rendered, send_state,
+                     server_xruns, set_knobs, wait_state)
+from ..jackrig import ServiceProcess, first_sound, service_state, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +49,7 @@ def service(jack_server, tmp_path_factory, user_folders, second_model):
 def test_loop_follows_midi_clock_beats_and_transport(rig):
     # A DAW's clock is already running when the loop is switched on, so it never starts on its own tempo.
     rig.send(CLOCK)
-    rig.send(START, LOOP_ON)
+    send_state(rig, [START, LOOP_ON], lambda state: state["loop"] and state["transport"])  # before any tick: resendable
     xruns_before = server_xruns()
     tick_frames = []
     tick_s = 60 / BPM / 24
@@ -57,7 +57,7 @@ def test_loop_follows_midi_clock_beats_and_transport(rig):
     for n in range(24 * 3 + 1):  # three beats, and the downbeat of the fourth
         time.sleep(max(0.0, t0 + n * tick_s - time.monotonic()))
         tick_frames.append(rig.send(CLOCK))
-    rig.send(STOP)
+    send_state(rig, [STOP], lambda state: not state["transport"])  # transport state: stopping twice is stopping
     for n in range(24):  # ticks after stop: the transport is stopped, nothing may play
         time.sleep(tick_s)
         rig.send(CLOCK)
@@ -93,12 +93,14 @@ def test_save_writes_a_recallable_wav_and_recall_brings_the_sound_back(rig, user
     history = json.loads((user_folders["save"] / "history.json").read_text())
     assert [e["number"] for e in history] == [1]
 
-    rig.send(SAVE)  # the MIDI save button, at the same point
-    wait_for(lambda: len(list(user_folders["save"].glob("*.wav"))) == 2, what="a second WAV after the save CC")
+    saved = service_state()["saved"]
+    press(rig, SAVE, "save_presses")  # the MIDI save button, at the same point
+    wait_state(lambda state: state["saved"] == saved + 1, "the save the button asked for")
+    assert len(list(user_folders["save"].glob("*.wav"))) == 2
 
     set_knobs(rig, 127, 127)
     assert "recalled #1" in send_command("recall", number=1)
-    rig.wait_frames(int(0.3 * rig.rate))
+    wait_state(lambda state: state["cc"] == [0, 0], "the recalled point playing")
     assert_matches(hit(rig)[1], expected_snare(rig.rate, 0, 0), expected_snare(rig.rate, 127, 127))
 
 
@@ -118,7 +120,7 @@ def test_a_dropped_file_moves_the_point_and_a_broken_one_changes_nothing(rig, se
 
     source.rename(drop / source.name)  # a rename is how a finished copy appears
     wait_for(lambda: any("drop: my-snare.wav ->" in line for line in service.lines), what="the drop to be reported")
-    rig.wait_frames(int(0.3 * rig.rate))
+    wait_state(lambda state: np.allclose(state["latent"], latent, atol=1e-4), "the dropped file's point playing")
     assert_matches(hit(rig)[1], rendered(rig.rate, model, latent), before)
     assert not any("notes.txt" in line for line in service.lines)
 
@@ -126,11 +128,9 @@ def test_a_dropped_file_moves_the_point_and_a_broken_one_changes_nothing(rig, se
 def test_program_change_switches_model_at_the_same_knobs_and_back(rig, second_model):
     set_knobs(rig, 30, 90)
     ours, theirs = expected_snare(rig.rate, 30, 90), expected_snare(rig.rate, 30, 90, model=load_model(second_model))
-    send_state(rig, [[0xC0, 1]], lambda status: status.startswith(second_model.stem))
-    rig.wait_frames(int(0.3 * rig.rate))
+    send_state(rig, [[0xC0, 1]], lambda state: state["model"] == second_model.stem)  # shown once it plays
     assert_matches(hit(rig)[1], theirs, ours)
-    send_state(rig, [[0xC0, 0]], lambda status: status.startswith(CONFIG.model + " "))
-    rig.wait_frames(int(0.3 * rig.rate))
+    send_state(rig, [[0xC0, 0]], lambda state: state["model"] == CONFIG.model)
     assert_matches(hit(rig)[1], ours, theirs)
 
 
@@ -145,10 +145,9 @@ def test_midi_learn_assigns_the_knob_that_moves_and_saves_it(rig, isolated_user_
     try:
         assert replies and "learned x = CC 21" in replies[0]
         assert "cc_x: 21" in user_file.read_text()
-        rig.send([0xB0, 21, 127])
-        wait_for(lambda: "CC 127" in send_command("status"), what="the learned CC to move x")
-        rig.send([0xB0, CC_X, 0])  # the old knob no longer moves x
-        time.sleep(0.3)
-        assert "CC 127" in send_command("status")
+        send_state(rig, [[0xB0, 21, 127]], lambda state: state["cc"][0] == 127)  # the learned CC moves x
+        # The old x knob, then y, in one period: once y shows, x would have moved too if it still could.
+        send_state(rig, [[0xB0, CC_X, 0], [0xB0, CONFIG.midi.cc_y, 3]], lambda state: state["cc"][1] == 3)
+        assert service_state()["cc"][0] == 127, "the old knob no longer moves x"
     finally:
         user_file.unlink(missing_ok=True)  # later services must start with the defaults

@@ -1,5 +1,6 @@
-"""Hardware inputs by name: the service finds a controller that appears after it started, plays
-its notes, and finds it again when it is unplugged and plugged back in under the same name."""
+"""MIDI inputs by name: the service finds a controller that appears after it started, plays its
+notes, and finds it again when it is unplugged and plugged back in under the same name. On JACK,
+other programs' MIDI outputs (the rig's port is one) are connected only when named."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import numpy as np
 import pytest
 
 from .conftest import ARTIFACTS
-from .listen import service_inputs
-from .rig import Rig, ServiceProcess, first_sound, wait_for
+from ..jackrig import Rig, ServiceProcess, first_sound, service_inputs, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -18,12 +18,30 @@ RESCAN_WAIT_S = 3.0  # the service rescans every second (midi.reconnect_s)
 NOTICE_S = 2.0  # an unplugged controller must be noticed within this
 
 
+def test_on_jack_another_programs_midi_output_is_not_connected_unless_named(jack_server, tmp_path):
+    # First in this module: no other service may be running beside this one.
+    config = tmp_path / "default-inputs.yaml"  # midi.inputs as shipped: ["*"]
+    config.write_text('midi:\n  virtual_port: ""\n  reconnect_s: 0.1\nsave:\n  drop_folder: ""\n')
+    service = ServiceProcess(["--config", str(config), "--audio-backend", "jack"], log_path=ARTIFACTS / "service-default-inputs.log")
+    try:
+        rig = Rig(midi_targets=(), audio_sources=(service.audio_source,))  # a software port, as a DAW track's is
+        try:
+            rig.wait_frames(int(1.0 * rig.rate))  # ten rescans
+            assert not rig.midi_client.get_all_connections(rig.midi_out), "a software MIDI output was connected by default"
+            assert service_inputs() == []
+        finally:
+            rig.close()
+    finally:
+        assert service.stop() == 0
+
+
 # JACK connects matching ports to its own MIDI input; PortAudio opens an rtmidi port for each.
 @pytest.fixture(scope="module", params=["jack", "portaudio"])
 def hardware_only_service(request, jack_server, tmp_path_factory):
-    # No virtual port: notes can only arrive through the named "hardware" input.
+    # No virtual port: notes can only arrive through the input named under software_inputs.
     config = tmp_path_factory.mktemp("config") / "hardware-only.yaml"
-    config.write_text('midi:\n  virtual_port: ""\n  inputs: ["rig-midi:*"]\n  exclude: []\nsave:\n  drop_folder: ""\n')
+    config.write_text('midi:\n  virtual_port: ""\n  inputs: []\n  software_inputs: ["rig-midi:*"]\n  exclude: []\n'
+                      'save:\n  drop_folder: ""\n')
     svc = ServiceProcess(["--config", str(config), "--audio-backend", request.param],
                          log_path=ARTIFACTS / f"service-hardware-{request.param}.log")
     yield svc

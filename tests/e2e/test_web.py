@@ -9,20 +9,18 @@ import base64
 import io
 import json
 import re
-import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from instrument.files.audio import load_snare
-from instrument.app.control import send_command
 from instrument.model.file import load_model
 from instrument.files.saving import read_snare_metadata
 
 from .conftest import ARTIFACTS, _require
-from .listen import CONFIG, assert_matches, expected_snare, hit, rendered, set_knobs
-from .rig import ServiceProcess, first_sound
+from .listen import CONFIG, assert_matches, expected_snare, hit, recorded_hit, rendered, set_knobs, wait_state
+from ..jackrig import ServiceProcess, service_state
 
 pytestmark = pytest.mark.e2e
 
@@ -70,8 +68,9 @@ def page(browser, service, request):
 
 
 def status_cc() -> tuple[int, int]:
-    x, y = re.search(r"\(CC\s+(\d+),\s+(\d+)\)", send_command("status")).groups()
-    return int(x), int(y)
+    """The knob position the service plays now (its JSON state)."""
+    x, y = service_state()["cc"]
+    return x, y
 
 
 def page_cc(page) -> tuple[int, int]:
@@ -119,8 +118,7 @@ def near(a, b, tolerance=1):
 def test_dragging_on_the_pad_moves_the_instruments_point_and_its_sound(page, rig):
     drag(page, (0.5, 0.5), (0.9, 0.1))  # top right: x and y near 0.9 * 127
     wait_until(page, lambda: near(status_cc(), (114, 114), 2), f"the service at CC (114, 114), not {status_cc()}")
-    rig.wait_frames(int(0.3 * rig.rate))
-    cc = status_cc()
+    cc = status_cc()  # the position that plays: published after its decode
     assert_matches(hit(rig)[1], expected_snare(rig.rate, *cc), expected_snare(rig.rate, 127 - cc[0], 127 - cc[1]))
 
 
@@ -137,10 +135,9 @@ def test_the_hit_button_plays_through_the_instruments_output(page, rig):
     set_knobs(rig, 0, 0)
     before = rig.last_frame
     page.click("#hit")
-    audio = rig.audio(before, int(1.0 * rig.rate))
-    start = first_sound(audio)
-    assert start is not None, "no sound after the page's hit button"
-    assert_matches(audio[start:], expected_snare(rig.rate, 0, 0, velocity=100), expected_snare(rig.rate, 127, 127, velocity=100))
+    heard = recorded_hit(rig, before, 1.0)
+    assert heard is not None, "no sound after the page's hit button"
+    assert_matches(heard[1], expected_snare(rig.rate, 0, 0, velocity=100), expected_snare(rig.rate, 127, 127, velocity=100))
     page.wait_for_function("document.getElementById('r-velocity').textContent === '100'")
 
 
@@ -148,7 +145,7 @@ def test_dropping_a_wav_on_the_pad_moves_the_point_where_the_model_puts_it(page,
     model = load_model(None, CONFIG.model)
     source = tmp_path / "found snare.wav"
     sf.write(source, rendered(44100, model, model.knobs.cc_to_latent(110, 15)), 44100)
-    expected = tuple(round(v) for v in model.knobs.latent_to_cc(model.encode(load_snare(source, model.sample_rate, model.n_samples))))
+    expected = model.knobs.latent_to_cc_int(model.encode(load_snare(source, model.sample_rate, model.n_samples)))
     set_knobs_via_page(page, 64, 64)
     drop_file(page, source.name, source.read_bytes())
     page.wait_for_selector("#message.good")
@@ -213,9 +210,9 @@ def test_loop_toggle_and_tempo_from_the_page(page):
     page.fill("#bpm", "90")
     page.check("#loop")  # the tempo field's change (on blur) and the toggle arrive in order
     page.wait_for_function("document.getElementById('message').textContent === 'loop on at 90 bpm'")
-    assert "| loop" in send_command("status")
+    assert service_state()["loop"] and service_state()["bpm"] == 90
     page.uncheck("#loop")
-    wait_until(page, lambda: "| loop" not in send_command("status"), "the loop off")
+    wait_until(page, lambda: not service_state()["loop"], "the loop off")
 
 
 def test_the_model_picker_switches_models(page):
@@ -223,10 +220,10 @@ def test_the_model_picker_switches_models(page):
     assert CONFIG.model in names and len(names) >= 2, names
     other = next(n for n in names if n != CONFIG.model)
     page.select_option("#model", other)
-    wait_until(page, lambda: send_command("status").startswith(other), f"model {other}", timeout_s=10)
+    wait_until(page, lambda: service_state()["model"] == other, f"model {other}", timeout_s=10)
     page.wait_for_function(f"document.querySelector('#map').src.endsWith('/map/{other}.png')")
     page.select_option("#model", CONFIG.model)
-    wait_until(page, lambda: send_command("status").startswith(CONFIG.model + " "), f"model {CONFIG.model}", timeout_s=10)
+    wait_until(page, lambda: service_state()["model"] == CONFIG.model, f"model {CONFIG.model}", timeout_s=10)
 
 
 # --- the protocol's guards -------------------------------------------------------------------
@@ -304,10 +301,7 @@ def test_a_flood_of_pad_moves_coalesces_and_ends_at_the_last_one(service):
     moves = [{"type": "move", "x": float(i % 128), "y": float((7 * i) % 128)} for i in range(3000)] + [{"type": "move", "x": 9, "y": 118}]
     decodes_before = json.loads(send_snapshot(service))["decodes"]
     exchange(service.url, service.url.rstrip("/"), moves, read_replies=False)
-    deadline = time.monotonic() + 5
-    while status_cc() != (9, 118) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert status_cc() == (9, 118)
+    wait_state(lambda state: state["cc"] == [9, 118], "the last pad move playing")
     decoded = json.loads(send_snapshot(service))["decodes"] - decodes_before
     assert 1 <= decoded < len(moves) / 2, f"{decoded} decodes for {len(moves)} moves"
 

@@ -32,9 +32,11 @@ from urllib.parse import unquote
 import soundfile as sf
 from aiohttp import WSMsgType, web
 
-from ...files.audio import AUDIO_SUFFIXES
+from ...config import LOOP_BPM_RANGE
 from ...errors import UserError
+from ...files.audio import AUDIO_SUFFIXES
 from ...files.saving import render_snare
+from ...model.knobs import CC_MAX, CC_MIN
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ STATIC = Path(__file__).resolve().parent / "static"
 STATE_INTERVAL_S = 0.04  # at most 25 state messages a second per page
 MAX_WS_MESSAGE_BYTES = 4096
 MAX_SHOWN_NAME = 80
-CC_MAX = 127.0
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 
@@ -153,9 +154,9 @@ class WebPage:
     # --- state, both ways --------------------------------------------------------------------
 
     def _hello(self) -> dict:
-        midi = self.instrument.config.midi
+        controls = self.instrument.router.controls  # live: MIDI learn may have changed them since start
         return {**self._state(), "type": "hello", "models": self.instrument.program_names(),
-                "cc_names": [midi.cc_x, midi.cc_y], "max_upload_mb": self.config.max_upload_mb}
+                "cc_names": [controls["midi.cc_x"], controls["midi.cc_y"]], "max_upload_mb": self.config.max_upload_mb}
 
     def _state(self) -> dict:
         return {"type": "state", **self.instrument.snapshot()}
@@ -204,7 +205,7 @@ class WebPage:
                 raise ValueError("not JSON") from None
             kind = msg.get("type") if isinstance(msg, dict) else None
             if kind == "move":
-                inst.move(_number(msg, "x", 0, CC_MAX), _number(msg, "y", 0, CC_MAX))
+                inst.move(_number(msg, "x", CC_MIN, CC_MAX), _number(msg, "y", CC_MIN, CC_MAX))
                 return None
             if kind == "hit":
                 inst.hit(round(_number(msg, "velocity", 1, 127)))
@@ -213,7 +214,7 @@ class WebPage:
                 on = msg.get("on")
                 if on is not None and not isinstance(on, bool):
                     raise ValueError("on must be true, false or null (toggle)")
-                bpm = _number(msg, "bpm", 20, 400) if msg.get("bpm") is not None else None
+                bpm = _number(msg, "bpm", *LOOP_BPM_RANGE) if msg.get("bpm") is not None else None
                 return {"type": "said", "text": await self._job(inst.set_loop, on, bpm)}
             if kind == "model":
                 name = msg.get("name")
@@ -247,12 +248,12 @@ class WebPage:
         velocity = request.query.get("velocity", "127")
         if not velocity.isdigit() or not 1 <= int(velocity) <= 127:
             raise web.HTTPBadRequest(text="velocity must be 1..127")
-        model, latent = self.instrument.worker.now_playing
+        playing = self.instrument.worker.now_playing
         audio = self.instrument.config.audio
-        wave = await self._job(render_snare, model, latent, int(velocity),
+        wave = await self._job(render_snare, playing.model, playing.latent, int(velocity),
                                self.instrument.config.voices.velocity_range_db, audio.ceiling_db)
         data = io.BytesIO()
-        sf.write(data, wave, model.sample_rate, subtype="PCM_16", format="WAV")
+        sf.write(data, wave, playing.model.sample_rate, subtype="PCM_16", format="WAV")
         return web.Response(body=data.getvalue(), content_type="audio/wav", headers={"Cache-Control": "no-store"})
 
     # --- keeping what you like ---------------------------------------------------------------

@@ -142,9 +142,11 @@ class JackOutput:
 
 
 class JackPorts:
-    """Hardware MIDI inputs on the JACK backend: every JACK MIDI output whose name matches the
-    config's patterns is connected to the instrument's own MIDI input, so hardware notes are read
-    in the audio cycle too. Not rtmidi: its JACK calls hold the GIL while the server waits for our
+    """Hardware MIDI inputs on the JACK backend: every hardware MIDI output (JACK's physical flag,
+    or a2j's ALSA bridge) whose name matches `midi.inputs`, and every other program's output that
+    `midi.software_inputs` names, is connected to the instrument's own MIDI input, so their notes
+    are read in the audio cycle too. A DAW's other tracks and other synths are never connected
+    unless named. Not rtmidi: its JACK calls hold the GIL while the server waits for our
     process callback, which needs the GIL (a deadlock that kicked the client out). JACK-Client's
     calls release it. Rescanned every `reconnect_s`; an unplugged port's connection goes with it."""
 
@@ -159,15 +161,16 @@ class JackPorts:
         return self
 
     def rescan(self) -> None:
-        from ..midi import match_ports
+        from ..midi import choose_jack_inputs
 
         client, port = self.output.client, self.output.midi_in
-        if self.output.server_lost or not self.config.inputs:
+        if self.output.server_lost or not (self.config.inputs or self.config.software_inputs):
             return
         try:
-            names = [p.name for p in client.get_ports(is_midi=True, is_output=True) if not p.name.startswith(f"{client.name}:")]
+            ports = [(p.name, p.is_physical) for p in client.get_ports(is_midi=True, is_output=True)
+                     if not p.name.startswith(f"{client.name}:")]
             connected = {p.name for p in client.get_all_connections(port)}
-            for name in match_ports(names, self.config.inputs, self.config.exclude):
+            for name in choose_jack_inputs(ports, self.config):
                 if name not in connected:
                     client.connect(name, port)
                     log.info("MIDI input %r connected", name)

@@ -1,4 +1,5 @@
-"""A JACK test rig that drives the running instrument the way a DAW would.
+"""A JACK test rig that drives the running instrument the way a DAW would; shared by the
+end-to-end tests (tests/e2e) and the JACK benchmarks (bench/), imported as `tests.jackrig`.
 
 Two JACK clients on a private dummy server:
 - `rig-midi` writes MIDI into the instrument's virtual port at the start of a
@@ -6,7 +7,12 @@ Two JACK clients on a private dummy server:
 - `rig-rec` records the instrument's audio output with server frame times.
 
 Both use the server's frame clock, so latency is measured in frames, not in
-wall-clock time on a noisy machine.
+wall-clock time on a noisy machine. The recorder also notes every frame where
+its cycles stop following each other: in an xrun the instrument (upstream of it)
+or the recorder itself runs late, and what is recorded from there on may be
+shifted or missing a period, so comparisons use only the stretch before it
+(`xrun_free`). `ServiceProcess` runs `latent-snare run` on the rig's server, and
+`service_state()` reads its JSON state over the control socket.
 """
 
 from __future__ import annotations
@@ -24,16 +30,24 @@ from pathlib import Path
 
 import numpy as np
 
+from instrument.app.control import send_command
+
 SERVER_NAME = "latent-snare-test"
 SAMPLE_RATE = 48_000
 PERIOD = 128
 RECORD_SECONDS = 120
+# The rig's JACK callbacks need this process's GIL, which the test thread holds while it computes
+# or polls. Python's default 5 ms switch interval is two periods: the rig's own MIDI client ran
+# late in most xruns of a loaded run (jackd's log), losing the MIDI it carried.
+SWITCH_INTERVAL_S = 0.0005
 
 
 def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVER_NAME,
-                realtime: bool = False) -> subprocess.Popen:
-    """A private dummy-driver server. realtime=True runs it, and the clients' process threads, at SCHED_FIFO
-    as on a stage machine (needs the right to; the tests stay non-realtime, like the CI machine may have to)."""
+                realtime: bool = True) -> subprocess.Popen:
+    """A private dummy-driver server. realtime=True asks for SCHED_FIFO for it and its clients' process threads,
+    as a performer's JACK runs; where the machine refuses (no rtprio), jackd and its clients go on at normal
+    priority by themselves. Without it, on a loaded machine (stress-ng beside the e2e suite) jackd reported
+    several xruns a second, and MIDI sent in an xrun cycle is lost for every client, the rig's included."""
     jackd = shutil.which("jackd")
     if jackd is None:
         raise FileNotFoundError("jackd (Debian package jackd2)")
@@ -82,6 +96,7 @@ class Rig:
                  audio_sources: tuple[str, ...] = ("latent-snare:out_0",), record_seconds: int = RECORD_SECONDS):
         import jack
 
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.midi_client = jack.Client("rig-midi", servername=server, no_start_server=True)
         self.rec_client = jack.Client("rig-rec", servername=server, no_start_server=True)
         self.midi_out = self.midi_client.midi_outports.register("out")
@@ -94,6 +109,7 @@ class Rig:
         self.recordings = [np.zeros(record_seconds * self.rate, dtype=np.float32) for _ in audio_sources]
         self.start_frame = None
         self.last_frame = 0
+        self.gap_frames: list[int] = []  # where the recorder's cycles stopped following each other (xruns)
         self.xruns = 0  # every xrun the server reports, whichever client it fell on
         self.midi_client.set_xrun_callback(self._xrun)
         self.midi_client.set_process_callback(self._send)
@@ -120,10 +136,18 @@ class Rig:
     def _xrun(self, _delay_us: float) -> None:
         self.xruns += 1
 
+    def xrun_free(self, frame: int, n_frames: int) -> int:
+        """How many of the `n_frames` recorded from server frame `frame` on come before the first
+        gap in the recorder's cycles (all of them when there was none). The recorder runs after the
+        instrument in every cycle, so an instrument running late makes a gap here too."""
+        return max(0, min([n_frames, *(at - frame for at in self.gap_frames if at >= frame)]))
+
     def _record(self, frames: int) -> None:
         now = self.rec_client.last_frame_time
         if self.start_frame is None:
             self.start_frame = now
+        elif now != self.last_frame:  # a cycle missed or run late (now is ahead), or run twice (now is behind)
+            self.gap_frames.append(min(now, self.last_frame))  # where what is recorded may stop being continuous
         at = now - self.start_frame
         if at + frames <= self.recordings[0].size:
             for port, recording in zip(self.audio_ins, self.recordings):
@@ -174,6 +198,16 @@ class Rig:
 def first_sound(audio: np.ndarray, threshold: float = 1e-4) -> int | None:
     hits = np.flatnonzero(np.abs(audio) > threshold)
     return int(hits[0]) if hits.size else None
+
+
+def service_state() -> dict:
+    """The running service's state, as the JSON its control socket answers `state` with."""
+    return send_command("state")
+
+
+def service_inputs() -> list[str]:
+    """The MIDI inputs the service reports connected (its virtual port included, when it has one)."""
+    return service_state()["inputs"]
 
 
 class ServiceProcess:

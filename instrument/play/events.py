@@ -1,0 +1,80 @@
+"""Engine events: small typed values that other threads `post()` to the engine, as python-rtmixer
+hands typed actions to its real-time thread.
+
+Each kind is a frozen, slotted dataclass with named fields; the engine dispatches on its type.
+Events without fields are module-level singletons (`ALL_SOUND_OFF`, `START`, ...), so posting
+one allocates nothing. The JACK callback creates one `NoteOn` or `Clock` per message it reads in
+the cycle: an object of one or two slots, smaller than the 4-tuple it replaced.
+
+`offset` is the frame in the coming block where the event takes effect; only the audio thread
+itself, posting just before it renders (the JACK backend's MIDI), knows a meaningful one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_event = dataclass(frozen=True, slots=True)
+
+
+@_event
+class NoteOn:
+    velocity: int  # 1..127
+    offset: int = 0
+
+
+@_event
+class NoteOff:
+    """Fades every voice in choke mode; a one-shot hit rings out."""
+
+    offset: int = 0
+
+
+@_event
+class AllSoundOff:
+    """Panic: every voice fades out within ALL_SOUND_OFF_FADE_MS."""
+
+
+@_event
+class AllNotesOff:
+    """Every voice fades out as if stolen."""
+
+
+@_event
+class Loop:
+    on: bool | None  # None toggles
+
+
+@_event
+class Tempo:
+    """The loop's own tempo (used while no MIDI clock arrives)."""
+
+    bpm: float
+    steps_per_beat: int
+
+
+@_event
+class Clock:
+    """One MIDI clock tick (24 per quarter note)."""
+
+    offset: int = 0
+
+
+@_event
+class Start:
+    """MIDI transport start: the next tick is the downbeat."""
+
+
+@_event
+class Continue:
+    """MIDI transport continue: the loop resumes on the clock."""
+
+
+@_event
+class Stop:
+    """MIDI transport stop: the clock-following loop pauses."""
+
+
+ALL_SOUND_OFF, ALL_NOTES_OFF = AllSoundOff(), AllNotesOff()
+START, CONTINUE, STOP = Start(), Continue(), Stop()
+LOOP_TOGGLE = Loop(None)
