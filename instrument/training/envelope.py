@@ -71,10 +71,11 @@ class EnvelopeDecoder(nn.Module):
         end = torch.einsum("thb,zbt->zth", self.bank, env[:, :, 1:])
         ramp = torch.arange(c.hop, dtype=env.dtype) / c.hop
         noise = (start + (end - start) * ramp).reshape(env.shape[0], -1)[:, : c.n_samples]
-        t = torch.arange(c.n_samples, dtype=torch.float64) / c.sample_rate  # float64 phase, as numpy's
-        amp, decay, freq = (x.double()[..., None] for x in (amp, decay, freq))
-        tone = (amp * torch.exp(-t / decay) * torch.sin(2 * np.pi * freq * t)).sum(1)
-        return noise + tone.to(noise.dtype)
+        t64 = torch.arange(c.n_samples, dtype=torch.float64) / c.sample_rate
+        cycles = torch.remainder(freq.double()[..., None] * t64, 1.0).to(noise.dtype)  # as numpy: the phase in float64
+        t = t64.to(noise.dtype)
+        tone = (amp[..., None] * torch.exp(t * (-1.0 / decay[..., None])) * torch.sin(2 * np.pi * cycles)).sum(1)
+        return noise + tone
 
 
 def stft_power(waves: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
