@@ -161,7 +161,7 @@ def _load_checkpoint(path: Path, recipe, model, optimizer, gen: torch.Generator,
 
     with safe_open(str(path), framework="pt") as fh:
         metadata = fh.metadata()
-    if json.loads(metadata["recipe"]) != recipe.to_dict():
+    if json.loads(metadata["recipe"]) != json.loads(json.dumps(recipe.to_dict())):  # tuples come back as lists
         raise UserError(f"{path}: checkpoint was made with different settings; delete it or use another --out")
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v.to(device) for k, v in tensors.items() if k.startswith("model.")})
