@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PLAY := libportaudio2 libsndfile1
 APT_TEST := $(APT_PLAY) jackd2 chromium
+# The corpus test renders a soundfont drum through FluidSynth. No recommends: fluidsynth
+# recommends fluid-soundfont-gm, which is reserved for evaluation outside the project.
+APT_TEST_NO_RECOMMENDS := fluidsynth timgm6mb-soundfont
 # torch first and pinned: a bare or open-ended torch requirement pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
@@ -24,6 +27,7 @@ setup-play:
 
 setup-test:
 	$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_TEST)
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_TEST_NO_RECOMMENDS)
 	[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e ".[train,test]"

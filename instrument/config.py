@@ -94,7 +94,7 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class Config:
-    model: str = "med-sig"
+    model: str = "env"
     midi: MidiConfig = MidiConfig()
     audio: AudioConfig = AudioConfig()
     voices: VoiceConfig = VoiceConfig()

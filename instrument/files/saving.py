@@ -1,6 +1,6 @@
 """Saved snares: 24-bit WAVs that carry where they came from, and the history that lists them.
 
-A saved file's name says model and knob position (`0007-med-sig-x074-y051.wav`);
+A saved file's name says model and knob position (`0007-env-x074-y051.wav`);
 its WAV comment holds JSON with the model, the exact latent point and the CC
 values, so any saved sound can be recalled. `history.json` in the same folder
 lists every save, numbered; a corrupted history is set aside and started

@@ -17,8 +17,9 @@ attack can rise within one frame.
 The same parameters also give the *expected* power spectrogram of the render
 at any STFT resolution, in closed form and without rendering (`expected_power`).
 Training fits that to the real snares' spectrograms (a multi-resolution
-log-spectral distance), and `encode` finds the point whose expected spectrogram
-is closest to a dropped sample's: a coarse grid, then refinement.
+log-spectral distance; the torch twin in `training/envelope.py`, checked
+against this one by the tests). `encode` searches the knobs for the snare closest to a
+dropped sample in the same distance: a grid of renders, then a pattern search.
 """
 
 from __future__ import annotations
@@ -34,10 +35,9 @@ from .knobs import CC_MAX
 FAMILY = "envelope"
 LOG_EPS = 1e-10  # power floor of the spectral distance: magnitude 1e-5, the evaluation's floor
 RESOLUTIONS = ((2048, 512), (512, 128), (128, 32))  # (n_fft, hop) of the spectral distance
-GRID_STEPS = 17  # encode: coarse grid over the plane, then refinement
-GRID_STARTS = 4
-LEVEL_STRIDE = 7  # bins sampled for the level match
-REFINE_STEPS_CC = (8.0, 4.0, 1.3, 0.45, 0.15)  # pattern-search steps, in knob positions (the grid's is 8)
+GRID_STEPS = 17  # encode: a 17 x 17 grid of knob positions (8 CC apart), then refinement
+GRID_STARTS = 3  # pattern searches start from the best few grid points
+REFINE_STEPS_CC = (4.0, 2.0, 1.0, 0.5)  # pattern-search steps, in knob positions (the grid is 8 apart)
 FINE_GRID_POINTS = 4096  # frequencies at which band shapes are integrated through the window
 NEIGHBOURS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float32)
 
@@ -281,14 +281,14 @@ class EnvelopeSnare:
         start = np.matmul(self.bank, env[:, :-1].T[:, :, None])[..., 0]  # (n_frames - 1, hop)
         end = np.matmul(self.bank, env[:, 1:].T[:, :, None])[..., 0]
         ramp = np.arange(c.hop, dtype=np.float32) / c.hop
-        noise = (start + (end - start) * ramp).reshape(-1)[: c.n_samples]
+        snare = (start + (end - start) * ramp).reshape(-1)[: c.n_samples]  # the noise bands
         t = self._time_s
         for f, a, tau in zip(p.freq_hz, p.amp, p.decay_s):
             # The phase in cycles is reduced in float64 (a float32 f*t drifts by 1e-3 rad after
             # 0.75 s at 1 kHz); the sine and decay run in float32, which is fast.
             cycles = np.mod(float(f) * t, 1.0).astype(np.float32)
-            noise += np.float32(a) * np.exp(self._time_s32 * np.float32(-1.0 / tau)) * np.sin(np.float32(2 * np.pi) * cycles)
-        return noise
+            snare += np.float32(a) * np.exp(self._time_s32 * np.float32(-1.0 / tau)) * np.sin(np.float32(2 * np.pi) * cycles)
+        return snare
 
     def decode(self, latent) -> np.ndarray:
         """(2,) -> (n_samples,) or (B, 2) -> (B, n_samples), float32"""
@@ -324,13 +324,13 @@ class EnvelopeSnare:
         axis = np.linspace(0.0, CC_MAX, grid_steps)
         grid_cc = np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
         grid = np.stack([knobs.cc_to_latent(*cc) for cc in grid_cc])
-        # Every grid point's render is compared (a sharp valley between grid points is found from
-        # its nearest grid point), and so are the few whose expected spectrograms come closest.
+        # Every grid point's render is compared, so a sharp valley between grid points is entered
+        # from its nearest grid point; the best few are refined, best first.
         rendered = np.array([self.render_distance(z, target) for z in grid])
-        starts = np.unique(np.concatenate([np.argsort(self.expected_distance(grid, target))[:GRID_STARTS],
-                                           np.argsort(rendered)[:GRID_STARTS]]))
-        best_d, best = np.inf, None
-        for start in starts:
+        best, best_d = None, np.inf
+        for start in np.argsort(rendered)[:GRID_STARTS]:
+            if rendered[start] >= best_d:
+                break  # a refined point is already closer than every remaining start
             cc, d = self._pattern_search(grid_cc[start], rendered[start], knobs, target)
             if d < best_d:
                 best, best_d = cc, d
@@ -358,17 +358,3 @@ class EnvelopeSnare:
         """One point's render vs a target's log power per resolution: mean |log-magnitude| difference."""
         rendered = self._log_power(self.decode(latent))
         return float(np.mean([0.5 * np.abs(a - b).mean() for a, b in zip(rendered, target_log_power)]))
-
-    def expected_distance(self, latents: np.ndarray, target_log_power: list[np.ndarray]) -> np.ndarray:
-        """(B, 2) points vs one target, through expected spectrograms -> (B,); the training loss,
-        after the one gain that best matches each point's level to the target's (the median
-        log-power difference, over every `LEVEL_STRIDE`th bin)."""
-        total = np.zeros(len(latents))
-        for chunk in range(0, len(latents), 64):
-            p = self.params(latents[chunk : chunk + 64])
-            diffs = [target - np.log(power.astype(np.float32) + LOG_EPS)
-                     for power, target in zip(self.expected_power(p), target_log_power)]
-            gain = np.median(np.concatenate([d.reshape(len(d), -1)[:, ::LEVEL_STRIDE] for d in diffs], axis=1), axis=1)
-            for d in diffs:
-                total[chunk : chunk + 64] += 0.5 * np.abs(d - gain[:, None, None]).mean(axis=(1, 2))
-        return total / len(RESOLUTIONS)

@@ -107,8 +107,9 @@ def round_trip_cc(model, grid_points: np.ndarray, grid_waves: np.ndarray) -> flo
     return float(np.max(errors))
 
 
-def sound_metrics(model, train: np.ndarray, val: np.ndarray) -> dict:
-    val_latents = model.encode(val)
+def sound_metrics(model, train: np.ndarray, val: np.ndarray, val_latents: np.ndarray | None = None) -> dict:
+    """`val_latents`: the held-out snares already encoded, if the caller has them."""
+    val_latents = model.encode(val) if val_latents is None else val_latents
     recon = model.decode(val_latents)
     val_cc = np.array([model.knobs.latent_to_cc(z) for z in val_latents])
     points, grid_waves = knob_grid(model)
