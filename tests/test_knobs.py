@@ -52,3 +52,15 @@ def test_stored_mapping_is_validated():
         KnobMap.from_dict({**good, "axes": [[2, 0], [0, 1]]})
     with pytest.raises(ValueError, match="finite"):
         KnobMap.from_dict({**good, "lo": [float("nan"), 0]})
+
+
+def test_a_warped_map_is_invertible_and_validated():
+    warp = np.array([[0.0, 0.5, 0.8, 1.0], [0.0, 0.1, 0.3, 1.0]])
+    knobs = KnobMap(np.eye(2), np.array([-1.0, -2.0]), np.array([1.0, 2.0]), warp)
+    for cc in [(0.0, 0.0), (42.3, 99.0), (127.0, 127.0), (10.0, 120.0)]:
+        assert np.allclose(knobs.latent_to_cc(knobs.cc_to_latent(*cc)), cc, atol=1e-3)
+    # A third of the x knob's travel covers half the box: the warp is applied, not ignored.
+    assert np.isclose(knobs.cc_to_latent(127 / 3, 0)[0], 0.0, atol=1e-5)
+    assert KnobMap.from_dict(knobs.to_dict()).warp.tolist() == warp.tolist()
+    with pytest.raises(ValueError, match="warp"):
+        KnobMap.from_dict({**knobs.to_dict(), "warp": [[0.0, 0.6, 0.5, 1.0], [0.0, 0.1, 0.3, 1.0]]})

@@ -7,7 +7,11 @@ percentile box the snares occupy over the whole knob travel, so every knob
 position lands on snares rather than on empty latent space.
 
     uv     = axes @ latent            (axes: orthonormal 2x2, rows = knob directions)
-    cc / 127 = (uv - lo) / (hi - lo)
+    (uv - lo) / (hi - lo) = warp(cc / 127)
+
+`warp`, when a model has one, is a monotone piecewise-linear curve per knob
+(identity without): it spaces the knob's travel so that equal turns make
+about equally large changes in sound, instead of equal steps in latent space.
 """
 
 from __future__ import annotations
@@ -28,9 +32,15 @@ class KnobMap:
     axes: np.ndarray  # (2, 2) rows are the x-knob and y-knob directions in latent space
     lo: np.ndarray  # (2,) uv at CC 0
     hi: np.ndarray  # (2,) uv at CC 127
+    warp: np.ndarray | None = None  # (2, K): box fraction reached at knob fraction k / (K - 1); None: linear
+
+    def _knots(self) -> np.ndarray:
+        return np.linspace(0.0, 1.0, self.warp.shape[1])
 
     def cc_to_latent(self, cc_x: float, cc_y: float) -> np.ndarray:
         t = np.clip(np.array([cc_x, cc_y], dtype=np.float64) / CC_MAX, 0.0, 1.0)
+        if self.warp is not None:
+            t = np.array([np.interp(t[i], self._knots(), self.warp[i]) for i in range(2)])
         uv = self.lo + t * (self.hi - self.lo)
         return (self.axes.T @ uv).astype(np.float32)  # axes is orthonormal: its inverse is its transpose
 
@@ -38,6 +48,8 @@ class KnobMap:
         """Knob positions (0..127, clipped, unrounded) that reach `latent`, or its nearest reachable point."""
         uv = self.axes @ np.asarray(latent, dtype=np.float64)
         t = np.clip((uv - self.lo) / (self.hi - self.lo), 0.0, 1.0)
+        if self.warp is not None:
+            t = np.array([np.interp(t[i], self.warp[i], self._knots()) for i in range(2)])
         return float(t[0] * CC_MAX), float(t[1] * CC_MAX)
 
     def latent_to_cc_int(self, latent) -> tuple[int, int]:
@@ -46,7 +58,8 @@ class KnobMap:
         return round(cc_x), round(cc_y)
 
     def to_dict(self) -> dict:
-        return {"axes": self.axes.tolist(), "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+        data = {"axes": self.axes.tolist(), "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+        return data if self.warp is None else {**data, "warp": self.warp.tolist()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "KnobMap":
@@ -60,7 +73,13 @@ class KnobMap:
             raise ValueError("knobs.axes must be orthonormal")
         if np.any(np.abs(hi - lo) < MIN_SPAN / 2):
             raise ValueError("knobs.lo and knobs.hi must differ on both axes")
-        return cls(axes, lo, hi)
+        warp = data.get("warp")
+        if warp is not None:
+            warp = np.asarray(warp, dtype=np.float64)
+            if (warp.ndim != 2 or warp.shape[0] != 2 or warp.shape[1] < 2 or not np.all(np.isfinite(warp))
+                    or np.any(np.diff(warp, axis=1) <= 0) or not np.allclose(warp[:, [0, -1]], [[0, 1], [0, 1]])):
+                raise ValueError("knobs.warp must be two increasing lists from 0 to 1")
+        return cls(axes, lo, hi, warp)
 
 
 def fit_knob_map(latents: np.ndarray, brightness: np.ndarray, decay: np.ndarray) -> KnobMap:

@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from ..files.audio import ONSET_THRESHOLD_DB
-from ..model.knobs import CC_MAX
+from ..model.knobs import CC_MAX, KnobMap
 from .spectral import log_stft_distance
 
 GRID_STEPS = 9
 TAIL_WINDOW_S = (0.35, 0.55)
 TAIL_BAND_HZ = (8_000.0, 16_000.0)
 PLANE_CELLS = 4
+WARP_STEPS = 17  # grid on which the knobs' warp is measured
 PAIRWISE_SUBSET = 96  # corpus snares in the pairwise-diversity reference (all pairs of a fixed subset)
 
 
@@ -121,3 +122,21 @@ def sound_metrics(model, train: np.ndarray, val: np.ndarray, val_latents: np.nda
         **plane_metrics(model, grid_waves, train, val_cc),
         "round_trip_cc": round_trip_cc(model, points, grid_waves),
     }
+
+
+def even_steps(model, steps: int = WARP_STEPS) -> KnobMap:
+    """The model's knob map with a warp that gives equal turns of each knob about equal changes
+    in sound: along each axis, the steps between neighbouring grid snares (averaged over the
+    other axis) are laid out evenly over the knob's travel."""
+    knobs = KnobMap(model.knobs.axes, model.knobs.lo, model.knobs.hi)  # measured on the linear map
+    ccs = np.linspace(0, CC_MAX, steps)
+    grid = peak_normalized(np.stack([model.decode(knobs.cc_to_latent(x, y)) for y in ccs for x in ccs]))
+    grid = grid.reshape(steps, steps, -1)  # [row = y, col = x]
+    along_x = lsd(grid[:, :-1].reshape(-1, grid.shape[-1]), grid[:, 1:].reshape(-1, grid.shape[-1])).reshape(steps, steps - 1)
+    along_y = lsd(grid[:-1].reshape(-1, grid.shape[-1]), grid[1:].reshape(-1, grid.shape[-1])).reshape(steps - 1, steps)
+    warp = []
+    for step in (along_x.mean(axis=0), along_y.mean(axis=1)):
+        arc = np.concatenate([[0.0], np.cumsum(np.maximum(step, 1e-6 * step.max()))])
+        # The knob fraction t reaches the box fraction where the sound has changed by t of the total.
+        warp.append(np.interp(np.linspace(0, 1, steps), arc / arc[-1], np.linspace(0, 1, steps)))
+    return KnobMap(knobs.axes, knobs.lo, knobs.hi, np.array(warp))

@@ -28,6 +28,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -35,12 +36,13 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..model.descriptors import describe
-from ..model.envelope import LOG_EPS, RESOLUTIONS, EnvelopeConfig, band_edges_hz, band_gains
+from ..model.envelope import LOG_EPS, RESOLUTIONS, EnvelopeConfig, EnvelopeSnare, band_edges_hz, band_gains
 from ..model.file import save_model
 from ..model.knobs import KnobMap
 from .augment import augment_corpus
 from .dataset import Dataset
 from .envelope import EnvelopeDecoder, stft_power, to_numpy_layers
+from .sound import even_steps
 from .train import _checkpoint_path, _DeferredInterrupt, _load_checkpoint, _save_checkpoint, pick_device
 
 log = logging.getLogger(__name__)
@@ -275,9 +277,13 @@ def _export(model: PointsAndDecoder, recipe: EnvelopeRecipe, data: Dataset, real
             seconds_per_epoch: float, state: dict, dev) -> None:
     points = model.points.detach().cpu().numpy().astype(np.float64)
     brightness, decay = describe(real, recipe.model.sample_rate)
-    knobs = knob_map_for(points[: len(real)], brightness, decay)
     # float16 halves the file; the evaluation is run on the stored weights, so it shows any loss.
     tensors = {k: v.astype(np.float16) for k, v in to_numpy_layers(model.decoder).items()}
+    stored = [(tensors[f"mlp.{i}.weight"].astype(np.float32), tensors[f"mlp.{i}.bias"].astype(np.float32))
+              for i in range(len(model.decoder.layers))]
+    playable = SimpleNamespace(knobs=knob_map_for(points[: len(real)], brightness, decay),
+                               decode=EnvelopeSnare(recipe.model, stored).decode)
+    knobs = even_steps(playable)
     meta = {
         "name": recipe.name,
         "architecture": recipe.model.to_dict(),
