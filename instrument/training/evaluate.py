@@ -125,15 +125,16 @@ def _row(name: str, m: dict, meta: dict, default: str, pca2: float) -> str:
     plays = "yes" if g["all_finite"] and g["silent"] == 0 else "NO"
     epochs = training.get("epochs_run") or training.get("epochs")
     minutes = training.get("seconds_per_epoch", 0) * (epochs or 0) / 60
+    best = f" (best {training['best_epoch']})" if "best_epoch" in training else ""
     return (f"| `{name}`{star} | {s['val_log_stft']:.3f} | {s['val_log_stft'] / pca2:.2f} "
             f"| {s['tail_db_median']:.0f} / {s['tail_db_worst']:.0f} | {s['cells_hit']} | {s['diversity']:.2f} "
             f"| {s['step_max_over_median']:.1f} | {s['round_trip_cc']:.1f} | {plays} "
-            f"| {m['parameters'] / 1e6:.2f} M | {m['file_mb']:.1f} | {m['decode_ms_numpy']:.2f} | {epochs} ep, {minutes:.0f} min |")
+            f"| {m['parameters'] / 1e6:.2f} M | {m['file_mb']:.1f} | {m['decode_ms_numpy']:.2f} | {epochs} ep{best}, {minutes:.0f} min |")
 
 
 def render_table(results: dict[str, dict], meta: dict[str, dict], refs: dict, default: str) -> str:
     pca2 = refs["pca2"]
-    blank = " – |" * 11
+    blank = " – |" * 10
     lines = [TABLE_HEADER, "|" + "---|" * 13,
              f"| mean training snare, every time | {refs['mean_snare']:.3f} | {refs['mean_snare'] / pca2:.2f} |{blank}",
              f"| PCA-2 on the training split | {pca2:.3f} | 1.00 |{blank}",

@@ -268,13 +268,13 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
         bar.close()
     seconds_per_epoch = (time.perf_counter() - started) / max(1, epoch + 1 - start_epoch)
     model.load_state_dict(best_state)
-    _export(model, recipe, data, waves[: len(real)], out_path, seconds_per_epoch, state, dev)
+    _export(model, recipe, data, waves[: len(real)], out_path, seconds_per_epoch, epoch + 1, state, dev)
     ckpt.unlink(missing_ok=True)
     return out_path
 
 
 def _export(model: PointsAndDecoder, recipe: EnvelopeRecipe, data: Dataset, real: np.ndarray, out_path: Path,
-            seconds_per_epoch: float, state: dict, dev) -> None:
+            seconds_per_epoch: float, epochs_run: int, state: dict, dev) -> None:
     points = model.points.detach().cpu().numpy().astype(np.float64)
     brightness, decay = describe(real, recipe.model.sample_rate)
     # float16 halves the file; the evaluation is run on the stored weights, so it shows any loss.
@@ -291,7 +291,8 @@ def _export(model: PointsAndDecoder, recipe: EnvelopeRecipe, data: Dataset, real
         "knobs": {**knobs.to_dict(), "x_follows": "brightness", "y_follows": "decay"},
         "corpus": {"sha256": data.corpus_hash, "source": data.source, "n_train": len(data.train), "n_val": len(data.val),
                    "val_kits": sorted(set(data.val.kits))},
-        "training": {**recipe.to_dict(), "seconds_per_epoch": round(seconds_per_epoch, 4), "epochs_run": state["best_epoch"],
+        "training": {**recipe.to_dict(), "seconds_per_epoch": round(seconds_per_epoch, 4), "epochs_run": epochs_run,
+                     "best_epoch": state["best_epoch"],
                      "best_val_distance": state["best_val"], "device": str(dev), "torch": torch.__version__},
         "metrics": {},
     }
