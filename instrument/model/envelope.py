@@ -173,7 +173,6 @@ class SpectralGeometry:
     band_power: np.ndarray  # (bins, n_bands): each unit-RMS band's share of a bin's power, x sum(w^2)
     w2: np.ndarray  # (n_stft, n_frames): window^2 weights, for noise power
     w1: np.ndarray  # (n_stft, n_frames): window weights, for partial amplitude
-    window_sum: float
 
 
 def partial_shape(freqs_hz, partial_hz, n_fft: int, sample_rate: int):
@@ -199,7 +198,7 @@ def spectral_geometry(config: EnvelopeConfig, n_fft: int, hop: int) -> SpectralG
     kernel = partial_shape(freqs[:, None], fine[None, :], n_fft, config.sample_rate) * (df / bin_hz / 1.5)
     band_power = kernel @ density.T
     return SpectralGeometry(n_fft, hop, freqs, band_power, frame_weights(config, n_fft, hop, 2),
-                            frame_weights(config, n_fft, hop, 1), float(_hann(n_fft).sum()))
+                            frame_weights(config, n_fft, hop, 1))
 
 
 def stft_power(waves: np.ndarray, n_fft: int, hop: int) -> np.ndarray:

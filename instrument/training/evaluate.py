@@ -18,9 +18,9 @@ import numpy as np
 from ..paths import DEFAULT_CONFIG_PATH
 from .dataset import Dataset
 from ..model.file import load_model
-from .sound import lsd, references, sound_metrics
+from ..model.knobs import CC_MAX
+from .sound import GRID_STEPS, lsd, references, sound_metrics
 
-GRID_STEPS = 9
 SILENT_PEAK = 1e-3  # -60 dBFS
 MAX_SHIPPED_MB = 7.5  # two shipped models within the 15 MB budget for weights in git
 MAX_TAIL_DB = -55.0  # hiss: no knob position may keep more 8-16 kHz energy than this in its tail
@@ -41,7 +41,7 @@ def _recon_metrics(target: np.ndarray, recon: np.ndarray) -> dict:
 
 def grid_metrics(model) -> dict:
     """Decode a 9x9 grid over the knob range: finite, not silent, and how different neighbours are."""
-    ccs = np.linspace(0, 127, GRID_STEPS)
+    ccs = np.linspace(0, CC_MAX, GRID_STEPS)
     latents = np.array([[model.knobs.cc_to_latent(x, y) for x in ccs] for y in ccs])  # (9, 9, 2), [row=y, col=x]
     waves = model.decode(latents.reshape(-1, 2)).reshape(GRID_STEPS, GRID_STEPS, -1)
     flat = waves.reshape(-1, waves.shape[-1])
