@@ -107,9 +107,10 @@ class ControlServer:
             self._sock = None
 
 
-def send_command(cmd: str, timeout_s: float = 10.0, path: Path | None = None, **args):
-    """Ask the running instrument; returns its message (a dict for `state`) or raises UserError with its error."""
-    path = Path(path or socket_path())
+def send_command(cmd: str, timeout_s: float = 10.0, socket_file: Path | None = None, **args):
+    """Ask the running instrument; returns its message (a dict for `state`) or raises UserError with its error.
+    `args` are the command's own (`drop` sends a `path`: the audio file, not the socket's)."""
+    path = Path(socket_file or socket_path())
     try:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(timeout_s)

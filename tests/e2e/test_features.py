@@ -4,8 +4,11 @@ the drop folder, program-change model switching, and MIDI learn."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +126,22 @@ def test_a_dropped_file_moves_the_point_and_a_broken_one_changes_nothing(rig, se
     wait_state(lambda state: np.allclose(state["latent"], latent, atol=1e-4), "the dropped file's point playing")
     assert_matches(hit(rig)[1], rendered(rig.rate, model, latent), before)
     assert not any("notes.txt" in line for line in service.lines)
+
+
+def test_the_drop_command_moves_the_running_instrument_to_a_file(rig, service, tmp_path):
+    """`latent-snare drop FILE` through the installed console script, as a user types it."""
+    model = load_model(None, CONFIG.model)
+    source = tmp_path / "typed-drop.wav"
+    sf.write(source, rendered(44100, model, model.knobs.cc_to_latent(20, 110)), 44100)
+    latent = model.encode(load_snare(source, model.sample_rate, model.n_samples))
+    set_knobs(rig, 127, 0)
+    script = Path(sys.executable).with_name("latent-snare")
+    done = subprocess.run([str(script), "drop", str(source)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "drop: typed-drop.wav ->" in done.stdout, done.stdout + done.stderr
+    wait_state(lambda state: np.allclose(state["latent"], latent, atol=1e-4), "the typed drop's point playing")
+    missing = subprocess.run([str(script), "drop", str(tmp_path / "nothing.wav")], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "nothing.wav" in missing.stderr and "Traceback" not in missing.stderr
+    assert np.allclose(service_state()["latent"], latent, atol=1e-4)  # a failed drop moves nothing
 
 
 def test_program_change_switches_model_at_the_same_knobs_and_back(rig, second_model):
