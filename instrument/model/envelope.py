@@ -35,9 +35,9 @@ from .knobs import CC_MAX
 FAMILY = "envelope"
 LOG_EPS = 1e-10  # power floor of the spectral distance: magnitude 1e-5, the evaluation's floor
 RESOLUTIONS = ((2048, 512), (512, 128), (128, 32))  # (n_fft, hop) of the spectral distance
-GRID_STEPS = 17  # encode: a 17 x 17 grid of knob positions (8 CC apart), then refinement
+GRID_STEPS = 17  # encode: a 17 x 17 grid of knob positions (127 / 16 = 7.9 CC apart), then refinement
 GRID_STARTS = 3  # pattern searches start from the best few grid points
-REFINE_STEPS_CC = (4.0, 2.0, 1.0, 0.5)  # pattern-search steps, in knob positions (the grid is 8 apart)
+REFINE_STEPS_CC = (4.0, 2.0, 1.0, 0.5)  # pattern-search steps, in knob positions (the grid is 7.9 apart)
 FINE_GRID_POINTS = 4096  # frequencies at which band shapes are integrated through the window
 NEIGHBOURS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float32)
 
@@ -326,7 +326,7 @@ class EnvelopeSnare:
         # Every grid point's render is compared, so a sharp valley between grid points is entered
         # from its nearest grid point; the best few are refined, best first.
         rendered = np.array([self.render_distance(z, target) for z in grid])
-        best, best_d = None, np.inf
+        best, best_d = grid_cc[int(np.argmin(rendered))], np.inf
         for start in np.argsort(rendered)[:GRID_STARTS]:
             if rendered[start] >= best_d:
                 break  # a refined point is already closer than every remaining start

@@ -136,6 +136,8 @@ def even_steps(model, steps: int = WARP_STEPS) -> KnobMap:
     along_y = lsd(grid[:-1].reshape(-1, grid.shape[-1]), grid[1:].reshape(-1, grid.shape[-1])).reshape(steps - 1, steps)
     warp = []
     for step in (along_x.mean(axis=0), along_y.mean(axis=1)):
+        if not np.all(np.isfinite(step)) or step.max() <= 0:
+            return knobs  # every knob position sounds the same (a collapsed model): nothing to even out
         arc = np.concatenate([[0.0], np.cumsum(np.maximum(step, 1e-6 * step.max()))])
         # The knob fraction t reaches the box fraction where the sound has changed by t of the total.
         warp.append(np.interp(np.linspace(0, 1, steps), arc / arc[-1], np.linspace(0, 1, steps)))

@@ -161,7 +161,10 @@ def _load_checkpoint(path: Path, recipe, model, optimizer, gen: torch.Generator,
 
     with safe_open(str(path), framework="pt") as fh:
         metadata = fh.metadata()
-    if json.loads(metadata["recipe"]) != json.loads(json.dumps(recipe.to_dict())):  # tuples come back as lists
+    def settings(recipe_dict: dict) -> dict:  # the note is a comment, not a setting; tuples come back as lists
+        return {k: v for k, v in json.loads(json.dumps(recipe_dict)).items() if k != "note"}
+
+    if settings(json.loads(metadata["recipe"])) != settings(recipe.to_dict()):
         raise UserError(f"{path}: checkpoint was made with different settings; delete it or use another --out")
     tensors = load_file(str(path))
     model.load_state_dict({k[6:]: v.to(device) for k, v in tensors.items() if k.startswith("model.")})

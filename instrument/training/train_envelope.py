@@ -121,7 +121,7 @@ class TailPrior:
 
     def __call__(self, decoder: EnvelopeDecoder, points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         lo, hi = points.detach().min(0).values, points.detach().max(0).values
-        probe = lo + (hi - lo) * torch.rand(TAIL_PROBES, 2, generator=gen)
+        probe = lo + (hi - lo) * torch.rand(TAIL_PROBES, 2, generator=gen).to(points.device)
         log_env = decoder(probe)[0][:, self.bands][:, :, self.frames]
         return torch.relu(log_env - self.ceiling).pow(2).mean()
 
@@ -130,7 +130,8 @@ def uniform_penalty(points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Sliced Wasserstein-2 distance between the points and as many uniform samples of [-1, 1]^2."""
     angles = torch.rand(UNIFORM_PROJECTIONS, generator=gen) * np.pi
     directions = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)  # (P, 2)
-    uniform = torch.rand(points.shape[0], 2, generator=gen) * 2 - 1
+    directions = directions.to(points.device)
+    uniform = (torch.rand(points.shape[0], 2, generator=gen) * 2 - 1).to(points.device)
     a = torch.sort(points @ directions.T, dim=0).values
     b = torch.sort(uniform @ directions.T, dim=0).values
     return ((a - b) ** 2).mean()
@@ -163,15 +164,15 @@ def initial_points(waves: np.ndarray, sample_rate: int) -> np.ndarray:
 @torch.no_grad()
 def grid_encode_distance(decoder: EnvelopeDecoder, targets: list[torch.Tensor], steps: int = VAL_GRID_STEPS) -> np.ndarray:
     """Each clip's distance to its closest point of a grid over the plane (validation's encode)."""
-    axis = torch.linspace(-1, 1, steps)
+    axis = torch.linspace(-1, 1, steps, device=targets[0].device)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1).reshape(-1, 2)
-    best = torch.full((targets[0].shape[0],), float("inf"))
+    best = torch.full((targets[0].shape[0],), float("inf"), device=targets[0].device)
     for chunk in grid.split(32):
         expected = decoder.expected_power(decoder(chunk))
         for j in range(len(chunk)):
             one = [e[j : j + 1] for e in expected]
             best = torch.minimum(best, spectral_distance(one, targets))
-    return best.numpy()
+    return best.cpu().numpy()
 
 
 def knob_map_for(points: np.ndarray, brightness: np.ndarray, decay: np.ndarray) -> KnobMap:
@@ -205,9 +206,9 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
     real = data.train.waves
     extra = augment_corpus(real, config.sample_rate, recipe.augment_per_clip, np.random.default_rng(recipe.seed))
     waves = np.concatenate([real, extra]) if len(extra) else real
-    weights = torch.tensor([1.0] * len(real) + [recipe.augment_weight] * len(extra))
-    targets = log_power(waves)
-    val_targets = log_power(data.val.waves)
+    weights = torch.tensor([1.0] * len(real) + [recipe.augment_weight] * len(extra), device=dev)
+    targets = [t.to(dev) for t in log_power(waves)]
+    val_targets = [t.to(dev) for t in log_power(data.val.waves)]
 
     model = PointsAndDecoder(config, initial_points(waves, config.sample_rate)).to(dev)
     with torch.no_grad():  # start at the average snare, with quiet partials and small point effects
@@ -230,16 +231,19 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
     bar = tqdm(range(start_epoch, recipe.epochs), initial=start_epoch, total=recipe.epochs,
                desc=f"{recipe.name:<14}", unit="epoch", disable=not progress, dynamic_ncols=True)
     started = time.perf_counter()
-    epoch = start_epoch
+    epochs_run = start_epoch
     try:
         with _DeferredInterrupt() as interrupt:
             for epoch in bar:
+                if state["bad_evals"] >= recipe.patience_evals:
+                    break  # resumed from the checkpoint of an early stop
+                epochs_run = epoch + 1
                 # Cosine decay to a tenth: a function of the epoch alone, so a resumed run matches.
                 decay = 0.1 + 0.45 * (1 + np.cos(np.pi * epoch / recipe.epochs))
                 for group, base in zip(optimizer.param_groups, (recipe.learning_rate, recipe.point_learning_rate)):
                     group["lr"] = base * decay
                 total = 0.0
-                for idx in torch.randperm(len(waves), generator=gen).split(recipe.batch_size):
+                for idx in torch.randperm(len(waves), generator=gen).to(dev).split(recipe.batch_size):
                     expected = model.decoder.expected_power(model.decoder(model.points[idx]))
                     rec = (spectral_distance(expected, [t[idx] for t in targets]) * weights[idx]).sum() / weights[idx].sum()
                     loss = (rec + recipe.uniform_weight * uniform_penalty(model.points, gen)
@@ -266,9 +270,9 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
                                     "run the same command to resume")
     finally:
         bar.close()
-    seconds_per_epoch = (time.perf_counter() - started) / max(1, epoch + 1 - start_epoch)
+    seconds_per_epoch = (time.perf_counter() - started) / max(1, epochs_run - start_epoch)
     model.load_state_dict(best_state)
-    _export(model, recipe, data, waves[: len(real)], out_path, seconds_per_epoch, epoch + 1, state, dev)
+    _export(model, recipe, data, waves[: len(real)], out_path, seconds_per_epoch, epochs_run, state, dev)
     ckpt.unlink(missing_ok=True)
     return out_path
 
