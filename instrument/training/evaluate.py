@@ -177,7 +177,7 @@ def evaluate_zoo(zoo_dir: Path, data: Dataset, card: Path, ship_dir: Path | None
         # One held-out snare from each of a few held-out units, spread over them.
         picks = sorted({kit: i for i, kit in enumerate(data.val.kits)}.values())[:RECONSTRUCTION_COLUMNS]
         draw_reconstructions(shipped, data.val.waves[picks], [data.val.names[i] for i in picks], ship_dir / "reconstructions.png")
-        _set_default_model(default)
+        _set_default_model(default, second)
     return default
 
 
@@ -197,6 +197,9 @@ def _write_table(card: Path, table: str) -> None:
     card.write_text(text)
 
 
-def _set_default_model(name: str) -> None:
-    text = DEFAULT_CONFIG_PATH.read_text()
-    DEFAULT_CONFIG_PATH.write_text(re.sub(r"(?m)^model: .*$", f"model: {name}", text, count=1))
+def _set_default_model(name: str, second: str | None) -> None:
+    """The default config plays `name`; program change 0 and 1 play `name` and `second`."""
+    text = re.sub(r"(?m)^model: .*$", f"model: {name}", DEFAULT_CONFIG_PATH.read_text(), count=1)
+    programs = [name, second] if second and second != name else []
+    text = re.sub(r"(?m)^  programs: .*$", f"  programs: [{', '.join(programs)}]", text, count=1)
+    DEFAULT_CONFIG_PATH.write_text(text)
