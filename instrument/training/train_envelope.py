@@ -19,6 +19,8 @@ training clips' points (the corners are where a decoder is left to itself).
 Augmented clips (pitch, tone/noise remix, attack, tail, EQ tilt) fill the
 gaps between real snares; they weigh less and never enter validation.
 Validation encodes the held-out kits on a grid of points and stops early.
+On export, the knobs get a warp that makes equal turns sound about equally
+different (`sound.even_steps`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from ..model.knobs import KnobMap
 from .augment import augment_corpus
 from .dataset import Dataset
 from .envelope import EnvelopeDecoder, stft_power, to_numpy_layers
-from .sound import even_steps
+from .sound import TAIL_BAND_HZ, even_steps
 from .train import _checkpoint_path, _DeferredInterrupt, _load_checkpoint, _save_checkpoint, pick_device
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,6 @@ VAL_GRID_STEPS = 17
 UNIFORM_PROJECTIONS = 64
 TAIL_PROBES = 32
 TAIL_FROM_S = 0.3
-TAIL_BAND_HZ = (8_000.0, 16_000.0)
 INITIAL_PARTIAL_LOG_AMP = -4.0  # partials start at -35 dB and grow where the data has tone
 
 
