@@ -155,9 +155,9 @@ def frame_weights(config: EnvelopeConfig, n_fft: int, hop: int, power: int) -> n
     return weights
 
 
-def hann_response(delta_bins):
-    """|W(delta)| / W(0) of a periodic Hann window, `delta` in bins (numpy or torch, elementwise)."""
-    lib = np if isinstance(delta_bins, np.ndarray) else __import__("torch")
+def hann_response(delta_bins, lib=np):
+    """|W(delta)| / W(0) of a periodic Hann window, `delta` in bins, elementwise. `lib` is the
+    array library of `delta_bins`: numpy here, torch for training's twin (which passes it)."""
     near_one = lib.abs(lib.abs(delta_bins) - 1.0) < 1e-4
     safe = lib.where(near_one, lib.zeros_like(delta_bins), delta_bins)
     return lib.where(near_one, lib.full_like(delta_bins, 0.5), lib.abs(lib.sinc(safe) / (1.0 - safe**2)))
@@ -170,16 +170,17 @@ class SpectralGeometry:
     n_fft: int
     hop: int
     freqs_hz: np.ndarray  # (bins,)
-    band_power: np.ndarray  # (bins, n_bands): each unit-RMS band's share of a bin's power, x sum(w^2)
+    band_power: np.ndarray  # (bins, n_bands): each unit-RMS band's power density at each bin
     w2: np.ndarray  # (n_stft, n_frames): window^2 weights, for noise power
     w1: np.ndarray  # (n_stft, n_frames): window weights, for partial amplitude
 
 
-def partial_shape(freqs_hz, partial_hz, n_fft: int, sample_rate: int):
+def partial_shape(freqs_hz, partial_hz, n_fft: int, sample_rate: int, lib=np):
     """|W|^2 / W(0)^2 at each bin for a sine at `partial_hz`, its negative-frequency image included
-    (it matters near DC at small FFT sizes). Numpy or torch, broadcasting."""
+    (it matters near DC at small FFT sizes). Broadcasting; `lib` as in `hann_response`."""
     scale = n_fft / sample_rate
-    return hann_response((freqs_hz - partial_hz) * scale) ** 2 + hann_response((freqs_hz + partial_hz) * scale) ** 2
+    return (hann_response((freqs_hz - partial_hz) * scale, lib) ** 2
+            + hann_response((freqs_hz + partial_hz) * scale, lib) ** 2)
 
 
 def spectral_geometry(config: EnvelopeConfig, n_fft: int, hop: int) -> SpectralGeometry:

@@ -57,7 +57,8 @@ class EnvelopeDecoder(nn.Module):
         out = []
         for i, (n_fft, _hop) in enumerate(RESOLUTIONS):
             power = getattr(self, f"band_power_{i}") @ (env2 @ getattr(self, f"w2_{i}"))
-            shape = partial_shape(getattr(self, f"freqs_{i}")[None, None, :], freq[..., None], n_fft, self.config.sample_rate)
+            shape = partial_shape(getattr(self, f"freqs_{i}")[None, None, :], freq[..., None], n_fft,
+                                  self.config.sample_rate, lib=torch)
             window_amp = partial_env @ getattr(self, f"w1_{i}")
             out.append(power + 0.25 * torch.einsum("bkf,bkm->bfm", shape, window_amp**2))
         return out
