@@ -18,8 +18,7 @@ import numpy as np
 from ..paths import DEFAULT_CONFIG_PATH
 from .dataset import Dataset
 from ..model.file import load_model
-from ..model.knobs import CC_MAX
-from .sound import GRID_STEPS, lsd, references, sound_metrics
+from .sound import GRID_STEPS, knob_grid, lsd, references, sound_metrics
 
 SILENT_PEAK = 1e-3  # -60 dBFS
 MAX_SHIPPED_MB = 7.5  # two shipped models within the 15 MB budget for weights in git
@@ -39,11 +38,10 @@ def _recon_metrics(target: np.ndarray, recon: np.ndarray) -> dict:
     return {"mse": float(np.mean((recon - target) ** 2)), "log_stft": float(np.mean(lsd(target, recon)))}
 
 
-def grid_metrics(model) -> dict:
-    """Decode a 9x9 grid over the knob range: finite, not silent, and how different neighbours are."""
-    ccs = np.linspace(0, CC_MAX, GRID_STEPS)
-    latents = np.array([[model.knobs.cc_to_latent(x, y) for x in ccs] for y in ccs])  # (9, 9, 2), [row=y, col=x]
-    waves = model.decode(latents.reshape(-1, 2)).reshape(GRID_STEPS, GRID_STEPS, -1)
+def grid_metrics(waves: np.ndarray) -> dict:
+    """The 9x9 knob grid's snares (`sound.knob_grid`, rows = y): finite, not silent, and how
+    different neighbours and corners are."""
+    waves = waves.reshape(GRID_STEPS, GRID_STEPS, -1)
     flat = waves.reshape(-1, waves.shape[-1])
     finite = bool(np.all(np.isfinite(flat)))
     peaks = np.max(np.abs(np.nan_to_num(flat)), axis=1)
@@ -80,11 +78,12 @@ def evaluate_model(model_path: Path, data: Dataset) -> dict:
     """Compute every metric for one model and store them in its .json."""
     model = load_model(model_path)
     val_latents = model.encode(data.val.waves)  # the slow part for models that encode by search
+    grid = knob_grid(model)
     size_mb = model_path.stat().st_size / 1e6
     metrics = {
         "val": _recon_metrics(data.val.waves, model.decode(val_latents)),
-        "grid": grid_metrics(model),
-        "sound": sound_metrics(model, data.train.waves, data.val.waves, val_latents),
+        "grid": grid_metrics(grid[1]),
+        "sound": sound_metrics(model, data.train.waves, data.val.waves, val_latents, grid),
         "parameters": model.config.n_parameters,
         "file_mb": round(size_mb, 2),
         "decode_ms_numpy": round(decode_ms(model), 3),

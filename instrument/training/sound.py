@@ -79,11 +79,10 @@ def tail_db(waves: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def knob_grid(model, steps: int = GRID_STEPS) -> tuple[np.ndarray, np.ndarray]:
-    """The CC grid (steps*steps, 2), row-major with y outer, and its snares, peak-normalized."""
+    """The CC grid (steps*steps, 2), row-major with y outer, and its snares as decoded."""
     ccs = np.linspace(0, CC_MAX, steps)
     points = np.array([(x, y) for y in ccs for x in ccs])
-    waves = np.stack([model.decode(model.knobs.cc_to_latent(x, y)) for x, y in points])
-    return points, peak_normalized(waves)
+    return points, np.stack([model.decode(model.knobs.cc_to_latent(x, y)) for x, y in points])
 
 
 def plane_metrics(model, grid_waves: np.ndarray, train: np.ndarray, val_cc: np.ndarray) -> dict:
@@ -108,12 +107,14 @@ def round_trip_cc(model, grid_points: np.ndarray, grid_waves: np.ndarray) -> flo
     return float(np.max(errors))
 
 
-def sound_metrics(model, train: np.ndarray, val: np.ndarray, val_latents: np.ndarray | None = None) -> dict:
-    """`val_latents`: the held-out snares already encoded, if the caller has them."""
+def sound_metrics(model, train: np.ndarray, val: np.ndarray, val_latents: np.ndarray | None = None,
+                  grid: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """`val_latents` and `grid` (from `knob_grid`): what the caller has already computed, if anything."""
     val_latents = model.encode(val) if val_latents is None else val_latents
     recon = model.decode(val_latents)
     val_cc = np.array([model.knobs.latent_to_cc(z) for z in val_latents])
-    points, grid_waves = knob_grid(model)
+    points, grid_waves = knob_grid(model) if grid is None else grid
+    grid_waves = peak_normalized(grid_waves)
     tails = tail_db(grid_waves, model.sample_rate)
     return {
         "val_log_stft": float(np.median(lsd(val, recon))),
