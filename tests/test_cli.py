@@ -60,3 +60,31 @@ def test_every_command_has_help():
     for command in ("run", "devices", "render", "encode", "corpus", "train", "zoo", "evaluate"):
         result = cli(command, "--help")
         assert result.returncode == 0 and "usage: latent-snare" in result.stdout
+
+
+def assert_one_line_error(result, *names):
+    """Exit 2, one line on stderr, no traceback, and the line names each of `names`."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    for name in names:
+        assert str(name) in result.stderr, (name, result.stderr)
+
+
+def test_render_writes_flac_and_ogg_with_the_metadata_that_recalls_them(tmp_path):
+    for name, subtype in (("a.flac", "PCM_24"), ("a.ogg", "VORBIS"), ("a.WAV", "PCM_24")):
+        out = tmp_path / name
+        result = cli("render", "--cc", 30, 90, out)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        with sf.SoundFile(out) as f:
+            assert f.subtype == subtype and f.frames > 1000
+            assert json.loads(f.copy_metadata()["comment"])["cc"] == [30, 90]
+
+
+def test_render_refuses_other_names_in_one_line_and_creates_no_folder(tmp_path):
+    for name in ("a.mp3", "a.txt", "noext"):
+        assert_one_line_error(cli("render", "--cc", 1, 1, tmp_path / name), tmp_path / name, ".wav")
+    missing = tmp_path / "no-such-dir" / "x.wav"
+    assert_one_line_error(cli("render", "--cc", 1, 1, missing), "no such folder")
+    assert not missing.parent.exists()
+    assert_one_line_error(cli("render", "--cc", 1, 1, tmp_path), "is a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

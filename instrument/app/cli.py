@@ -98,8 +98,14 @@ def cmd_render(args) -> int:
 
     from ..config import load_config
     from ..model.file import load_model
-    from ..files.saving import render_snare, write_snare
+    from ..files.saving import render_snare, write_format, write_snare
 
+    # A wrong name or folder is told before the model loads.
+    if args.out.is_dir():
+        raise UserError(f"{args.out}: is a folder; give a file name ending in .wav, .flac or .ogg")
+    write_format(args.out)
+    if not args.out.parent.is_dir():
+        raise UserError(f"{args.out}: no such folder {args.out.parent} (render writes into an existing folder)")
     config = load_config(args.config)
     model = load_model(args.model, config.model)
     latent = model.knobs.cc_to_latent(*args.cc) if args.cc else np.asarray(args.latent, dtype=np.float32)
@@ -107,7 +113,7 @@ def cmd_render(args) -> int:
     try:
         meta = write_snare(args.out, wave, model.sample_rate, model, latent)
     except (OSError, sf.LibsndfileError) as err:
-        raise UserError(f"{args.out}: cannot write: {err}") from err
+        raise UserError(f"{args.out}: cannot write: {getattr(err, 'strerror', None) or err}") from err
     print(f"{args.out}: {model.name} latent ({latent[0]:.4f}, {latent[1]:.4f}) cc ({meta['cc'][0]}, {meta['cc'][1]}) velocity {args.velocity}")
     return 0
 
@@ -242,14 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi"], default="auto")
     p.set_defaults(func=cmd_devices)
 
-    p = sub.add_parser("render", help="write one decoded snare to a WAV file")
+    p = sub.add_parser("render", help="write one decoded snare to a WAV, FLAC or Ogg file")
     _model_arg(p)
     p.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--cc", nargs=2, type=_cc, metavar=("X", "Y"), help=f"knob positions {CC_MIN}..{CC_MAX}")
     where.add_argument("--latent", nargs=2, type=float, metavar=("X", "Y"), help="a latent point")
     p.add_argument("--velocity", type=_velocity, default=127, help="1..127 (default 127)")
-    p.add_argument("out", type=Path, metavar="OUT.wav")
+    p.add_argument("out", type=Path, metavar="OUT", help="a .wav or .flac (24-bit) or .ogg file in an existing folder")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("encode", help="print the latent point and knob positions closest to a sample")

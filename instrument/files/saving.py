@@ -1,4 +1,4 @@
-"""Saved snares: 24-bit WAVs that carry where they came from, and the history that lists them.
+"""Saved snares: 24-bit WAVs (or FLAC, Ogg) that carry where they came from, and the history that lists them.
 
 A saved file's name says model and knob position (`0007-env-x074-y051.wav`);
 its WAV comment holds JSON with the model, the exact latent point and the CC
@@ -47,16 +47,31 @@ def render_snare(model, latent, velocity: int = 127, velocity_range_db: float = 
     return wave * (ceiling / peak) if peak > ceiling else wave  # a file is never hotter than the live output
 
 
+# What `render` and saves write: the suffix picks the container. Metadata is set before the audio
+# because FLAC and Ogg write their comment block first (libsndfile refuses strings after samples).
+WRITE_FORMATS = {".wav": ("WAV", SUBTYPE), ".flac": ("FLAC", SUBTYPE), ".ogg": ("OGG", "VORBIS")}
+
+
+def write_format(path: Path) -> tuple[str, str]:
+    """(format, subtype) for `path`'s suffix, or UserError naming what is allowed."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in WRITE_FORMATS:
+        what = f"{suffix} files" if suffix else "a name without an extension"
+        raise UserError(f"{path}: cannot write {what}; use .wav (24-bit), .flac (24-bit) or .ogg (Vorbis)")
+    return WRITE_FORMATS[suffix]
+
+
 def write_snare(path: Path, wave: np.ndarray, sample_rate: int, model, latent) -> dict:
-    """Write a 24-bit WAV whose comment is the JSON that recalls it; returns that JSON as a dict."""
+    """Write the snare as WAV, FLAC or Ogg (by suffix) with a comment holding the JSON that recalls it;
+    returns that JSON as a dict. The folder must exist: a typo in a path never becomes a new folder."""
+    fmt, subtype = write_format(path)
     cc = list(model.knobs.latent_to_cc_int(latent))
     meta = {"model": model.name, "latent": [float(latent[0]), float(latent[1])], "cc": cc}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sf.SoundFile(str(path), "w", sample_rate, 1, SUBTYPE) as f:
-        f.write(wave)
+    with sf.SoundFile(str(path), "w", sample_rate, 1, subtype, format=fmt) as f:
         f.title = f"Latent Snare {model.name} x{cc[0]:03d} y{cc[1]:03d}"
         f.comment = json.dumps(meta)
         f.software = "latent-snare"
+        f.write(wave)
     return meta
 
 
