@@ -1,36 +1,61 @@
 # The two README commands: `make play` (set up, then run the instrument) and `make test`.
-# Both install what they need on a fresh Debian/Ubuntu machine; sudo is used when not root.
+# Both install what they need on a fresh Debian/Ubuntu machine (sudo is used when not root), once:
+# a stamp in .venv records each set-up, redone only when pyproject.toml or this file changes.
+# After that, `make play` only launches: no network, no sudo.
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PLAY := libportaudio2 libsndfile1
+APT_PLAY := python3-venv libportaudio2 libsndfile1
 APT_TEST := $(APT_PLAY) jackd2 chromium
 # The corpus test renders a soundfont drum through FluidSynth. No recommends: fluidsynth
 # recommends fluid-soundfont-gm, which is reserved for evaluation outside the project.
 APT_TEST_NO_RECOMMENDS := fluidsynth timgm6mb-soundfont
-# torch first and pinned: a bare or open-ended torch requirement pulls a multi-GB CUDA build.
+# torch first, pinned, from PyTorch's CPU-only index (about 190 MB to download, 0.75 GB installed):
+# the default index's build of the same version pulls several GB of CUDA libraries. Where the CPU
+# index can't be reached (a mirror-only network), the default index is the fallback.
 TORCH := torch==2.13.0
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+PLAY_STAMP := $(VENV)/.setup-play
+TEST_STAMP := $(VENV)/.setup-test
+TRAIN_STAMP := $(VENV)/.setup-train
 
-.PHONY: play test setup-play setup-test clean
+# apt-get only when a package is missing ("ii" in dpkg's status): no `apt-get update`, no sudo prompt otherwise.
+apt = [ "$$(dpkg-query -W -f='$${db:Status-Abbrev}\n' $(1) 2>/dev/null | grep -c '^ii')" = "$(words $(1))" ] || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) $(1); }
 
-play: setup-play
+.PHONY: play test setup-play setup-test setup-train clean
+
+play: $(PLAY_STAMP)
 	$(VENV)/bin/latent-snare run
 
-test: setup-test
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q
 
-setup-play:
-	$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PLAY)
-	[ -x $(PY) ] || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e .
+setup-play: $(PLAY_STAMP)
+setup-train: $(TRAIN_STAMP)
+setup-test: $(TEST_STAMP)
 
-setup-test:
-	$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_TEST)
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_TEST_NO_RECOMMENDS)
+$(VENV)/.created:
+	$(call apt,python3-venv)
 	[ -x $(PY) ] || python3 -m venv $(VENV)
-	$(PY) -m pip install -q $(TORCH)
+	touch $@
+
+$(PLAY_STAMP): pyproject.toml Makefile $(VENV)/.created
+	$(call apt,$(APT_PLAY))
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(TRAIN_STAMP): pyproject.toml Makefile $(PLAY_STAMP)
+	$(PY) -m pip install -q --retries 1 --timeout 20 --index-url $(TORCH_CPU_INDEX) $(TORCH) \
+		|| { echo "PyTorch's CPU index can't be reached; installing $(TORCH) from the default index"; $(PY) -m pip install -q $(TORCH); }
+	$(PY) -m pip install -q -e ".[train]"
+	touch $@
+
+$(TEST_STAMP): pyproject.toml Makefile $(TRAIN_STAMP)
+	$(call apt,$(APT_TEST))
+	$(call apt,$(APT_TEST_NO_RECOMMENDS),--no-install-recommends)
 	$(PY) -m pip install -q -e ".[train,test]"
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
