@@ -88,3 +88,8 @@ def test_render_refuses_other_names_in_one_line_and_creates_no_folder(tmp_path):
     assert not missing.parent.exists()
     assert_one_line_error(cli("render", "--cc", 1, 1, tmp_path), "is a folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_training_without_torch_names_the_install_command(tmp_path):
+    for command in (["train", "--data", tmp_path, "--epochs", 1], ["evaluate", "--zoo", tmp_path]):
+        assert_one_line_error(cli(*command), "needs the training extra", "make setup-train", "download.pytorch.org/whl/cpu")

@@ -16,6 +16,8 @@ from ..paths import REPO_DIR
 
 DEFAULT_CORPUS_DIR = REPO_DIR / "data" / "corpus"
 DEFAULT_ZOO_DIR = REPO_DIR / "runs" / "zoo"
+TRAINING_MODULES = ("torch", "tqdm")  # the [train] extra; playing and rendering never import them
+TRAIN_INSTALL = "make setup-train (or: pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu && pip install -e '.[train]')"
 
 
 def _cc(text: str) -> float:
@@ -314,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("latent-snare: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as err:
+        if err.name not in TRAINING_MODULES:
+            raise  # a bug, or a broken install: keep the traceback
+        print(f"latent-snare: error: `{args.command}` needs the training extra ({err.name} is not installed); "
+              f"install it with: {TRAIN_INSTALL}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
