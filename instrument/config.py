@@ -179,7 +179,10 @@ def _read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(text)  # never yaml.load: a !!python tag must not construct objects
     except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from err
+        mark = getattr(err, "problem_mark", None)  # where the parser gave up (0-based)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{path}: not valid YAML{where}: {problem}") from err
     return {} if data is None else data
 
 

@@ -93,3 +93,31 @@ def test_render_refuses_other_names_in_one_line_and_creates_no_folder(tmp_path):
 def test_training_without_torch_names_the_install_command(tmp_path):
     for command in (["train", "--data", tmp_path, "--epochs", 1], ["evaluate", "--zoo", tmp_path]):
         assert_one_line_error(cli(*command), "needs the training extra", "make setup-train", "download.pytorch.org/whl/cpu")
+
+
+def test_a_model_that_is_not_one_is_named_as_typed(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    assert_one_line_error(cli("render", "--model", notes, "--cc", 1, 1, tmp_path / "x.wav"), f"{notes}: not a model", "env-small")
+    result = cli("render", "--model", "no-such", "--cc", 1, 1, tmp_path / "x.wav")
+    assert_one_line_error(result, "no-such: no such model", "env-small")
+    assert ".safetensors:" not in result.stderr
+
+
+def test_invalid_yaml_names_its_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("midi:\n  cc_x: 20\n  cc_y: [21\n")
+    assert_one_line_error(cli("render", "--config", bad, "--cc", 1, 1, tmp_path / "x.wav"), bad, "line 4")
+
+
+def test_a_midi_api_this_platform_lacks_is_refused(tmp_path):
+    for command in (["run", "--midi-api", "coremidi", "--no-status"], ["devices", "--midi-api", "coremidi"]):
+        result = cli(*command)
+        assert_one_line_error(result, "midi.api coremidi is not available on Linux", "alsa, jack")
+        assert "Audio outputs" not in result.stdout
+
+
+def test_devices_lists_without_c_library_noise():
+    result = cli("devices")
+    assert result.returncode == 0 and "Audio outputs" in result.stdout and "MIDI inputs" in result.stdout
+    assert result.stderr == "", result.stderr

@@ -237,8 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
                lambda a: {"on": {"on": True, "off": False}.get(a.state), "bpm": a.bpm})
     p.add_argument("state", nargs="?", choices=["on", "off", "toggle"], default="toggle")
     p.add_argument("--bpm", type=float, help="tempo without MIDI clock, {:g}..{:g}".format(*LOOP_BPM_RANGE))
-    remote("model", "switch the running instrument to a model (name, or program number)",
-           lambda a: {"which": int(a.which) if a.which.isdigit() else a.which}).add_argument("which", metavar="NAME|N")
+    remote("model", "switch the running instrument to a model, by name or program number (from 0, as MIDI "
+                    "program change sends it); with no argument, list the programs",
+           lambda a: {"which": int(a.which) if a.which and a.which.isdigit() else a.which}
+           ).add_argument("which", nargs="?", metavar="NAME|N")
     p = remote("learn", "MIDI learn: assign knobs and buttons by moving them (saved in your user config)")
     p.add_argument("targets", nargs="*", choices=["x", "y", "loop", "save"], default=["x", "y"], metavar="TARGET",
                    help="x, y, loop, save (default: x y)")

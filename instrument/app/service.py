@@ -37,7 +37,7 @@ from ..play.engine import ALL_SOUND_OFF_FADE_MS, Engine
 from ..play.events import ALL_SOUND_OFF, Loop, NoteOn, Tempo
 from ..errors import UserError
 from ..play.backends.jack import JackPorts
-from ..play.midi import MidiPorts, MidiRouter
+from ..play.midi import MidiPorts, MidiRouter, check_api
 from ..model.file import available_models, load_model
 from ..play.backends import open_output
 from ..files.saving import History, Saved, save_snare
@@ -73,6 +73,7 @@ class Instrument:
 
     def __init__(self, config, model_arg=None, say=print):
         self.config = config
+        check_api(config.midi.api)  # even where JACK's own MIDI port makes it moot: a wrong setting is told
         self.say = say  # one line for the performer (the terminal clears its status line first)
         self.save_folder = Path(config.save.folder).expanduser()
         model = load_model(model_arg, config.model)
@@ -264,9 +265,13 @@ class Instrument:
     def program_names(self) -> list[str]:
         return list(self.config.midi.programs) or available_models()
 
-    def switch_model(self, which) -> str:
-        """A program number (index into program_names) or a model name; knobs stay where they are."""
+    def switch_model(self, which=None) -> str:
+        """A program number (index into program_names, from 0) or a model name; knobs stay where they are.
+        With neither, the programs, the one playing marked."""
         names = self.program_names()
+        if which is None:
+            playing = self.worker.target.model.name
+            return "\n".join(f"{'>' if name == playing else ' '} program {n}: {name}" for n, name in enumerate(names))
         if isinstance(which, int):
             if not 0 <= which < len(names):
                 raise UserError(f"program {which}: no model there (programs 0..{len(names) - 1}: {', '.join(names)})")

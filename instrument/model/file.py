@@ -54,12 +54,15 @@ def available_models(models_dir: Path = MODELS_DIR) -> list[str]:
 
 def load_model(model: str | Path | None = None, default_name: str = "") -> SnareModel:
     """Load and validate a model; every problem is a UserError naming the file and what is wrong."""
+    asked = model if model is not None else default_name
     path = resolve(model, default_name)
     meta_path = path.with_suffix(".json")
-    for p in (path, meta_path):
-        if not p.is_file():
-            known = ", ".join(available_models()) or "none"
-            raise UserError(f"{p}: no such model file (shipped models: {known})")
+    what = "a model is NAME.safetensors with NAME.json beside it, or a name from models/: " + (", ".join(available_models()) or "none")
+    if not path.is_file():
+        # Name what the user typed: `--model notes.txt` is not a model, whatever we looked for.
+        raise UserError(f"{asked}: {'not a model' if Path(asked).is_file() else 'no such model'} ({what})")
+    if not meta_path.is_file():
+        raise UserError(f"{meta_path}: missing ({what})")
     _refuse_pickle(path)
     meta = _read_meta(meta_path)
     try:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 CC_ALL_SOUND_OFF = 120
 CC_ALL_NOTES_OFF = 123
 RTMIDI_APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE"}
+PLATFORM_APIS = {"Linux": ("alsa", "jack"), "Darwin": ("coremidi", "jack")}  # elsewhere only auto
 
 
 # --- pure helpers ------------------------------------------------------------------------------
@@ -49,9 +50,17 @@ def choose_jack_inputs(ports: list[tuple[str, bool]], config) -> list[str]:
     return [name for name, _ in ports if name in wanted]
 
 
+def check_api(api: str) -> None:
+    """UserError for an API this platform lacks (coremidi on Linux), named before any port opens."""
+    allowed = ("auto", *PLATFORM_APIS.get(platform.system(), ()))
+    if api not in allowed:
+        raise UserError(f"midi.api {api} is not available on {platform.system()}; use {', '.join(allowed)}")
+
+
 def resolve_api(api: str) -> str:
     """Config api name -> a mido rtmidi backend API name. auto prefers a running JACK server on Linux
     without an ALSA sequencer, then the platform's native API."""
+    check_api(api)
     if api in RTMIDI_APIS:
         return RTMIDI_APIS[api]
     system = platform.system()
