@@ -100,9 +100,13 @@ def test_architecture_mismatch_is_reported(model_file):
 def test_missing_model_lists_the_shipped_ones(tmp_path):
     shipped = available_models()
     assert shipped, "models/ ships at least one model"
-    with pytest.raises(UserError, match="no such model file") as refused:
+    with pytest.raises(UserError, match="no such model") as refused:
         load_model(tmp_path / "nothing.safetensors")
-    assert f"(shipped models: {', '.join(shipped)})" in str(refused.value)
+    assert f"a name from models/: {', '.join(shipped)})" in str(refused.value)
+    lonely = tmp_path / "lonely.safetensors"
+    lonely.write_bytes(b"")
+    with pytest.raises(UserError, match="lonely.json: missing"):
+        load_model(lonely)
 
 
 def test_wrong_format_version_is_refused(model_file):
