@@ -38,6 +38,11 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model name in models/ or path to its .safetensors/.json (default: from config)")
 
 
+def _socket_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--socket", type=Path, metavar="PATH", help="the control socket (default: latent-snare-UID.sock in "
+                   "$XDG_RUNTIME_DIR or /tmp); a second instrument needs its own, and its own --virtual-port")
+
+
 # --- model side ---------------------------------------------------------------------------
 
 def cmd_corpus(args) -> int:
@@ -184,12 +189,12 @@ def cmd_remote(args) -> int:
         for target in args.targets:
             what = "knob" if target in ("x", "y") else "button, pad or key"
             print(f"learn {target}: move the {what} for {target} now (within {args.timeout:g} s)...", flush=True)
-            print(send_command("learn", timeout_s=args.timeout + 5, target=target, wait_s=args.timeout))
+            print(send_command("learn", timeout_s=args.timeout + 5, socket_file=args.socket, target=target, wait_s=args.timeout))
         return 0
     if args.command == "status" and args.json:
-        print(json.dumps(send_command("state")))
+        print(json.dumps(send_command("state", socket_file=args.socket)))
         return 0
-    print(send_command(args.command, **args.request(args)))
+    print(send_command(args.command, socket_file=args.socket, **args.request(args)))
     return 0
 
 
@@ -209,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arg(p)
     p.add_argument("--no-status", action="store_true", help="no live status line (for logs and services)")
     p.add_argument("--loop", nargs="?", type=float, const=0.0, metavar="BPM", help="start with the loop on (at BPM, or the config's tempo)")
+    _socket_arg(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("pack", help="render an N x N grid of snares over the knob plane into a folder of WAVs")
@@ -225,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Talking to the running instrument (over its control socket): each builds its request from the arguments.
     def remote(name, help, request=lambda args: {}):
         p = sub.add_parser(name, help=help)
+        _socket_arg(p)
         p.set_defaults(func=cmd_remote, request=request)
         return p
 

@@ -30,7 +30,8 @@ import soundfile
 from threadpoolctl import threadpool_limits
 
 from ..config import LOOP_BPM_RANGE, load_config, save_user_settings
-from .control import ControlServer
+from .control import ControlServer, socket_path
+from .instance import InstanceClaim
 from .dropfolder import DropFolder
 from ..play.dsp import spectral_match
 from ..play.engine import ALL_SOUND_OFF_FADE_MS, Engine
@@ -71,7 +72,7 @@ class Instrument:
     (saving, loading a model, encoding a dropped file) run on the caller's thread, so the
     MIDI thread hands them to the `jobs` thread instead of calling them itself."""
 
-    def __init__(self, config, model_arg=None, say=print):
+    def __init__(self, config, model_arg=None, say=print, socket_file=None):
         self.config = config
         check_api(config.midi.api)  # even where JACK's own MIDI port makes it moot: a wrong setting is told
         self.say = say  # one line for the performer (the terminal clears its status line first)
@@ -96,7 +97,7 @@ class Instrument:
         # Saves run on the jobs thread whoever asks: one writer of the save folder and its history.
         self.control = ControlServer({"save": lambda: self.jobs.submit(self.save).result(), "recall": self.recall,
                                       "drop": self.load_sample, "loop": self.set_loop, "model": self.switch_model,
-                                      "learn": self.learn, "status": self.status, "state": self.state})
+                                      "learn": self.learn, "status": self.status, "state": self.state}, socket_file)
         self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
         self._audio_lost_at = None  # when the JACK server went away, until it is back
         self.web = _web_page(self) if config.web.enabled else None
@@ -337,8 +338,10 @@ def run_service(args) -> int:
         "audio.backend": args.audio_backend, "audio.device": args.audio_device, "audio.block_size": args.blocksize, "web.port": args.web_port,
         "loop.enabled": True if args.loop is not None else None, "loop.bpm": args.loop or None,
     })
+    socket_file = args.socket or socket_path()
+    claim = InstanceClaim(socket_file, config.midi.virtual_port)  # before any port opens: one instrument per port and socket
     terminal = Terminal(live_status=not args.no_status)
-    instrument = Instrument(config, args.model, say=terminal.say)
+    instrument = Instrument(config, args.model, say=terminal.say, socket_file=socket_file)
     stop = threading.Event()
     # SIGHUP does not reload the config (engine sizes, ports and the model are fixed at start); like
     # a closed terminal, it stops cleanly. systemd's restart is the reload (see the README).
@@ -362,6 +365,7 @@ def run_service(args) -> int:
                 terminal.status(instrument.status())
     finally:
         instrument.stop()
+        claim.release()
     if terminal.live:
         sys.stdout.write("\n")
     print(f"latent-snare: stopped ({instrument.engine.stats.notes} notes, {instrument.audio.underflows} underflows, "
