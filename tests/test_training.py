@@ -5,11 +5,14 @@ import signal
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from instrument.model.architecture import ModelConfig
 from instrument.training.dataset import load_dataset
 from instrument.errors import UserError
 from instrument.model.file import load_model
+
+from .conftest import synth_snare
 
 torch = pytest.importorskip("torch")
 from instrument.training import train as training  # noqa: E402
@@ -76,3 +79,23 @@ def test_a_folder_of_only_bad_files_stops_with_an_error(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"nope")
     with pytest.raises(UserError, match="none of the 1 files"):
         load_dataset(tmp_path, 44100, N)
+
+
+def test_a_kit_library_trains_on_its_snares_follows_links_and_says_what_it_found(tmp_path):
+    library, elsewhere = tmp_path / "library", tmp_path / "other-drive"
+    for kit in ("Rock", "Jazz", "808"):
+        folder = elsewhere / kit
+        folder.mkdir(parents=True)
+        for i, name in enumerate(("Snare-1.wav", "Rimshot.wav", "Kick-Soft.wav", "HiHat_open.wav", "Tom2.wav", "take7.wav")):
+            sf.write(folder / name, synth_snare(44100, 0.3, 150 + 40 * i, 0.05, 0.5, seed=i), 44100)
+    library.mkdir()
+    for kit in ("Rock", "Jazz", "808"):
+        (library / kit).symlink_to(elsewhere / kit, target_is_directory=True)  # kits linked in, as on a real drive
+    (library / "Rock" / "loop").symlink_to(library, target_is_directory=True)  # a link back up must not loop
+    data = load_dataset(library, 44100, N)
+    names = data.train.names + data.val.names  # three kits: one is held out
+    assert len(names) == 9 and not any(word in n for n in names for word in ("Kick", "HiHat", "Tom"))
+    assert data.found.startswith("18 audio files in 3 kit folders: 6 named as snares, rims or claps, 9 as other drums, 3 unnamed")
+    assert "--all-files" in data.found
+    everything = load_dataset(library, 44100, N, all_files=True)
+    assert len(everything.train) + len(everything.val) == 18 and "using all of them" in everything.found

@@ -64,7 +64,8 @@ def cmd_train(args) -> int:
     from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE
 
     recipe = recipe_for(args.arch, MODEL_N_SAMPLES, args.epochs)
-    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
+    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES, all_files=args.all_files)
+    print(f"{args.data}: {data.found}")
     print(f"training {recipe.name} on {len(data.train)} snares ({len(data.val)} held out) for up to {recipe.epochs} epochs")
     out = fit(recipe, data, args.out / recipe.name, device=args.device)
     evaluate_model(out, data)
@@ -81,7 +82,8 @@ def cmd_zoo(args) -> int:
     recipes = seed_recipes(MODEL_N_SAMPLES, args.epochs or SEED_EPOCHS) if args.seed_only else all_recipes(MODEL_N_SAMPLES, args.epochs)
     if args.only:
         recipes = [r for r in recipes if r.name in args.only]
-    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
+    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES, all_files=args.all_files)
+    print(f"{args.data}: {data.found}")
     print(f"zoo: {len(recipes)} models on {len(data.train)} snares ({len(data.val)} held out)")
     for recipe in recipes:
         out = fit(recipe, data, args.out / recipe.name, device=args.device)
@@ -94,7 +96,8 @@ def cmd_evaluate(args) -> int:
     from ..training.evaluate import evaluate_zoo
     from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE
 
-    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES)
+    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES, all_files=args.all_files)
+    print(f"{args.data}: {data.found}")
     evaluate_zoo(args.zoo, data, card=args.card, ship_dir=args.ship, second=args.second)
     return 0
 
@@ -290,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--epochs", type=int, help="epochs per model (default: the seed's 700 for dense models; "
                                                  "300 for envelope models, which stop early on the held-out kits)")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        p.add_argument("--all-files", action="store_true", help="also train on files named as other drums (kick, hat, tom...); "
+                                                                "by default only snares, rims, claps and files whose names say nothing")
 
     p = sub.add_parser("train", help="train one model on a folder of snares (resumes if interrupted)")
     add_training_args(p)
@@ -304,9 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("evaluate", help="evaluate a folder of models on held-out kits and write the model card table")
-    p.add_argument("--zoo", type=Path, default=DEFAULT_ZOO_DIR)
-    p.add_argument("--data", type=Path, default=DEFAULT_CORPUS_DIR)
-    p.add_argument("--card", type=Path, default=REPO_DIR / "models" / "README.md")
+    p.add_argument("--zoo", type=Path, default=DEFAULT_ZOO_DIR, help=f"the trained models (default {DEFAULT_ZOO_DIR.relative_to(REPO_DIR)})")
+    p.add_argument("--data", type=Path, default=DEFAULT_CORPUS_DIR, help="the snares they were trained on (its held-out kits are measured)")
+    p.add_argument("--all-files", action="store_true", help="as `train --all-files`: the same files the models were trained on")
+    p.add_argument("--card", type=Path, default=REPO_DIR / "models" / "README.md", help="the model card whose table is rewritten")
     p.add_argument("--ship", type=Path, help="copy the chosen default model (and the map picture) here, e.g. models/")
     p.add_argument("--second", metavar="NAME", help="also ship this model (program change 1 plays it)")
     p.set_defaults(func=cmd_evaluate)

@@ -7,6 +7,7 @@ model length with a short fade-out, and peak-normalized.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -104,11 +105,21 @@ def load_snare(path: str | Path, model_rate: int, n_samples: int) -> np.ndarray:
 
 
 def find_audio_files(folder: str | Path) -> list[Path]:
-    """Every audio file under `folder`, sorted so that runs are reproducible."""
+    """Every audio file under `folder`, sorted so that runs are reproducible. Symlinked folders are
+    followed (a library of kits is often links into other drives), each real folder once, so a
+    link that points back up the tree cannot loop."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder (expected a folder of WAV, FLAC or AIFF files)")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.stat(root)
+        if (real.st_dev, real.st_ino) in seen:
+            dirs.clear()
+            continue
+        seen.add((real.st_dev, real.st_ino))
+        found += [Path(root, f) for f in files if Path(f).suffix.lower() in AUDIO_SUFFIXES and Path(root, f).is_file()]
+    return sorted(found)
 
 
 def _first_line(err: BaseException) -> str:

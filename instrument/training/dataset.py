@@ -5,12 +5,18 @@ column decides. Any other folder (a producer's own library) is split by its
 first-level subfolders, treated as kits: a fifth of the kits (at least one),
 chosen by a hash of their names, is held out. A flat folder, or one with fewer
 than three kits, holds out a fifth of its files instead.
+
+A producer's kit folders hold kicks and hats beside the snares. Files whose
+path names another drum (kick, hat, tom, cymbal...) are left out, unless
+`all_files`; files named as snares, rims or claps, and files whose names say
+nothing, are kept. `Dataset.found` says what was found and what was used.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +24,7 @@ import numpy as np
 
 from ..files.audio import find_audio_files, load_snare
 from .corpus import corpus_hash, read_manifest, sha256_of
+from .corpus.sources import SNARE_FAMILY
 from ..errors import UserError
 
 log = logging.getLogger(__name__)
@@ -25,6 +32,10 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.csv"
 VAL_FRACTION = 0.2
 MIN_KITS_FOR_KIT_SPLIT = 3
+# Drum names in file and folder names, as kits spell them ("Snare-2.wav", "BD01.wav", "HiHat_open.flac").
+SNARE_NAME = re.compile(SNARE_FAMILY.pattern + r"|(?<![a-z])(sd|sn)(?![a-z])", re.IGNORECASE)
+OTHER_DRUM_NAME = re.compile(r"(?<![a-z])(kick|bd|bass ?drum|hi-?hats?|hh|oh|ch|toms?|floor ?tom|cymbals?|crash|ride|"
+                             r"splash|china|cowbell|conga|bongo|shaker|tambourine|tamb|perc\w*)(?![a-z])", re.IGNORECASE)
 
 
 @dataclass
@@ -43,6 +54,7 @@ class Dataset:
     val: Snares
     corpus_hash: str
     source: str
+    found: str = ""  # what the folder held and what was used, for the person training
 
 
 def _held_out(keys: set[str]) -> set[str]:
@@ -59,7 +71,25 @@ def _split_user_folder(folder: Path, files: list[Path]) -> list[tuple[Path, str,
     return [(f, kits[f], "val" if keys[f] in held_out else "train") for f in files]
 
 
-def load_dataset(folder: str | Path, sample_rate: int, n_samples: int) -> Dataset:
+def drum_kind(relative_path: str) -> str:
+    """"snare" (named as a snare, rim or clap), "other" (named as another drum) or "unnamed"."""
+    if SNARE_NAME.search(relative_path):
+        return "snare"
+    return "other" if OTHER_DRUM_NAME.search(relative_path) else "unnamed"
+
+
+def _pick_snares(folder: Path, files: list[Path], all_files: bool) -> tuple[list[Path], str]:
+    kinds = {f: drum_kind(str(f.relative_to(folder))) for f in files}
+    count = {kind: sum(k == kind for k in kinds.values()) for kind in ("snare", "other", "unnamed")}
+    kits = len({f.relative_to(folder).parts[0] for f in files if len(f.relative_to(folder).parts) > 1})
+    found = (f"{len(files)} audio files" + (f" in {kits} kit folders" if kits else "") +
+             f": {count['snare']} named as snares, rims or claps, {count['other']} as other drums, {count['unnamed']} unnamed")
+    if all_files or not count["other"]:
+        return files, found + "; using all of them"
+    return [f for f in files if kinds[f] != "other"], found + "; leaving out the other drums (--all-files keeps them)"
+
+
+def load_dataset(folder: str | Path, sample_rate: int, n_samples: int, all_files: bool = False) -> Dataset:
     """Load and condition every snare under `folder`; bad files are skipped with a warning naming them."""
     folder = Path(folder)
     manifest = folder / MANIFEST_NAME
@@ -68,13 +98,14 @@ def load_dataset(folder: str | Path, sample_rate: int, n_samples: int) -> Datase
         listing = [(folder / e.path, e.kit, e.split) for e in entries]
         expected = {folder / e.path: e.sha256 for e in entries}
         digest = corpus_hash(entries)
+        found = f"{len(entries)} snares listed in {manifest}"
     else:
-        files = find_audio_files(folder)
+        files, found = _pick_snares(folder, find_audio_files(folder), all_files)
         listing = _split_user_folder(folder, files)
         expected = {}
         digest = hashlib.sha256("".join(f"{f.relative_to(folder)}\t{sha256_of(f)}\n" for f in files).encode()).hexdigest()
     if not listing:
-        raise UserError(f"{folder}: no audio files found (looked for .wav, .flac, .aif, .aiff, .ogg)")
+        raise UserError(f"{folder}: no snares found (looked for .wav, .flac, .aif, .aiff, .ogg; {found})")
 
     parts: dict[str, tuple[list, list, list]] = {"train": ([], [], []), "val": ([], [], [])}
     skipped = 0
@@ -102,6 +133,7 @@ def load_dataset(folder: str | Path, sample_rate: int, n_samples: int) -> Datase
         val=_stack(*parts["val"], n_samples),
         corpus_hash=digest,
         source=str(folder),
+        found=found + (f"; {skipped} unreadable, skipped" if skipped else ""),
     )
 
 
