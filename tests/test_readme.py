@@ -1,0 +1,35 @@
+"""The README's Commands tables list every command and every flag that `--help` shows."""
+
+import argparse
+import re
+
+from instrument.app.cli import build_parser
+from instrument.paths import REPO_DIR
+
+
+def commands_section() -> str:
+    text = (REPO_DIR / "README.md").read_text()
+    return text[text.index("## Commands"):].split("\n## ", 1)[0]
+
+
+def visible_options(parser: argparse.ArgumentParser) -> list[str]:
+    return [a.option_strings[-1] for a in parser._actions
+            if a.option_strings and a.help != argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)]
+
+
+def test_every_flag_of_every_command_is_in_the_commands_tables():
+    section = commands_section()
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, parser in sub.choices.items():
+        # The command's row: the table line that shows `latent-snare NAME`, or a grouped row naming it.
+        rows = [line for line in section.splitlines() if re.search(rf"`(latent-snare )?{name}\b", line)]
+        if not rows:
+            missing.append(name)
+            continue
+        shared = "--socket" if parser.get_default("func").__name__ == "cmd_remote" else None
+        missing += [f"{name} {o}" for o in visible_options(parser)
+                    if o != shared and not any(re.search(rf"{re.escape(o)}\b", row) for row in rows)]
+    assert "each takes `--socket PATH`" in section  # the remote commands' shared flag, said once
+    assert "`latent-snare -v COMMAND`" in section
+    assert not missing, f"README Commands tables lack: {', '.join(missing)}"
