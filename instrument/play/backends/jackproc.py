@@ -35,7 +35,10 @@ from . import CLIENT_NAME
 log = logging.getLogger(__name__)
 
 WATCH_POLL_S = 0.002  # the MIDI the audio process hands over reaches the router within 2 ms
+CONNECTIONS_EVERY_S = 0.25  # how often the audio process's connections are noted, to restore after a crash
 READY_TIMEOUT_S = 10.0
+# The audio process mixes on one thread: numpy's BLAS would otherwise start idle worker threads there.
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 class JackProcessOutput:
@@ -58,6 +61,7 @@ class JackProcessOutput:
         self.midi_in = f"{CLIENT_NAME}:{midi_port or 'in'}"  # the audio process's port, by name
         self.process: subprocess.Popen | None = None
         self._parent_end = None  # our end of the pipe whose closing tells the audio process we are gone
+        self._connections: list[tuple[str, str]] = []  # (source, destination) of the audio process's ports
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._watch_loop, name="audio-watch", daemon=True)
 
@@ -104,7 +108,7 @@ class JackProcessOutput:
         child_end, self._parent_end = os.pipe()
         args = [str(shared.fd), str(child_end), str(self.sample_rate), str(self.channels), self.midi_port,
                 json.dumps(self.engine.settings)]
-        self.process = subprocess.Popen([sys.executable, "-m", "instrument.play.audioproc", *args],
+        self.process = subprocess.Popen([sys.executable, "-m", "instrument.play.audioproc", *args], env={**os.environ, **ONE_BLAS_THREAD},
                                         pass_fds=(shared.fd, child_end), stdin=subprocess.DEVNULL)
         os.close(child_end)
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -116,9 +120,13 @@ class JackProcessOutput:
         return True
 
     def _watch_loop(self) -> None:
+        noted_at = 0.0
         while not self._stop.wait(WATCH_POLL_S):
             self._drain_midi()
             if self.process.poll() is None or self._stop.is_set():
+                if time.monotonic() - noted_at > CONNECTIONS_EVERY_S:
+                    self._note_connections()
+                    noted_at = time.monotonic()
                 continue
             code = self.process.returncode
             self._end_process()
@@ -126,11 +134,29 @@ class JackProcessOutput:
                 log.warning("the audio process ended (exit code %s); restarting it", code)
                 if self._spawn():
                     self.restarts += 1
+                    self._restore_connections()
                     continue
             if self.process.returncode == EXIT_SERVER_GONE:
                 self.server_lost = True  # the service waits for the server and opens a new output
                 return
             time.sleep(0.2)  # it failed to start for another reason: the next turn tries again
+
+    def _note_connections(self) -> None:
+        """What the audio process's ports are connected to (a DAW's routing), to restore after a crash."""
+        try:
+            outs = [f"{CLIENT_NAME}:out_{i}" for i in range(self.channels)]
+            connections = [(peer.name, self.midi_in) for peer in self.client.get_all_connections(self.midi_in)]
+            connections += [(port, peer.name) for port in outs for peer in self.client.get_all_connections(port)]
+            self._connections = connections
+        except Exception as err:  # a port that vanished mid-look, or the server going away: keep the last
+            log.debug("noting connections: %s", err)
+
+    def _restore_connections(self) -> None:
+        for source, destination in self._connections:
+            try:
+                self.client.connect(source, destination)
+            except Exception as err:  # the other end went away meanwhile
+                log.info("not reconnected %s -> %s: %s", source, destination, err)
 
     def _drain_midi(self) -> None:
         ring = self.engine.shared.midi
