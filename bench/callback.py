@@ -4,12 +4,18 @@
 
 Runs the real engine offline at 48 kHz for 64/128/256-frame blocks, first idle,
 then with the decode worker decoding continuously in another thread (the GIL
-and memory-bandwidth contention the service sees under a knob flood).
+and memory-bandwidth contention the service sees under a knob flood). Each row
+runs twice: with the engine in this process (`separate_process: false`), and in
+an audio process of its own fed through shared memory, as the JACK backend's
+default runs it (the knob flood then decodes in this process only).
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import date
@@ -21,13 +27,22 @@ from instrument.play.engine import Engine
 from instrument.play.events import NoteOn
 from instrument.model.file import load_model
 from instrument.app.service import realtime_hygiene
+from instrument.play.link import EngineLink
+from instrument.play.shared import SharedAudio
 from instrument.play.worker import DecodeWorker
 
 RATE, VOICES, SECONDS = 48000, 32, 5.0
 
 
-def measure(block: int, model, flood: bool) -> np.ndarray:
-    engine = Engine(RATE, block, polyphony=VOICES)
+def measure(block: int, model, flood: bool, separate: bool) -> np.ndarray:
+    """Render times as fractions of the period: here, or in an audio process (`separate`)."""
+    blocks = int(SECONDS * RATE / block)
+    if separate:
+        engine = EngineLink(RATE, max_block=block, polyphony=VOICES)
+        child = subprocess.Popen([sys.executable, "-m", "bench.callback", "--audio-process", str(engine.shared.fd), str(block)],
+                                 pass_fds=(engine.shared.fd,), stdout=subprocess.PIPE, text=True)
+    else:
+        engine = Engine(RATE, block, polyphony=VOICES)
     worker = DecodeWorker(model, engine, RATE).start()  # decodes the centre first
     worker.wait_published(5)
     stop = threading.Event()
@@ -41,30 +56,63 @@ def measure(block: int, model, flood: bool) -> np.ndarray:
 
     if flood:
         threading.Thread(target=knob_flood, daemon=True).start()
-    blocks = int(SECONDS * RATE / block)
-    times = np.empty(blocks)
-    for i in range(blocks):
-        if engine.stats.voices < VOICES:
-            engine.post(NoteOn(100))  # keep 32 voices sounding
-        t0 = time.perf_counter()
-        engine.render(block)
-        times[i] = time.perf_counter() - t0
+    if separate:
+        times = np.array(json.loads(child.communicate()[0]))
+    else:
+        times = render_blocks(engine, block, blocks)
     stop.set()
     worker.stop()
     return times / (block / RATE)
 
 
+def render_blocks(engine, block: int, blocks: int, take_snare=lambda: None) -> np.ndarray:
+    times = np.empty(blocks)
+    for i in range(blocks):
+        t0 = time.perf_counter()
+        take_snare()
+        if engine.stats.voices < VOICES:
+            engine.post(NoteOn(100))  # keep 32 voices sounding
+        engine.render(block)
+        times[i] = time.perf_counter() - t0
+    return times
+
+
+def audio_process(fd: int, block: int) -> None:
+    """The audio process's side of a separate row: the engine on shared memory, taking each
+    published snare at the start of a block as play/audioproc.py does; prints the times."""
+    shared = SharedAudio.attach(fd, RATE)
+    engine = Engine(RATE, block, polyphony=VOICES, stats=shared.stats)
+    table = shared.snares
+
+    def take_snare():
+        if table.published != table.playing and table.published >= 0:
+            engine.current = shared.slots[table.published, : table.length[table.published]]
+            table.playing = table.published
+
+    while table.published < 0:  # the first decode
+        time.sleep(0.001)
+    gc.collect()
+    gc.freeze()
+    times = render_blocks(engine, block, int(SECONDS * RATE / block), take_snare)
+    print(json.dumps(times.tolist()))
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--audio-process"]:
+        audio_process(int(sys.argv[2]), int(sys.argv[3]))
+        return
     model = load_model(None, load_config().model)
     realtime_hygiene()
     gc.collect()
     print(f"callback benchmark, {date.today()}, model {model.name}, {VOICES} voices, {SECONDS:.0f} s per row\n")
-    print("| block | load | p50 % of period | p99.9 % | max % |")
-    print("|---|---|---|---|---|")
+    print("| block | load | engine runs in | p50 % of period | p99.9 % | max % |")
+    print("|---|---|---|---|---|---|")
     for block in (64, 128, 256):
         for flood in (False, True):
-            frac = measure(block, model, flood) * 100
-            print(f"| {block} | {'knob flood 1000/s' if flood else 'idle'} | {np.median(frac):.1f} | {np.percentile(frac, 99.9):.1f} | {frac.max():.1f} |")
+            for separate in (False, True):
+                frac = measure(block, model, flood, separate) * 100
+                print(f"| {block} | {'knob flood 1000/s' if flood else 'idle'} | {'audio process' if separate else 'this process'} "
+                      f"| {np.median(frac):.1f} | {np.percentile(frac, 99.9):.1f} | {frac.max():.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ from pathlib import Path
 from tests.jackrig import Rig, ServiceProcess, start_jackd, stop_process
 
 SERVER = "latent-snare-bench"
-SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+# FluidSynth's GM soundfont; Debian's smaller TimGM6mb where fluid-soundfont-gm is not installed.
+SOUNDFONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf2/TimGM6mb.sf2"))
+SOUNDFONT = next((font for font in SOUNDFONTS if font.exists()), SOUNDFONTS[0])
 FLUID_AUDIO = "fluidsynth-midi:left"
 SOURCES = ("latent-snare", "fluidsynth")  # recording index -> instrument name in the tables
 XRUN_LINE = re.compile(r"client = (\S+) was not finished")
@@ -64,12 +66,12 @@ def start_fluidsynth(rate: int, period: int) -> subprocess.Popen:
 
 @contextlib.contextmanager
 def side_by_side(period: int, rate: int = 48_000, record_seconds: int = 90, service_args: tuple[str, ...] = (),
-                 realtime: bool = False):
+                 realtime: bool = False, audio_in_process: bool = False):
     """Yields (rig, jackd_log_path, service, fluidsynth_proc): both instruments driven by the rig."""
     workdir = Path(tempfile.mkdtemp(prefix="latent-snare-bench-"))
     os.environ["LATENT_SNARE_ARTIFACTS"] = str(workdir)
     config = workdir / "virtual-only.yaml"
-    config.write_text("midi:\n  inputs: []\n")
+    config.write_text("midi:\n  inputs: []\n" + ("audio:\n  separate_process: false\n" if audio_in_process else ""))
     jackd = start_jackd(period=period, rate=rate, name=SERVER, realtime=realtime)
     procs = [jackd]
     try:

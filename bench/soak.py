@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--hog", type=int, default=0, metavar="N", help="stress-ng --cpu N beside the instruments")
     parser.add_argument("--sweep-cc-per-s", type=float, default=20.0,
                         help="CCs per second on each knob; 0 plays notes only (no decoding beside the audio)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="mix in the service's own process (audio.separate_process: false), as before issue 16")
     parser.add_argument("--realtime", action="store_true", help="run jackd (and so every client's process thread) at SCHED_FIFO")
     args = parser.parse_args()
     require_fluidsynth()
@@ -49,7 +51,8 @@ def main() -> None:
     hog = subprocess.Popen(["stress-ng", "--cpu", str(args.hog), "--quiet"], start_new_session=True) if args.hog else None
     samples: list[tuple[float, tuple[int, int, int]]] = []
     try:
-        with side_by_side(args.period, record_seconds=10, realtime=args.realtime) as (rig, jackd_log, service, _fluidsynth):
+        with side_by_side(args.period, record_seconds=10, realtime=args.realtime,
+                          audio_in_process=args.in_process) as (rig, jackd_log, service, _fluidsynth):
             start = time.monotonic()
             next_note = next_cc = next_sample = start
             notes_sent = 0
@@ -79,6 +82,7 @@ def main() -> None:
     warm = next(s for t, s in samples if t >= WARM_UP_S) if seconds > WARM_UP_S else samples[0][1]
     end = samples[-1][1]
     load = f", beside stress-ng --cpu {args.hog}" if args.hog else ""
+    load += ", mixing in the service's process" if args.in_process else ", mixing in the audio process"
     print(f"soak: {args.minutes:g} min, {NOTES_PER_S} notes/s + knob sweeps at {args.sweep_cc_per_s:g} CC/s per knob, period {args.period} at 48 kHz{load} ({machine()})\n")
     print("| instrument | its xruns | notes played / sent | underflows |")
     print("|---|---:|---:|---:|")

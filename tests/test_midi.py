@@ -160,9 +160,9 @@ def test_the_audio_threads_fast_path_plays_trigger_notes_at_their_offset_and_def
 
 def test_the_fast_path_leaves_saving_and_learning_to_the_midi_thread():
     r, rec = router(trigger_notes=(38,))
-    r.controls["save.note"] = 38
+    r.assign("save.note", 38)
     assert r.handle_in_cycle(bytes([0x90, 38, 100]), 0) is False  # saving writes files: never on the audio thread
-    r.controls["save.note"] = -1
+    r.assign("save.note", -1)
     r.learn("loop", lambda *learned: None)
     assert r.handle_in_cycle(bytes([0x90, 38, 100]), 0) is False  # learning changes the assignments
     assert rec.events == [] and rec.saves == []

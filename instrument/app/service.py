@@ -1,8 +1,11 @@
 """`latent-snare run`: wires config, model, decode worker, engine, MIDI and audio together.
 
 Threads and what each owns:
-- audio (JACK's process thread, or PortAudio's): the engine's voices and mixing buffers; with
-  the JACK backend it also reads the virtual port's MIDI and starts trigger notes itself;
+- audio (on JACK, by default, the process thread of a separate audio process, play/audioproc.py;
+  else JACK's process thread here, or PortAudio's): the engine's voices and mixing buffers; on
+  JACK it also reads the virtual port's MIDI and starts trigger notes itself;
+- audio-watch (the separate audio process only): hands its other MIDI to the router, restarts it
+  if it dies;
 - decode-worker: the knob position (model, CCs, latent: one immutable value it publishes as
   `now_playing`), decoding, and the lifetime of published samples;
 - rtmidi's callback threads and midi-in (the JACK backend's other MIDI): nothing; they post
@@ -34,7 +37,7 @@ from .control import ControlServer, socket_path
 from .instance import InstanceClaim
 from .dropfolder import DropFolder
 from ..play.dsp import spectral_match
-from ..play.engine import ALL_SOUND_OFF_FADE_MS, Engine
+from ..play.engine import ALL_SOUND_OFF_FADE_MS
 from ..play.events import ALL_SOUND_OFF, Loop, NoteOn, Tempo
 from ..errors import UserError
 from ..play.backends.jack import JackPorts
@@ -54,6 +57,8 @@ GC_GEN0_THRESHOLD = 50_000  # rare, small collections; start-up garbage is froze
 STATUS_INTERVAL_S = 0.25
 FIRST_DECODE_TIMEOUT_S = 5.0
 EVENT_TAKEN_TIMEOUT_S = 2.0
+NOT_REALTIME_WARNING = ("audio: the JACK server is not running real-time, so any busy program can make it click; "
+                        "fix: start jackd with -R (and add your user to the audio group)")
 STOP_FADE_S = ALL_SOUND_OFF_FADE_MS / 1e3 + 0.03  # the fade, plus a few blocks for the audio thread to play it
 
 
@@ -82,10 +87,11 @@ class Instrument:
         self.audio = open_output(config.audio, config.midi.virtual_port)
         self.sample_rate = self.audio.sample_rate
         a, v, lp = config.audio, config.voices, config.loop
-        self.engine = Engine(self.sample_rate, max_block=max(self.audio.block_size, 4096), polyphony=v.polyphony, mode=v.mode,
-                             steal_fade_ms=v.steal_fade_ms, velocity_range_db=v.velocity_range_db, gain_db=a.gain_db,
-                             ceiling_db=a.ceiling_db, limiter_release_ms=a.limiter_release_ms,
-                             loop_bpm=lp.bpm, loop_steps_per_beat=lp.steps_per_beat, loop_velocity=lp.velocity)
+        # An Engine, or its link when the audio cycle runs in a process of its own: the same interface.
+        self.engine = self.audio.new_engine(max_block=max(self.audio.block_size, 4096), polyphony=v.polyphony, mode=v.mode,
+                                            steal_fade_ms=v.steal_fade_ms, velocity_range_db=v.velocity_range_db, gain_db=a.gain_db,
+                                            ceiling_db=a.ceiling_db, limiter_release_ms=a.limiter_release_ms,
+                                            loop_bpm=lp.bpm, loop_steps_per_beat=lp.steps_per_beat, loop_velocity=lp.velocity)
         self.worker = DecodeWorker(model, self.engine, self.sample_rate)  # the one owner of the knob position
         self.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs")  # saves and model loads asked for by MIDI
         self.save_presses = 0  # save buttons heard (MIDI thread only)
@@ -114,6 +120,8 @@ class Instrument:
         realtime_hygiene()
         self.midi.open()
         self.audio.start()
+        if self.audio.realtime is False:
+            self.say(NOT_REALTIME_WARNING)
         self.control.start()
         if self.web:
             try:
@@ -315,7 +323,10 @@ class Instrument:
         """The control socket's JSON status (`latent-snare status --json`): the page's snapshot, plus the
         MIDI transport, the MIDI inputs and the save counts that tools and tests check."""
         return {**self.snapshot(), "transport": self.engine.stats.transport_running, "inputs": self.midi.connected(),
-                "save_presses": self.save_presses, "saved": self.saved}
+                "save_presses": self.save_presses, "saved": self.saved,
+                # "underflows" are ours; the server announces every client's xruns to every client:
+                "server_xruns": self.audio.server_xruns, "callback_errors": self.audio.callback_errors,
+                "audio_restarts": getattr(self.audio, "restarts", 0), "audio_pid": getattr(self.audio, "audio_pid", None)}
 
     def status(self) -> str:
         """The terminal's status line (a person's view of `state`)."""

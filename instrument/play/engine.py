@@ -54,7 +54,8 @@ class Engine:
     def __init__(self, sample_rate: int, max_block: int, polyphony: int = 16, mode: str = "oneshot",
                  steal_fade_ms: float = 5.0, velocity_range_db: float = 30.0, gain_db: float = 0.0,
                  ceiling_db: float = -1.0, limiter_release_ms: float = 80.0,
-                 loop_bpm: float = 120.0, loop_steps_per_beat: int = 4, loop_velocity: int = 100):
+                 loop_bpm: float = 120.0, loop_steps_per_beat: int = 4, loop_velocity: int = 100, stats=None):
+        """`stats`: where the counters live (EngineStats' fields); the audio process passes shared memory."""
         self.sample_rate = sample_rate
         self.max_block = max_block
         self.polyphony = polyphony
@@ -69,7 +70,7 @@ class Engine:
 
         self.events: deque = deque()
         self.current: np.ndarray | None = None  # the playable snare; replaced whole by publish()
-        self.stats = EngineStats()
+        self.stats = EngineStats() if stats is None else stats
 
         # Voice state, preallocated: parallel lists indexed by slot. Slots beyond the polyphony
         # cap hold voices fading out after a steal or choke, so a steal never cuts a voice.

@@ -78,3 +78,37 @@ class Stop:
 ALL_SOUND_OFF, ALL_NOTES_OFF = AllSoundOff(), AllNotesOff()
 START, CONTINUE, STOP = Start(), Continue(), Stop()
 LOOP_TOGGLE = Loop(None)
+
+
+# --- across processes: an event as one ring record (kind, a, b; play/shared.py) --------------------
+
+KINDS = (NoteOn, NoteOff, AllSoundOff, AllNotesOff, Loop, Tempo, Clock, Start, Continue, Stop)
+_KIND_OF = {kind: number for number, kind in enumerate(KINDS)}
+_SINGLETONS = {AllSoundOff: ALL_SOUND_OFF, AllNotesOff: ALL_NOTES_OFF, Start: START, Continue: CONTINUE, Stop: STOP}
+_LOOP_CODE = {None: -1.0, False: 0.0, True: 1.0}
+
+
+def encode(event) -> tuple[float, float, float]:
+    """(kind, a, b) for a ring record; the kind is the event class's index in KINDS."""
+    kind = type(event)
+    if kind is NoteOn:
+        return 0.0, float(event.velocity), float(event.offset)
+    if kind is Loop:
+        return float(_KIND_OF[Loop]), _LOOP_CODE[event.on], 0.0
+    if kind is Tempo:
+        return float(_KIND_OF[Tempo]), float(event.bpm), float(event.steps_per_beat)
+    return float(_KIND_OF[kind]), float(getattr(event, "offset", 0)), 0.0
+
+
+def decode(kind: float, a: float, b: float):
+    """The event a record holds; a kind out of range raises (the audio callback counts it)."""
+    cls = KINDS[int(kind)]
+    if cls is NoteOn:
+        return NoteOn(int(a), int(b))
+    if cls is Loop:
+        return LOOP_TOGGLE if a < 0 else Loop(a > 0)
+    if cls is Tempo:
+        return Tempo(a, int(b))
+    if cls is NoteOff or cls is Clock:
+        return cls(int(a))
+    return _SINGLETONS[cls]

@@ -8,6 +8,7 @@ hardware input whose name matches the config's patterns, rescanned every
 
 from __future__ import annotations
 
+import ctypes
 import fnmatch
 import logging
 import platform
@@ -18,6 +19,7 @@ import mido
 
 from ..errors import UserError
 from .backends import CLIENT_NAME
+from .shared import ROUTE_LOOP, ROUTE_MAIN, ROUTE_OMNI, ROUTE_PLAY, Routes
 from .events import ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, LOOP_TOGGLE, START, STOP, Clock, Loop, NoteOff, NoteOn
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,34 @@ TRANSPORT = {"start": START, "stop": STOP, "continue": CONTINUE}  # mido's type 
 TRANSPORT_BYTES = {0xFA: START, 0xFB: CONTINUE, 0xFC: STOP}
 CLOCK_BYTE = 0xF8
 BUTTON_ON = 64  # a CC button counts as pressed at this value or above
+ROUTE_IGNORE = 4  # a note that is neither a trigger nor the loop's: dropped in the cycle
+
+
+def route_in_cycle(data: bytes, offset: int, routes: Routes, post) -> bool:
+    """The in-cycle MIDI path (JACK): clock, transport and the notes `routes` marks are posted at
+    their frame `offset` in the block about to be rendered; returns False for anything else, which
+    belongs to `MidiRouter.handle` on another thread (or in the main process). Lock-free, reads
+    only `routes`."""
+    status = data[0]
+    if status >= 0xF8:  # real-time: clock and transport; active sensing and resets are ignored
+        if status == CLOCK_BYTE:
+            post(Clock(offset))
+        elif status in TRANSPORT_BYTES:
+            post(TRANSPORT_BYTES[status])
+        return True
+    if status & 0xE0 != 0x80 or len(data) != 3 or data[1] > 127:
+        return False  # not a note (or a malformed one, for the router to refuse)
+    route = routes.note[data[1]]
+    if route == ROUTE_MAIN:
+        return False
+    if routes.channel != ROUTE_OMNI and status & 0x0F != routes.channel:
+        return True
+    velocity = data[2] if status & 0xF0 == 0x90 else 0
+    if velocity and route & ROUTE_LOOP:
+        post(LOOP_TOGGLE)
+    elif route & ROUTE_PLAY:
+        post(NoteOn(velocity, offset) if velocity else NoteOff(offset))
+    return True
 
 
 class MidiRouter:
@@ -125,6 +155,8 @@ class MidiRouter:
         self.triggers = frozenset(midi.trigger_notes)
         self._button_down: dict[int, bool] = {}
         self._learning = None  # (target, callback) while waiting for the control to move
+        self.routes = Routes()  # what the audio thread does with each note it reads in the cycle
+        self._update_routes()
 
     def handle(self, msg: mido.Message) -> None:
         kind = msg.type
@@ -151,18 +183,30 @@ class MidiRouter:
         """The audio thread's fast path (JACK backend): trigger notes and clock, placed at their frame
         `offset` in the block about to be rendered. Only lock-free work happens here; returns False
         for everything else, which the caller hands to `handle` on another thread."""
-        status = data[0]
-        if status >= 0xF8:  # real-time: clock and transport; active sensing and resets are ignored
-            if status == CLOCK_BYTE:
-                self.engine.post(Clock(offset))
-            elif status in TRANSPORT_BYTES:
-                self.engine.post(TRANSPORT_BYTES[status])
-            return True
-        if status & 0xE0 != 0x80 or len(data) != 3 or self._learning or data[1] == self.controls["save.note"]:
-            return False  # not a note, or a note whose job is slow (saving) or stateful (learning)
-        if self.channel is None or status & 0x0F == self.channel:
-            self._note(data[1], data[2] if status & 0xF0 == 0x90 else 0, offset)
-        return True
+        return route_in_cycle(data, offset, self.routes, self.engine.post)
+
+    def share_routes(self, routes: Routes) -> None:
+        """Keep the note routes in `routes` from now on (the audio process reads them in its cycle)."""
+        ctypes.memmove(ctypes.addressof(routes), ctypes.addressof(self.routes), ctypes.sizeof(Routes))
+        self.routes = routes
+
+    def assign(self, key: str, number: int) -> None:
+        """Give control `key` (a key of `controls`) the CC or note `number` (-1: none)."""
+        self.controls[key] = number
+        self._update_routes()
+
+    def _update_routes(self) -> None:
+        """Rewrite the note routes after the assignments or learning changed. Each byte is one store,
+        so the audio thread reads every note either before or after, never torn."""
+        c = self.controls
+        for note in range(128):
+            if self._learning or note == c["save.note"]:
+                route = ROUTE_MAIN  # saving writes files, learning changes the assignments: not in the cycle
+            else:
+                route = (ROUTE_PLAY if not self.triggers or note in self.triggers else 0) | (ROUTE_LOOP if note == c["loop.toggle_note"] else 0)
+                route = route or ROUTE_IGNORE
+            self.routes.note[note] = route
+        self.routes.channel = ROUTE_OMNI if self.channel is None else self.channel
 
     def _note(self, note: int, velocity: int, offset: int = 0) -> None:
         """velocity 0 is a note-off (a note_on with velocity 0 is running status's note-off)."""
@@ -204,9 +248,11 @@ class MidiRouter:
             raise UserError(f"cannot learn {target!r}; allowed: {', '.join(LEARN_TARGETS)}")
         self.learn_skipped: dict[str, str] = {}
         self._learning = (target, callback)
+        self._update_routes()
 
     def cancel_learning(self) -> None:
         self._learning = None
+        self._update_routes()
 
     def _learn(self, msg) -> bool:
         target, callback = self._learning
@@ -223,9 +269,9 @@ class MidiRouter:
             self.learn_skipped[f"{'note' if is_note else 'CC'} {number}"] = taken[0]
             return False
         self._learning = None
-        self.controls[key] = number
+        self.assign(key, number)
         if note_key:  # a trigger is either a CC or a note: the other one is unassigned
-            self.controls[note_key if key == cc_key else cc_key] = -1
+            self.assign(note_key if key == cc_key else cc_key, -1)
         callback(key, number)
         return True
 

@@ -3,8 +3,12 @@ inside the audio callback of a running stream (on both backends)."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +18,7 @@ from instrument.play.events import NoteOn
 
 from .conftest import ARTIFACTS
 from .listen import assert_matches, expected_snare, hit, set_knobs
-from ..jackrig import SERVER_NAME, Rig, ServiceProcess, first_sound, start_jackd, stop_process
+from ..jackrig import SERVER_NAME, Rig, ServiceProcess, first_sound, service_state, start_jackd, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -83,11 +87,12 @@ class FaultyEngine(Engine):
 
 @pytest.mark.parametrize("backend", ["jack", "portaudio"])
 def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_runs_on(jack_server, monkeypatch, backend):
+    """The audio cycle in this process (`separate_process: false` on JACK, and PortAudio)."""
     from instrument.config import AudioConfig
     from instrument.play.backends import open_output
 
     monkeypatch.setenv("JACK_DEFAULT_SERVER", SERVER_NAME)
-    output = open_output(AudioConfig(backend=backend, device="JACK", channels=1), "")
+    output = open_output(AudioConfig(backend=backend, device="JACK", channels=1, separate_process=False), "")
     engine = FaultyEngine(output.sample_rate, 4096, fail_on=range(200, 203))  # three blocks, about 1 s in
     engine.publish(np.full(output.sample_rate, 0.25, dtype=np.float32))  # a 1 s plateau: any dropout shows
     output.attach(engine, None)
@@ -119,3 +124,115 @@ def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_ru
             monkeypatch.undo()
             sd._terminate()
             sd._initialize()
+
+
+def start_audio_process(monkeypatch):
+    """The JACK backend's audio process, without the service: a plateau snare, mono."""
+    from instrument.config import AudioConfig
+    from instrument.play.backends import open_output
+
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", SERVER_NAME)
+    output = open_output(AudioConfig(backend="jack", channels=1), "")
+    engine = output.new_engine(max_block=4096)
+    engine.publish(np.full(output.sample_rate, 0.25, dtype=np.float32))  # a 1 s plateau: any dropout shows
+    output.attach(engine, None)
+    output.start()
+    return output, engine
+
+
+def test_an_exception_in_the_audio_process_callback_silences_one_block_and_it_plays_on(jack_server, monkeypatch):
+    output, engine = start_audio_process(monkeypatch)
+    rig = Rig(midi_targets=(), audio_sources=("latent-snare:out_0",))
+    try:
+        start = rig.last_frame
+        engine.post(NoteOn(127))
+        rig.wait_frames(rig.rate // 4)
+        for _ in range(3):  # a record no event decodes from: raises inside the callback, once per cycle it is read in
+            engine.shared.events.push(99.0)
+            rig.wait_frames(2 * rig.period)
+        rig.wait_frames(rig.rate // 4)
+        assert output.callback_errors == 3
+        assert output.process.poll() is None, "the audio process died"
+        later = rig.last_frame
+        engine.post(NoteOn(127))
+        assert first_sound(rig.audio(later, rig.rate // 2)) is not None, "no sound after the faults"
+        recorded = rig.audio(start, rig.rate)
+        assert np.count_nonzero(np.abs(recorded) < 1e-6) >= 3 * rig.period / 2  # the failed blocks were silence
+        assert np.all(np.isfinite(recorded)) and np.max(np.abs(recorded)) <= 10 ** (-1 / 20) + 1e-6
+    finally:
+        rig.close()
+        output.close()
+
+
+def threads_of(pid: int) -> list[str]:
+    return sorted(Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip() for tid in os.listdir(f"/proc/{pid}/task"))
+
+
+def test_the_audio_process_has_no_thread_but_its_own_and_libjacks(jack_server, monkeypatch):
+    """The audio cycle can wait for no Python thread: the audio process runs only its main thread
+    (which sleeps in select) and the threads libjack starts for any client, as a bare JACK-Client
+    process with a process callback shows. No lock of the main process exists there to touch: the
+    two share memory only, and the shared memory holds no lock (play/shared.py)."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", SERVER_NAME)
+    bare = subprocess.Popen([sys.executable, "-c", BARE_JACK_CLIENT], stdout=subprocess.PIPE, text=True)
+    output = None
+    try:
+        assert bare.stdout.readline().strip() == "active"
+        reference = threads_of(bare.pid)
+        output, engine = start_audio_process(monkeypatch)
+        engine.post(NoteOn(100))
+        time.sleep(0.3)
+        assert threads_of(output.process.pid) == reference, "the audio process runs threads of its own"
+        assert engine.stats.blocks > 0
+    finally:
+        stop_process(bare)
+        if output:
+            output.close()
+
+
+BARE_JACK_CLIENT = """
+import sys, time, jack
+client = jack.Client("bare-reference", no_start_server=True)
+client.outports.register("out")
+client.midi_inports.register("in")
+client.set_process_callback(lambda frames: None)
+client.set_xrun_callback(lambda delay: None)
+client.set_shutdown_callback(lambda status, reason: None)
+client.activate()
+print("active", flush=True)
+time.sleep(30)
+"""
+
+
+def test_the_audio_process_killed_mid_play_comes_back_within_a_second_at_the_same_knobs(jack_server, tmp_path_factory):
+    config = tmp_path_factory.mktemp("config") / "crash.yaml"
+    config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
+    jackd = start_jackd(name=SERVER)
+    service = ServiceProcess(["--config", str(config), "--audio-backend", "jack"], server=SERVER,
+                             log_path=ARTIFACTS / "service-crash.log")
+    try:
+        rig = Rig(server=SERVER)
+        set_knobs(rig, 0, 0)  # away from the centre the service starts at
+        hit(rig)
+        pid = service_state()["audio_pid"]
+        os.kill(pid, signal.SIGKILL)  # mid-play: the hit above still rings
+        killed_at = time.monotonic()
+        heard_at = None
+        while time.monotonic() - killed_at < 3.0 and heard_at is None:
+            sent = rig.note()
+            if first_sound(rig.audio(sent, rig.period * 4)) is not None:
+                heard_at = time.monotonic()
+            time.sleep(0.02)
+        assert heard_at is not None, "no sound within 3 s of the audio process's death"
+        assert heard_at - killed_at <= 1.0, f"sound came back {heard_at - killed_at:.2f} s after the audio process died"
+        state = service_state()
+        assert state["audio_restarts"] == 1 and state["audio_pid"] != pid
+        assert state["cc"] == [0, 0]
+        time.sleep(1.0)  # the notes sent while it came back ring out
+        # The knob position survived, and the sound is that position's snare.
+        assert_matches(hit(rig)[1], expected_snare(rig.rate, 0, 0), expected_snare(rig.rate, 127, 127))
+        rig.close()
+    finally:
+        code = service.stop()
+        stop_process(jackd)
+    assert code == 0, f"the service did not stop cleanly after the restart: {service.log_path.read_text()[-1500:]}"

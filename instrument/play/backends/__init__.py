@@ -1,10 +1,17 @@
 """Audio backends: where the engine's blocks leave the process.
 
-Two backends, one contract. Each module (`jack`, `portaudio`) exports an output
-class with:
+Two backends, one contract. Each output class (`jackproc.JackProcessOutput`, the
+default on JACK, whose audio cycle runs in a process of its own; `jack.JackOutput`,
+the same in this process, with `audio.separate_process: false`; and
+`portaudio.AudioOutput`) has:
 
-- `backend` (its name), `sample_rate`, `block_size`, `underflows`,
+- `backend` (its name), `sample_rate`, `block_size`, `underflows` (the xruns that
+  were ours: with JACK, cycles our callback finished after the period's end),
+  `server_xruns` (every xrun the server announced, whichever client was late),
+  `realtime` (whether the server runs real-time; None where unknown),
   `callback_errors` and `server_lost` (True once its server went away for good);
+- `new_engine(**settings)`: the engine to `attach`, with Engine's keyword arguments
+  (an `Engine` here, or its `EngineLink` when the cycle runs in the audio process);
 - `attach(engine, router)`, then `start()`, then `close()` (idempotent);
 - a ports object for MIDI inputs (`JackPorts`, or the rtmidi `MidiPorts`) with
   `open()`, `connected()` and `close()`.
@@ -31,6 +38,15 @@ from __future__ import annotations
 CLIENT_NAME = "latent-snare"  # the JACK client name of everything this instrument opens (suffixed per role)
 
 
+class RendersHere:
+    """For a backend whose callback runs in this process: its engine is a plain Engine."""
+
+    def new_engine(self, **settings):
+        from ..engine import Engine
+
+        return Engine(self.sample_rate, **settings)
+
+
 def render_period(engine, channels, frames: int) -> None:
     """Fill `frames` samples of each array in `channels` (one per output channel) from the engine.
     A host period may be longer than the engine's largest block: render it in pieces."""
@@ -52,6 +68,10 @@ def open_output(audio, midi_port: str):
     if backend == "auto":
         wants_jack = not audio.device or "jack" in audio.device.lower()
         backend = "jack" if wants_jack and jack_server_running() else "portaudio"
+    if backend == "jack" and audio.separate_process:
+        from .jackproc import JackProcessOutput
+
+        return JackProcessOutput(audio.channels, midi_port)
     if backend == "jack":
         return JackOutput(audio.channels, midi_port)
     from .portaudio import AudioOutput, find_output_device, name_jack_client

@@ -10,8 +10,10 @@ thread, which runs the router's full logic off the audio thread.
 
 The callback keeps the contract in `backends/__init__.py`: it only mixes; any
 exception becomes a silent block and a counter. SysEx never enters it (longer than 3
-bytes: skipped unread). xruns (the server's "underflows") and the server going
-away are counted and flagged from JACK's notification thread.
+bytes: skipped unread). The callback counts its own lateness (`underflows`); every
+client's xruns (`server_xruns`) and the server going away are counted and flagged
+from JACK's notification thread. `audio.separate_process: true` (the default) runs
+this same cycle in a process of its own instead (jackproc.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections import deque
 import mido
 
 from ...errors import UserError
-from . import CLIENT_NAME, render_period
+from . import CLIENT_NAME, RendersHere, render_period
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def jack_server_running() -> bool:
         jack.set_info_function(None)
 
 
-class JackOutput:
+class JackOutput(RendersHere):
     """Opened first (the server's rate and period shape the engine), then `attach`ed, then started."""
 
     backend = "jack"
@@ -58,13 +60,15 @@ class JackOutput:
         import jack
 
         self.engine = self.router = None
-        self.underflows = 0  # xruns reported by the server
+        self.underflows = 0  # our own xruns: cycles the callback finished after the period's end
+        self.server_xruns = 0  # every xrun the server reported, whichever client was late
         self.callback_errors = 0
         self.server_lost = False  # set when jackd shuts down or kicks us out
         try:
             self.client = jack.Client(CLIENT_NAME, no_start_server=True)
         except jack.JackOpenError as err:
             raise UserError("no JACK server answers: start jackd (or choose audio.backend: portaudio)") from err
+        self.realtime = self.client.realtime
         self.sample_rate = self.client.samplerate
         self.block_size = self.client.blocksize
         # One MIDI input for the DAW (the virtual port) and for hardware ports connected to it by JackPorts.
@@ -94,11 +98,13 @@ class JackOutput:
             for port in self.outs:
                 port.get_array().fill(0)
             self.callback_errors += 1
+        if self.client.frames_since_cycle_start > frames:  # finished after the period's end: this xrun is ours
+            self.underflows += 1
 
     # --- JACK's notification thread ------------------------------------------------------------
 
     def _xrun(self, _delay_us: float) -> None:
-        self.underflows += 1
+        self.server_xruns += 1
 
     def _shutdown(self, _status, _reason: str) -> None:
         self.server_lost = True

@@ -12,7 +12,7 @@ import ctypes
 import sounddevice as sd
 
 from ...errors import UserError
-from . import CLIENT_NAME, render_period
+from . import CLIENT_NAME, RendersHere, render_period
 
 JACK_CLIENT_NAME = f"{CLIENT_NAME}-audio".encode()  # PortAudio keeps the pointer: module-level, lives forever
 
@@ -51,9 +51,14 @@ def find_output_device(name: str) -> int | None:
     return matches[0]
 
 
-class AudioOutput:
+class AudioOutput(RendersHere):
     backend = "portaudio"
     server_lost = False  # PortAudio reports no server loss; the JACK backend sets its own
+    realtime = None  # PortAudio does not say
+
+    @property
+    def server_xruns(self) -> int:
+        return self.underflows  # the stream's underflows are all PortAudio tells
 
     def __init__(self, device: int | None, block_size: int, channels: int):
         self.engine = None
