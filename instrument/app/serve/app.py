@@ -79,10 +79,13 @@ def make_app(settings: ServeSettings) -> web.Application:
         web.get("/map/{model}.png", api.map_picture),
         web.get("/pack.zip", api.pack),
         web.post("/encode", api.encode),
-        web.get("/health", lambda _: web.Response(text="ok\n")),
+        web.get("/health", health),
     ])
-    app["api"] = api
     return app
+
+
+async def health(_request) -> web.Response:
+    return web.Response(text="ok\n")
 
 
 def bad_request(err: Exception) -> web.HTTPBadRequest:
