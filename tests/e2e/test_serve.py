@@ -187,6 +187,7 @@ def test_web_midi_moves_the_point_plays_switches_models_and_learns(tab):
 
     second = CONFIG.midi.programs[1]
     tab.evaluate("latentSnare.midi([0xC0, 1])")
+    assert tab.evaluate("document.getElementById('pad').classList.contains('loading')"), "no loading state on a switch"
     wait_ready(tab, second, 20, 110)
     wait_js(tab, f"document.querySelector('#map').src.endsWith('/map/{second}.png') && "
                           "!document.querySelector('#pad').classList.contains('loading')")
