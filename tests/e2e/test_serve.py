@@ -5,18 +5,14 @@ instruments, a tap plays what `render` writes, Web MIDI, drops, downloads, share
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -30,6 +26,7 @@ from instrument.model.file import load_model
 from instrument.play.dsp import velocity_to_gain
 
 from .conftest import ARTIFACTS, _require
+from ..serveproc import Serve, http
 from .test_web import CHROMIUM, CHROMIUM_ARGS, drag, drop_file, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -39,59 +36,12 @@ MAX_UPLOAD_MB = 1
 WORKERS = 2
 
 
-class Serve:
-    """`latent-snare serve --port 0 --workers 2` as a subprocess; its address from the ready line."""
-
-    def __init__(self, config_path: Path, log_path: Path):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JACK")}
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "instrument.app.cli", "serve", "--port", "0", "--workers", str(WORKERS),
-                                      "--config", str(config_path)], stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     env=dict(env, PYTHONUNBUFFERED="1"))
-        line = self.proc.stdout.readline()
-        match = re.search(r"(http://\S+/)", line)
-        assert match, f"no address in the ready line {line!r}; log: {log_path.read_text()[-2000:]}"
-        self.url = match.group(1)
-        threading.Thread(target=lambda: [self.log.write(x) for x in self.proc.stdout], daemon=True).start()
-        self.wait_workers(WORKERS)
-        for _ in range(100):  # the arbiter is up; wait until a worker answers
-            if http(self.url, "/health")[0] == 200:
-                return
-            time.sleep(0.1)
-        raise AssertionError("no worker answered /health within 10 s")
-
-    def workers(self) -> set[int]:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return {int(pid) for pid in children}
-
-    def wait_workers(self, n: int, gone: int | None = None, timeout_s: float = 15.0) -> set[int]:
-        """The worker pids once there are `n` of them (and `gone`, a killed one, is no longer among them)."""
-        deadline = time.monotonic() + timeout_s
-        while len(self.workers()) != n or gone in self.workers():
-            assert time.monotonic() < deadline, f"workers {self.workers()}, not {n} without {gone}, after {timeout_s} s"
-            time.sleep(0.05)
-        return self.workers()
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(20)
-
-
-def http(url, path, method="GET", headers=None, body=None):
-    request = urllib.request.Request(url + path.lstrip("/"), data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=15) as reply:
-            return reply.status, reply.read(), dict(reply.headers)
-    except urllib.error.HTTPError as err:
-        return err.code, err.read(), dict(err.headers)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     config = tmp_path_factory.mktemp("config") / "serve.yaml"
     config.write_text(f"web:\n  max_upload_mb: {MAX_UPLOAD_MB}\n")
-    svc = Serve(config, ARTIFACTS / "serve.log")
+    svc = Serve(["--workers", str(WORKERS), "--config", str(config)], ARTIFACTS / "serve.log")
     yield svc
     assert svc.stop() == 0, (ARTIFACTS / "serve.log").read_text()[-2000:]
 
