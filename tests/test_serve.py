@@ -128,3 +128,15 @@ def test_a_model_name_never_becomes_a_path():
     for text in ("../env", "env/../../x", "~root", ".hidden", "a\\b"):
         with pytest.raises(params.ParamError, match="a name, not a path"):
             params.model({"model": text}, ["env"], "env")
+
+
+def test_serve_imports_nothing_that_needs_jack_a_sound_card_or_midi():
+    import subprocess
+    import sys
+
+    code = ("import sys, asyncio; from instrument.app.serve.gunicorn import ServeApplication; "
+            "from instrument.app.serve.app import ServeSettings, make_app; from instrument.config import load_config; "
+            "make_app(ServeSettings(config=load_config())); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jack', 'sounddevice', 'rtmidi', 'mido', 'torch')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
