@@ -140,3 +140,28 @@ def test_serve_imports_nothing_that_needs_jack_a_sound_card_or_midi():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jack', 'sounddevice', 'rtmidi', 'mido', 'torch')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--host", "0.0.0.0"], "--host 0.0.0.0 listens on every interface: name the host visitors use with --public-name"),
+    (["--workers", "0"], "--workers 0: allowed 1..64"),
+    (["--port", "70000"], "--port 70000: allowed 0..65535"),
+])
+def test_serve_refuses_bad_flags_with_one_line(argv, line, capsys):
+    from instrument.app.cli import main
+
+    assert main(["serve", *argv]) == 2
+    assert line in capsys.readouterr().err
+
+
+def test_serve_on_a_taken_port_is_one_line(capsys):
+    import socket
+
+    from instrument.app.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

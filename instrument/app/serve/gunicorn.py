@@ -9,6 +9,7 @@ one line and exit 2 there, instead of every worker failing to boot.
 from __future__ import annotations
 
 import os
+import socket
 
 from gunicorn.app.base import BaseApplication
 
@@ -59,6 +60,17 @@ class ServeApplication(BaseApplication):
               f"pid {os.getpid()}, public names: {names})", flush=True)
 
 
+def _check_port(host: str, port: int) -> None:
+    """One line now, instead of gunicorn retrying for 5 s with a log line a second."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise UserError(f"serve: cannot listen on {host}:{port} ({err.strerror}); choose another --port or --host") from err
+
+
 def run_serve(args) -> int:
     from ...config import load_config
 
@@ -74,6 +86,7 @@ def run_serve(args) -> int:
     if not public and args.host in WILDCARD_HOSTS:
         raise UserError(f"--host {args.host or '0.0.0.0'} listens on every interface: name the host visitors use "
                         f"with --public-name NAME (Host and Origin are checked against it)")
+    _check_port(args.host, args.port)
     config = load_config(args.config)
     Snares(config)  # check the models here, once, before any worker is forked
     settings = ServeSettings(config=config, host=args.host, public_names=public,
