@@ -152,6 +152,12 @@ def cmd_run(args) -> int:
     return run_service(args)
 
 
+def cmd_serve(args) -> int:
+    from .serve.gunicorn import run_serve
+
+    return run_serve(args)
+
+
 def cmd_devices(args) -> int:
     from .devices import print_devices
 
@@ -219,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", nargs="?", type=float, const=0.0, metavar="BPM", help="start with the loop on (at BPM, or the config's tempo)")
     _socket_arg(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="the web application: the instrument in visitors' browsers (no sound card, JACK or MIDI)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 needs --public-name)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes under gunicorn (about one per core)")
+    p.add_argument("--public-name", action="append", metavar="NAME", help="a host name visitors use (repeatable); Host and Origin must match")
+    p.add_argument("--encodes-per-minute", type=int, default=10, metavar="N", help="per client and worker (default 10)")
+    p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml (models, MIDI mapping, upload cap)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("pack", help="render an N x N grid of snares over the knob plane into a folder of WAVs")
     _model_arg(p)

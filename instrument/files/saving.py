@@ -9,6 +9,7 @@ afresh, never crashed on and never silently overwritten.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from threadpoolctl import ThreadpoolController
 
 from ..play.dsp import db_to_gain, finish_snare, velocity_to_gain
 from ..errors import UserError
@@ -39,9 +41,18 @@ class Saved:
     time: str
 
 
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
 def render_snare(model, latent, velocity: int = 127, velocity_range_db: float = 30.0, ceiling_db: float = -1.0) -> np.ndarray:
-    """The snare at `latent` as the instrument plays it, at the model rate, never above the ceiling."""
-    wave = finish_snare(model.decode(latent), model.sample_rate, model.sample_rate)
+    """The snare at `latent` as the instrument plays it, at the model rate, never above the ceiling.
+    Decoded on one BLAS thread, as the instrument decodes: BLAS splits a product differently over
+    more threads, which changes the last bits of the sums, and `render`, `serve` and saves must
+    give the same bytes for the same point."""
+    with _blas().limit(limits=1):
+        wave = finish_snare(model.decode(latent), model.sample_rate, model.sample_rate)
     wave = wave * velocity_to_gain(velocity, velocity_range_db)
     ceiling, peak = db_to_gain(ceiling_db), float(np.max(np.abs(wave)))
     return wave * (ceiling / peak) if peak > ceiling else wave  # a file is never hotter than the live output
@@ -65,9 +76,14 @@ def write_snare(path: Path, wave: np.ndarray, sample_rate: int, model, latent) -
     """Write the snare as WAV, FLAC or Ogg (by suffix) with a comment holding the JSON that recalls it;
     returns that JSON as a dict. The folder must exist: a typo in a path never becomes a new folder."""
     fmt, subtype = write_format(path)
+    return write_snare_to(str(path), wave, sample_rate, model, latent, fmt, subtype)
+
+
+def write_snare_to(file, wave: np.ndarray, sample_rate: int, model, latent, fmt: str = "WAV", subtype: str = SUBTYPE) -> dict:
+    """`write_snare` into a path or a binary file object (the web app answers with these bytes)."""
     cc = list(model.knobs.latent_to_cc_int(latent))
     meta = {"model": model.name, "latent": [float(latent[0]), float(latent[1])], "cc": cc}
-    with sf.SoundFile(str(path), "w", sample_rate, 1, subtype, format=fmt) as f:
+    with sf.SoundFile(file, "w", sample_rate, 1, subtype, format=fmt) as f:
         f.title = f"Latent Snare {model.name} x{cc[0]:03d} y{cc[1]:03d}"
         f.comment = json.dumps(meta)
         f.software = "latent-snare"

@@ -220,8 +220,11 @@ def test_the_model_picker_switches_models(page):
     assert CONFIG.model in names and len(names) >= 2, names
     other = next(n for n in names if n != CONFIG.model)
     page.select_option("#model", other)
+    assert page.evaluate("document.getElementById('pad').classList.contains('loading')"), "no loading state on a switch"
+    assert other in page.locator("#loading").inner_text()
     wait_until(page, lambda: service_state()["model"] == other, f"model {other}", timeout_s=10)
-    page.wait_for_function(f"document.querySelector('#map').src.endsWith('/map/{other}.png')")
+    page.wait_for_function(f"document.querySelector('#map').src.endsWith('/map/{other}.png')"
+                           " && !document.getElementById('pad').classList.contains('loading')")
     page.select_option("#model", CONFIG.model)
     wait_until(page, lambda: service_state()["model"] == CONFIG.model, f"model {CONFIG.model}", timeout_s=10)
 
@@ -281,6 +284,7 @@ def test_other_sites_and_unknown_hosts_are_refused(service):
     assert http(service.url, "/save", "POST")[0] == 403  # no Origin: not from the page either
     assert http(service.url, "/", headers={"Host": "rebound.example:80"})[0] == 403  # DNS rebinding
     assert http(service.url, "/", headers={"Origin": origin})[0] == 200
+    assert http(service.url, "/static/favicon.svg")[1].startswith(b"<svg")
 
 
 def test_malformed_messages_are_refused_and_playback_goes_on(service, rig):

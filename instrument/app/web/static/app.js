@@ -45,7 +45,10 @@ function receive(message) {
   }
   if (message.type === "hello" || message.type === "state") showState(message);
   if (message.type === "said") say(message.text, "good");
-  if (message.type === "error") say(message.text, "bad");
+  if (message.type === "error") {
+    say(message.text, "bad");
+    if ($("map").complete) $("pad").classList.remove("loading");  // a refused switch: the map shown is right
+  }
 }
 
 function say(text, kind) {
@@ -61,6 +64,7 @@ function showState(s) {
   if (!dragging && performance.now() - lastLocalMove > LOCAL_HOLD_MS) placeDot(s.cc[0], s.cc[1]);
   if (s.model && s.model !== mapModel) {
     mapModel = s.model;
+    showLoading(`building the map for ${s.model}…`);
     $("map").src = `/map/${encodeURIComponent(s.model)}.png`;
     $("model").value = s.model;
   }
@@ -73,6 +77,15 @@ function showState(s) {
   $("r-decode").textContent = `${s.decode_ms.toFixed(2)} ms`;
   $("r-underflows").textContent = s.underflows;
 }
+
+// The old map stays under a veil, with a line saying what is coming, until the new one has loaded.
+function showLoading(text) {
+  $("loading").textContent = text;
+  $("pad").classList.add("loading");
+}
+
+$("map").addEventListener("load", () => $("pad").classList.remove("loading"));
+$("map").addEventListener("error", () => say(`the map for ${mapModel} could not be loaded`, "bad"));
 
 const fmt = (v) => (v >= 0 ? "+" : "−") + Math.abs(v).toFixed(3);
 
@@ -167,7 +180,10 @@ $("bpm").addEventListener("change", () => {
   if (bpm >= 20 && bpm <= 400) sendLoop(bpm);
   else say("tempo must be 20..400 bpm", "bad");
 });
-$("model").addEventListener("change", () => send({ type: "model", name: $("model").value }));
+$("model").addEventListener("change", () => {
+  showLoading(`loading ${$("model").value}…`);  // the switch itself takes a moment: say so at once
+  send({ type: "model", name: $("model").value });
+});
 
 // --- drop a file -------------------------------------------------------------------------------
 

@@ -1,0 +1,95 @@
+"""`latent-snare serve`: gunicorn's arbiter with aiohttp's worker runs N processes of the app.
+
+The arbiter binds the socket, forks the workers and replaces any that dies; each worker builds
+its own application (and loads the models) after the fork, in `load()`'s factory. The models are
+also loaded once in the arbiter before it forks, only to check them: a missing or broken model is
+one line and exit 2 there, instead of every worker failing to boot.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from gunicorn.app.base import BaseApplication
+
+from ...errors import UserError
+from .app import ServeSettings, make_app
+from .guard import WILDCARD_HOSTS, is_loopback
+from .snares import Snares
+
+GRACEFUL_TIMEOUT_S = 10  # SIGTERM: requests in flight get this long
+WORKER_TIMEOUT_S = 30  # a worker whose event loop stalls this long is killed and replaced
+
+
+class ServeApplication(BaseApplication):
+    def __init__(self, settings: ServeSettings, port: int, workers: int):
+        self.settings, self.port, self.workers = settings, port, workers
+        super().__init__(prog="latent-snare serve")
+
+    def load_config(self) -> None:
+        host = self.settings.host
+        bind = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        for key, value in {
+            "bind": [bind],
+            "workers": self.workers,
+            "worker_class": "aiohttp.GunicornWebWorker",
+            "graceful_timeout": GRACEFUL_TIMEOUT_S,
+            "timeout": WORKER_TIMEOUT_S,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "warning",
+            "proc_name": "latent-snare-serve",
+            "when_ready": self._ready,
+        }.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        settings = self.settings
+
+        async def factory():  # runs in each worker, after the fork
+            return make_app(settings)
+
+        return factory
+
+    def _ready(self, arbiter) -> None:
+        port = arbiter.LISTENERS[0].sock.getsockname()[1]
+        shown = "127.0.0.1" if self.settings.host in WILDCARD_HOSTS else self.settings.host
+        names = ", ".join(self.settings.public_names) or "loopback only"
+        print(f"latent-snare serve: http://{shown}:{port}/ ({self.workers} worker{'s' * (self.workers > 1)}, "
+              f"pid {os.getpid()}, public names: {names})", flush=True)
+
+
+def _check_port(host: str, port: int) -> None:
+    """One line now, instead of gunicorn retrying for 5 s with a log line a second."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise UserError(f"serve: cannot listen on {host}:{port} ({err.strerror}); choose another --port or --host") from err
+
+
+def run_serve(args) -> int:
+    from ...config import load_config
+
+    if not 1 <= args.workers <= 64:
+        raise UserError(f"--workers {args.workers}: allowed 1..64 (about one per core)")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: allowed 0..65535 (0: any free port)")
+    if args.encodes_per_minute < 1:
+        raise UserError(f"--encodes-per-minute {args.encodes_per_minute}: allowed 1 or more")
+    public = tuple(args.public_name or ())
+    if not public and args.host not in WILDCARD_HOSTS and not is_loopback(args.host):
+        public = (args.host,)
+    if not public and args.host in WILDCARD_HOSTS:
+        raise UserError(f"--host {args.host or '0.0.0.0'} listens on every interface: name the host visitors use "
+                        f"with --public-name NAME (Host and Origin are checked against it)")
+    _check_port(args.host, args.port)
+    config = load_config(args.config)
+    Snares(config)  # check the models here, once, before any worker is forked
+    settings = ServeSettings(config=config, host=args.host, public_names=public,
+                             encodes_per_minute=args.encodes_per_minute)
+    ServeApplication(settings, args.port, args.workers).run()
+    return 0
