@@ -219,8 +219,11 @@ def test_the_model_picker_switches_models(page):
     names = page.eval_on_selector_all("#model option", "options => options.map((o) => o.value)")
     assert CONFIG.model in names and len(names) >= 2, names
     other = next(n for n in names if n != CONFIG.model)
-    page.select_option("#model", other)
-    assert page.evaluate("document.getElementById('pad').classList.contains('loading')"), "no loading state on a switch"
+    # Picked and checked in one script: the veil must be up before the new map could arrive.
+    picked = page.evaluate("(name) => { const s = document.getElementById('model'); s.value = name;"
+                           " s.dispatchEvent(new Event('change')); return document.getElementById('pad').classList.contains('loading'); }",
+                           other)
+    assert picked, "no loading state on a switch"
     assert other in page.locator("#loading").inner_text()
     wait_until(page, lambda: service_state()["model"] == other, f"model {other}", timeout_s=10)
     page.wait_for_function(f"document.querySelector('#map').src.endsWith('/map/{other}.png')"
