@@ -154,28 +154,38 @@ class Instrument:
         return MidiPorts(self.config.midi, self.router.handle)
 
     def keep_audio_alive(self) -> None:
-        """Called by the main loop: when the JACK server goes away, wait for it and reopen, keeping
-        the knobs, the model and every setting (the engine and its snare never went away)."""
+        """Called by the main loop: when the audio server or device goes away, wait for it and reopen,
+        keeping the knobs, the model and every setting (the engine and its snare never went away)."""
         if not self.audio.server_lost:
             return
+        server = "JACK server" if self.audio.backend == "jack" else "audio device"
         if self._audio_lost_at is None:
             self._audio_lost_at = time.monotonic()
-            self.say("audio: the JACK server went away; playing again as soon as it is back")
+            self.say(f"audio: the {server} went away; playing again as soon as it is back")
             self.audio.close()
         try:
-            audio = open_output(dataclasses.replace(self.config.audio, backend="jack"), self.config.midi.virtual_port)
+            audio = open_output(dataclasses.replace(self.config.audio, backend=self.audio.backend), self.config.midi.virtual_port)
         except UserError:
             return  # not back yet
         if audio.sample_rate != self.sample_rate:
             audio.close()
-            raise UserError(f"the JACK server came back at {audio.sample_rate} Hz instead of {self.sample_rate} Hz; restart latent-snare")
+            raise UserError(f"the {server} came back at {audio.sample_rate} Hz instead of {self.sample_rate} Hz; restart latent-snare")
         audio.attach(self.engine, self.router)
-        audio.start()
-        self.midi.close()
+        try:
+            audio.start()
+        except UserError:
+            audio.close()
+            return  # listed, but not playing yet: the next turn tries again
         self.audio = audio
-        self.midi = self._midi_ports().open()
-        self.say(f"audio: JACK is back; reopened {time.monotonic() - self._audio_lost_at:.1f} s after it went away")
+        if self._midi_went_with_it():
+            self.midi.close()
+            self.midi = self._midi_ports().open()
+        self.say(f"audio: the {server} is back; reopened {time.monotonic() - self._audio_lost_at:.1f} s after it went away")
         self._audio_lost_at = None
+
+    def _midi_went_with_it(self) -> bool:
+        """The MIDI ports live on the audio server (JACK's, or rtmidi's JACK API) and went away with it."""
+        return self.audio.backend == "jack" or getattr(self.midi, "api", None) == "UNIX_JACK"
 
     def _fade_out(self) -> None:
         """Stop on silence, not mid-hit: a stream closed under a sounding voice clicks."""
