@@ -128,13 +128,13 @@ def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_ru
             sd._initialize()
 
 
-def start_audio_process(monkeypatch):
-    """The JACK backend's audio process, without the service: a plateau snare, mono."""
+def start_audio_process(monkeypatch, backend="jack"):
+    """An audio process (the JACK client, or PortAudio's stream on JACK), without the service: a plateau snare, mono."""
     from instrument.config import AudioConfig
     from instrument.play.backends import open_output
 
     monkeypatch.setenv("JACK_DEFAULT_SERVER", SERVER_NAME)
-    output = open_output(AudioConfig(backend="jack", channels=1), "")
+    output = open_output(AudioConfig(backend=backend, device="JACK", channels=1), "")
     engine = output.new_engine(max_block=4096)
     engine.publish(np.full(output.sample_rate, 0.25, dtype=np.float32))  # a 1 s plateau: any dropout shows
     output.attach(engine, None)
@@ -142,9 +142,10 @@ def start_audio_process(monkeypatch):
     return output, engine
 
 
-def test_an_exception_in_the_audio_process_callback_silences_one_block_and_it_plays_on(jack_server, monkeypatch):
-    output, engine = start_audio_process(monkeypatch)
-    rig = Rig(midi_targets=(), audio_sources=("latent-snare:out_0",))
+@pytest.mark.parametrize("backend", ["jack", "portaudio"])
+def test_an_exception_in_the_audio_process_callback_silences_one_block_and_it_plays_on(jack_server, monkeypatch, backend):
+    output, engine = start_audio_process(monkeypatch, backend)
+    rig = Rig(midi_targets=(), audio_sources=(f"{'latent-snare' if backend == 'jack' else 'latent-snare-audio'}:out_0",))
     try:
         start = rig.last_frame
         engine.post(NoteOn(127))
