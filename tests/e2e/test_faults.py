@@ -207,14 +207,15 @@ time.sleep(30)
 """
 
 
-def test_the_audio_process_killed_mid_play_comes_back_within_a_second_at_the_same_knobs(jack_server, tmp_path_factory):
+@pytest.mark.parametrize("backend", ["jack", "portaudio"])
+def test_the_audio_process_killed_mid_play_comes_back_within_a_second_at_the_same_knobs(jack_server, tmp_path_factory, backend):
     config = tmp_path_factory.mktemp("config") / "crash.yaml"
     config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
     jackd = start_jackd(name=SERVER)
-    service = ServiceProcess(["--config", str(config), "--audio-backend", "jack"], server=SERVER,
-                             log_path=ARTIFACTS / "service-crash.log")
+    service = ServiceProcess(["--config", str(config), "--audio-backend", backend], server=SERVER,
+                             log_path=ARTIFACTS / f"service-crash-{backend}.log")
     try:
-        rig = Rig(server=SERVER)
+        rig = Rig(server=SERVER, audio_sources=(service.audio_source,))
         set_knobs(rig, 0, 0)  # away from the centre the service starts at
         hit(rig)
         pid = service_state()["audio_pid"]
