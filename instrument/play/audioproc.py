@@ -76,7 +76,10 @@ class JackCycle(SharedCycle):
         self.outs = [client.outports.register(f"out_{i}") for i in range(channels)]
         self.next_frame_time = -1  # where the next cycle starts on the server's clock, if none is missed
         client.set_process_callback(self._process)
-        client.set_xrun_callback(self._xrun)
+        # No xrun callback: it would run Python on libjack's notification thread, which is not
+        # real-time, and the process thread would wait for the GIL whenever a busy machine
+        # preempted that thread while it held it, right as xruns come. The main process counts
+        # the server's xruns (jackproc.py); only the shutdown callback runs here, once.
         client.set_shutdown_callback(self._shutdown)
 
     def _process(self, frames: int) -> None:
@@ -105,9 +108,6 @@ class JackCycle(SharedCycle):
             stats.own_xruns += 1
             stats.skipped_cycles += 1
         self.next_frame_time = now + frames
-
-    def _xrun(self, _delay_us: float) -> None:
-        self.stats.server_xruns += 1
 
     def _shutdown(self, _status, _reason: str) -> None:
         os.write(self.wake_w, WAKE_SERVER_GONE)

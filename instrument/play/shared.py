@@ -51,7 +51,6 @@ class SharedStats(ctypes.Structure):
                 ("clipped_samples", ctypes.c_int64), ("voices", ctypes.c_int64), ("last_velocity", ctypes.c_int64),
                 ("peak", ctypes.c_double),
                 # the audio process's own:
-                ("server_xruns", ctypes.c_int64),  # every xrun the server announced, whichever client was late
                 ("own_xruns", ctypes.c_int64),  # our xruns as the cycle sees them (audioproc.py: late or skipped)
                 ("skipped_cycles", ctypes.c_int64),  # of those, JACK cycles that never ran here (the clock jumped)
                 ("callback_errors", ctypes.c_int64),

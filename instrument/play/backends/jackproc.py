@@ -2,10 +2,10 @@
 
 The audio process owns the JACK client with the MIDI input and the audio outputs; notes are
 still read in the cycle they arrive in and started at their frame. This side keeps a JACK
-client of its own that is never activated (it reads the server's rate and period, and
-connects hardware MIDI ports to the audio process's input), and its `audio-watch` thread also
-hands the MIDI the audio process did not play to the router, and notes the audio process's
-connections (a DAW's routing) to restore them after a crash.
+client of its own without a process callback (it reads the server's rate and period, counts
+the server's xruns, and connects hardware MIDI ports to the audio process's input), and its
+`audio-watch` thread also hands the MIDI the audio process did not play to the router, and
+notes the audio process's connections (a DAW's routing) to restore them after a crash.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ class JackProcessOutput(ProcessOutput):
             self.client = jack.Client(f"{CLIENT_NAME}-ctl", no_start_server=True)
         except jack.JackOpenError as err:
             raise UserError("no JACK server answers: start jackd (or choose audio.backend: portaudio)") from err
+        self.server_xruns = 0  # every xrun the server announced, whichever client was late
+        # Counted here, on this process's notification thread (audioproc.py says why not there).
+        # JACK tells only active clients; one without a process callback has no real-time
+        # thread, so the server never waits for it.
+        self.client.set_xrun_callback(self._xrun)
         self.sample_rate = self.client.samplerate
         self.block_size = self.client.blocksize
         self.realtime = self.client.realtime
@@ -44,10 +49,17 @@ class JackProcessOutput(ProcessOutput):
         self._noted_at = 0.0
         super().__init__()
 
+    def _xrun(self, _delay_us: float) -> None:
+        self.server_xruns += 1
+
     def attach(self, engine, router) -> None:
         super().attach(engine, router)
         if router is not None:
             router.share_routes(engine.shared.routes)
+
+    def start(self) -> None:
+        self.client.activate()
+        super().start()
 
     def each_turn(self) -> None:
         self._drain_midi()

@@ -47,14 +47,14 @@ def query_device(name: str) -> tuple[int | None, int]:
     """(index, sample rate) of the output `name` picks, asked of a PortAudio started for the
     question and terminated after it: one left running here would keep a JACK client that,
     once its server dies, PortAudio can neither close nor replace (the audio process has its own)."""
-    if not sd._initialized:  # importing sounddevice initialises it once; a later question starts it again
-        sd._initialize()
+    while sd._initialized:  # one started earlier (importing sounddevice starts one) may predate the server
+        sd._terminate()
+    sd._initialize()
     try:
         device = find_output_device(name)
         return device, device_rate(device)
     finally:
-        while sd._initialized:
-            sd._terminate()
+        sd._terminate()
 
 
 def find_output_device(name: str) -> int | None:

@@ -62,11 +62,6 @@ class ProcessOutput:
         return self.engine.stats.own_xruns if self.engine else 0
 
     @property
-    def server_xruns(self) -> int:
-        """Every xrun the server announced, whichever client was late (PortAudio: its underflows)."""
-        return self.engine.stats.server_xruns if self.engine else 0
-
-    @property
     def callback_errors(self) -> int:
         return self.engine.stats.callback_errors if self.engine else 0
 
