@@ -29,7 +29,7 @@ from ..link import EngineLink
 
 log = logging.getLogger(__name__)
 
-WATCH_POLL_S = 0.002  # what the watch thread does each turn (the MIDI the JACK process hands over) waits at most this
+WATCH_POLL_S = 0.002  # a dead audio process is noticed, and the MIDI the JACK one hands over reaches the router, within 2 ms
 READY_TIMEOUT_S = 10.0
 # The audio process mixes on one thread: numpy's BLAS would otherwise start idle worker threads there.
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
