@@ -102,11 +102,9 @@ class JackCycle(SharedCycle):
         # cycle before it never ran here (our thread was not scheduled in time, so jackd skipped
         # us and this call belongs to a later cycle: the server's clock jumped).
         now = self.client.last_frame_time
-        if self.client.frames_since_cycle_start > frames:
+        late = self.client.frames_since_cycle_start > frames
+        if late or (self.next_frame_time >= 0 and now != self.next_frame_time):
             stats.own_xruns += 1
-        elif self.next_frame_time >= 0 and now != self.next_frame_time:
-            stats.own_xruns += 1
-            stats.skipped_cycles += 1
         self.next_frame_time = now + frames
 
     def _shutdown(self, _status, _reason: str) -> None:

@@ -52,7 +52,6 @@ class SharedStats(ctypes.Structure):
                 ("peak", ctypes.c_double),
                 # the audio process's own:
                 ("own_xruns", ctypes.c_int64),  # our xruns as the cycle sees them (audioproc.py: late or skipped)
-                ("skipped_cycles", ctypes.c_int64),  # of those, JACK cycles that never ran here (the clock jumped)
                 ("callback_errors", ctypes.c_int64),
                 ("ready_pid", ctypes.c_int64),  # set by an audio process once it plays; 0 before
                 ("realtime", ctypes.c_int64)]  # 1: the server runs real-time, 0: it does not, -1: not known yet
