@@ -3,10 +3,11 @@
     .venv/bin/python -m bench.soak [--minutes 10] [--period 128] [--hog N] [--realtime] [--sweep-cc-per-s 20]
 
 Notes (8/s, varied velocity) and slow sweeps of both knobs (20 CC/s each) go to
-both instruments from one rig port. Every 10 s the service's resident memory,
-threads and open file descriptors are sampled from /proc. Reported: xruns
-jackd attributes to each instrument, the service's underflows, and RSS,
-threads and fds after a 30 s warm-up and at the end. `--hog N` runs
+both instruments from one rig port. Every 10 s the resident memory, threads and
+open file descriptors of the service and of its audio process are sampled from
+/proc. Reported: xruns jackd attributes to each instrument, the service's own
+count of its xruns (underflows), and RSS, threads and fds after a 30 s warm-up
+and at the end. `--hog N` runs
 `stress-ng --cpu N` beside them (Debian's stress-ng) for the loaded variant;
 `--realtime` runs jackd at SCHED_FIFO, as a stage machine should.
 Targets: no xrun attributed to the service, RSS growth under 5 % after
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from tests.jackrig import stop_process
+from tests.jackrig import service_state, stop_process
 
 from .jackbench import SOURCES, machine, process_sample, require_fluidsynth, side_by_side, stop_counts, xruns_by_client
 
@@ -49,7 +50,8 @@ def main() -> None:
     midi = load_config().midi
     seconds = args.minutes * 60
     hog = subprocess.Popen(["stress-ng", "--cpu", str(args.hog), "--quiet"], start_new_session=True) if args.hog else None
-    samples: list[tuple[float, tuple[int, int, int]]] = []
+    samples: list[tuple[float, dict[str, tuple[int, int, int]]]] = []  # (time, {process: (RSS kB, threads, fds)})
+    state: dict = {}
     try:
         with side_by_side(args.period, record_seconds=10, realtime=args.realtime,
                           audio_in_process=args.in_process) as (rig, jackd_log, service, _fluidsynth):
@@ -70,10 +72,11 @@ def main() -> None:
                 if batch:
                     rig.send(*batch)
                 if now >= next_sample:
-                    samples.append((now - start, process_sample(service.proc.pid)))
+                    samples.append((now - start, sample_processes(service)))
                     next_sample += SAMPLE_EVERY_S
                 time.sleep(0.005)
-            samples.append((time.monotonic() - start, process_sample(service.proc.pid)))
+            samples.append((time.monotonic() - start, sample_processes(service)))
+            state = service_state()
         xruns = xruns_by_client(jackd_log)
     finally:
         if hog:
@@ -91,11 +94,24 @@ def main() -> None:
         played = f"{stop[0]} / {notes_sent}" if name == "latent-snare" and stop else "n/a"
         under = stop[1] if name == "latent-snare" and stop else "n/a"
         print(f"| {name} | {own} | {played} | {under} |")
-    print("\n| latent-snare | RSS MB | threads | fds |")
-    print("|---|---:|---:|---:|")
-    for label, (rss, threads, fds) in ((f"after {WARM_UP_S:.0f} s warm-up", warm), ("at the end", end)):
-        print(f"| {label} | {rss / 1024:.1f} | {threads} | {fds} |")
-    print(f"\nRSS growth after warm-up: {100 * (end[0] - warm[0]) / warm[0]:+.1f} %; xruns by client: {dict(sorted(xruns.items())) or 'none'}")
+    print("\n| latent-snare | process | RSS MB | threads | fds |")
+    print("|---|---|---:|---:|---:|")
+    for label, sample in ((f"after {WARM_UP_S:.0f} s warm-up", warm), ("at the end", end)):
+        for process, (rss, threads, fds) in sample.items():
+            print(f"| {label} | {process} | {rss / 1024:.1f} | {threads} | {fds} |")
+    growth = ", ".join(f"{process} {100 * (end[process][0] - warm[process][0]) / warm[process][0]:+.1f} %" for process in end if process in warm)
+    print(f"\nRSS growth after warm-up: {growth}; own xruns counted by the service {state.get('underflows')} "
+          f"(server's xrun notifications {state.get('server_xruns')}, audio restarts {state.get('audio_restarts')}); "
+          f"xruns by client: {dict(sorted(xruns.items())) or 'none'}")
+
+
+def sample_processes(service) -> dict[str, tuple[int, int, int]]:
+    """(RSS kB, threads, fds) of the service's main process and, where it has one, its audio process."""
+    sample = {"main": process_sample(service.proc.pid)}
+    audio_pid = service_state().get("audio_pid")
+    if audio_pid:
+        sample["audio"] = process_sample(audio_pid)
+    return sample
 
 
 if __name__ == "__main__":

@@ -1,19 +1,19 @@
 """`latent-snare run`: wires config, model, decode worker, engine, MIDI and audio together.
 
 Threads and what each owns:
-- audio (on JACK, by default, the process thread of a separate audio process, play/audioproc.py;
-  else JACK's process thread here, or PortAudio's): the engine's voices and mixing buffers; on
-  JACK it also reads the virtual port's MIDI and starts trigger notes itself;
-- audio-watch (the separate audio process only): hands its other MIDI to the router, restarts it
-  if it dies;
+- audio (by default, JACK's process thread or PortAudio's callback in a separate audio process,
+  play/audioproc.py; with `audio.separate_process: false`, the same here): the engine's voices and
+  mixing buffers; on JACK it also reads the virtual port's MIDI and starts trigger notes itself;
+- audio-watch (the separate audio process only): restarts it if it dies, flags its server or
+  device gone; on JACK also hands its other MIDI to the router;
 - decode-worker: the knob position (model, CCs, latent: one immutable value it publishes as
   `now_playing`), decoding, and the lifetime of published samples;
 - rtmidi's callback threads and midi-in (the JACK backend's other MIDI): nothing; they post
   events and knob turns;
 - web: the control page's event loop; jobs: saves, uploads and model loads, one at a time;
 - midi-rescan: the set of open hardware ports;
-- main: start-up, the status line, reopening JACK after its server restarts, and shutdown on
-  Ctrl-C, SIGTERM or SIGHUP.
+- main: start-up, the status line, reopening the audio output after its server or device comes
+  back, and shutdown on Ctrl-C, SIGTERM or SIGHUP.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class Instrument:
                                       "drop": self.load_sample, "loop": self.set_loop, "model": self.switch_model,
                                       "learn": self.learn, "status": self.status, "state": self.state}, socket_file)
         self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
-        self._audio_lost_at = None  # when the JACK server went away, until it is back
+        self._audio_lost_at = None  # when the audio server or device went away, until it is back
         self.web = _web_page(self) if config.web.enabled else None
         folder = config.save.drop_folder
         self.drop = DropFolder(Path(folder), lambda path: self._report(self.load_sample, path), say) if folder else None
@@ -154,28 +154,38 @@ class Instrument:
         return MidiPorts(self.config.midi, self.router.handle)
 
     def keep_audio_alive(self) -> None:
-        """Called by the main loop: when the JACK server goes away, wait for it and reopen, keeping
-        the knobs, the model and every setting (the engine and its snare never went away)."""
+        """Called by the main loop: when the audio server or device goes away, wait for it and reopen,
+        keeping the knobs, the model and every setting (the engine and its snare never went away)."""
         if not self.audio.server_lost:
             return
+        server = "JACK server" if self.audio.backend == "jack" else "audio device"
         if self._audio_lost_at is None:
             self._audio_lost_at = time.monotonic()
-            self.say("audio: the JACK server went away; playing again as soon as it is back")
+            self.say(f"audio: the {server} went away; playing again as soon as it is back")
             self.audio.close()
         try:
-            audio = open_output(dataclasses.replace(self.config.audio, backend="jack"), self.config.midi.virtual_port)
+            audio = open_output(dataclasses.replace(self.config.audio, backend=self.audio.backend), self.config.midi.virtual_port)
         except UserError:
             return  # not back yet
         if audio.sample_rate != self.sample_rate:
             audio.close()
-            raise UserError(f"the JACK server came back at {audio.sample_rate} Hz instead of {self.sample_rate} Hz; restart latent-snare")
+            raise UserError(f"the {server} came back at {audio.sample_rate} Hz instead of {self.sample_rate} Hz; restart latent-snare")
         audio.attach(self.engine, self.router)
-        audio.start()
-        self.midi.close()
+        try:
+            audio.start()
+        except UserError:
+            audio.close()
+            return  # listed, but not playing yet: the next turn tries again
         self.audio = audio
-        self.midi = self._midi_ports().open()
-        self.say(f"audio: JACK is back; reopened {time.monotonic() - self._audio_lost_at:.1f} s after it went away")
+        if self._midi_went_with_it():
+            self.midi.close()
+            self.midi = self._midi_ports().open()
+        self.say(f"audio: the {server} is back; reopened {time.monotonic() - self._audio_lost_at:.1f} s after it went away")
         self._audio_lost_at = None
+
+    def _midi_went_with_it(self) -> bool:
+        """The MIDI ports live on the audio server (JACK's, or rtmidi's JACK API) and went away with it."""
+        return self.audio.backend == "jack" or getattr(self.midi, "api", None) == "UNIX_JACK"
 
     def _fade_out(self) -> None:
         """Stop on silence, not mid-hit: a stream closed under a sounding voice clicks."""

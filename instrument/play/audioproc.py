@@ -1,15 +1,15 @@
-"""The audio process: one JACK client (the MIDI input and the audio outputs) and the engine,
-with an interpreter nothing else uses.
+"""The audio process: the engine and the audio host's callback, with an interpreter nothing else uses.
 
-Started by the JACK backend (backends/jackproc.py) as
-`python -m instrument.play.audioproc FD PIPE RATE CHANNELS MIDI_PORT SETTINGS_JSON`: FD is
-the shared memory (play/shared.py), PIPE the read end of a pipe the main process holds
-open. It has no Python thread but its main one, which only waits (without the GIL) for the
-main process to go away, a SIGTERM, or the server to shut down. JACK's process thread runs
-`_process`: it takes a newly published snare, drains the event ring, reads this cycle's MIDI
-(trigger notes and clock start at their frame, as before; the rest goes back to the main
-process's router through the MIDI ring), mixes, and counts its own lateness. It keeps the
-callback contract in backends/__init__.py.
+Started by the output classes in backends/process.py as
+`python -m instrument.play.audioproc HOST FD PIPE RATE CHANNELS TARGET BLOCK SETTINGS_JSON`:
+HOST is `jack` or `portaudio`, FD the shared memory (play/shared.py), PIPE the read end of a
+pipe the main process holds open, TARGET the JACK MIDI port's name (jack) or the audio device
+asked for (portaudio), BLOCK PortAudio's block size. It has no Python thread but its main one,
+which only waits for the main process to go away, a SIGTERM, or the stream's server or device
+to go away. The host's real-time thread runs the cycle: it takes a newly published snare,
+drains the event ring, (JACK) reads this cycle's MIDI (trigger notes and clock start at their
+frame; the rest goes back to the main process's router through the MIDI ring), mixes, and
+counts its own lateness. It keeps the callback contract in backends/__init__.py.
 """
 
 from __future__ import annotations
@@ -21,89 +21,123 @@ import select
 import signal
 import sys
 
-EXIT_SERVER_GONE = 3  # no JACK server, or it went away: the main process waits for it to return
+EXIT_SERVER_GONE = 3  # no server or device, or it went away: the main process waits for it to return
 EXIT_WRONG_RATE = 4  # the server runs at another rate than the shared layout's
 WAKE_SERVER_GONE, WAKE_STOP = b"x", b"s"  # why the main thread woke (its self-pipe)
+STREAM_CHECK_S = 0.05  # how often a PortAudio stream is checked for having stopped by itself
 
 
-class AudioCycle:
-    def __init__(self, client, engine, shared, channels: int, midi_port: str):
+class SharedCycle:
+    """What every host's cycle does with the shared memory: the snare swap, the event ring,
+    mixing into the host's buffers, and the frame count that pins a playing slot."""
+
+    def __init__(self, engine, shared):
         from .backends import render_period
         from .events import decode
-        from .midi import route_in_cycle
 
-        self.client, self.engine, self.shared = client, engine, shared
-        self.route_in_cycle, self.render_period, self.decode = route_in_cycle, render_period, decode
-        self.stats, self.table, self.routes = shared.stats, shared.snares, shared.routes
-        self.midi_in = client.midi_inports.register(midi_port or "in")
-        self.outs = [client.outports.register(f"out_{i}") for i in range(channels)]
+        self.engine, self.shared = engine, shared
+        self.render_period, self.decode = render_period, decode
+        self.stats, self.table = shared.stats, shared.snares
         self.playing = -1
         self.frames = int(self.table.frames)  # a restarted process continues the frame count its slots refer to
         self.wake_r, self.wake_w = os.pipe()
+
+    def begin(self) -> None:
+        """At the cycle's start: the reference swap to a newly published snare, then the events."""
+        table = self.table
+        published = table.published
+        if published != self.playing and published >= 0:
+            self.engine.current = self.shared.slots[published, : table.length[published]]
+            self.playing = table.playing = published
+        decode, events = self.decode, self.shared.events
+        while (record := events.pop()) is not None:
+            self.engine.post(decode(record[0], record[1], record[2]))
+
+    def mix(self, channels, frames: int) -> None:
+        started = self.stats.notes
+        self.render_period(self.engine, channels, frames)
+        if self.stats.notes != started:  # a note took this slot's snare: it stays pinned while that note sounds
+            self.table.last_started[self.playing] = self.frames
+
+    def end(self, frames: int) -> None:
+        self.frames += frames
+        self.table.frames = self.frames
+
+
+class JackCycle(SharedCycle):
+    """JACK's process callback: MIDI read in the cycle it arrives in, every output port filled."""
+
+    def __init__(self, client, engine, shared, channels: int, midi_port: str):
+        from .midi import route_in_cycle
+
+        super().__init__(engine, shared)
+        self.client, self.route_in_cycle, self.routes = client, route_in_cycle, shared.routes
+        self.midi_in = client.midi_inports.register(midi_port or "in")
+        self.outs = [client.outports.register(f"out_{i}") for i in range(channels)]
+        self.next_frame_time = -1  # where the next cycle starts on the server's clock, if none is missed
         client.set_process_callback(self._process)
-        client.set_xrun_callback(self._xrun)
+        # No xrun callback: it would run Python on libjack's notification thread, which is not
+        # real-time, and the process thread would wait for the GIL whenever a busy machine
+        # preempted that thread while it held it, right as xruns come. The main process counts
+        # the server's xruns (jackproc.py); only the shutdown callback runs here, once.
         client.set_shutdown_callback(self._shutdown)
 
-    # --- JACK's real-time thread -------------------------------------------------------------------
-
     def _process(self, frames: int) -> None:
-        stats, table = self.stats, self.table
+        stats = self.stats
         try:
-            published = table.published
-            if published != self.playing and published >= 0:  # the reference swap, at the cycle's start
-                self.engine.current = self.shared.slots[published, : table.length[published]]
-                self.playing = table.playing = published
-            decode, events = self.decode, self.shared.events
-            while (record := events.pop()) is not None:
-                self.engine.post(decode(record[0], record[1], record[2]))
+            self.begin()
             for offset, data in self.midi_in.incoming_midi_events():
                 if 0 < len(data) <= 3:  # SysEx is never copied on this thread
                     data = bytes(data)
                     if not self.route_in_cycle(data, offset, self.routes, self.engine.post):
                         n = len(data)
                         self.shared.midi.push(n, data[0], data[1] if n > 1 else 0, data[2] if n > 2 else 0)
-            started = stats.notes
-            self.render_period(self.engine, [port.get_array() for port in self.outs], frames)
-            if stats.notes != started:  # a note took this slot's snare: it stays pinned while that note sounds
-                table.last_started[self.playing] = self.frames
+            self.mix([port.get_array() for port in self.outs], frames)
         except Exception:
             for port in self.outs:
                 port.get_array().fill(0)
             stats.callback_errors += 1
-        self.frames += frames
-        table.frames = self.frames
-        if self.client.frames_since_cycle_start > frames:  # finished after the period's end: this xrun is ours
+        self.end(frames)
+        # Our xruns, as far as this cycle can tell: it finished after the period's end, or the
+        # cycle before it never ran here (our thread was not scheduled in time, so jackd skipped
+        # us and this call belongs to a later cycle: the server's clock jumped).
+        now = self.client.last_frame_time
+        late = self.client.frames_since_cycle_start > frames
+        if late or (self.next_frame_time >= 0 and now != self.next_frame_time):
             stats.own_xruns += 1
-
-    # --- JACK's notification thread ------------------------------------------------------------
-
-    def _xrun(self, _delay_us: float) -> None:
-        self.stats.server_xruns += 1
+        self.next_frame_time = now + frames
 
     def _shutdown(self, _status, _reason: str) -> None:
         os.write(self.wake_w, WAKE_SERVER_GONE)
 
 
-def main(argv: list[str]) -> int:
-    fd, pipe, rate, channels = (int(a) for a in argv[:4])
-    midi_port, settings = argv[4], json.loads(argv[5])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's: it fades out, then stops this one
+class PortAudioCycle(SharedCycle):
+    """sounddevice's stream callback: a note posted from rtmidi's thread sounds one block later."""
 
+    def callback(self, outdata, frames, _time_info, status) -> None:
+        try:
+            if status.output_underflow:
+                self.stats.own_xruns += 1
+            self.begin()
+            self.mix(outdata.T, frames)  # outdata.T: one view per channel, written in place
+        except Exception:
+            outdata.fill(0)
+            self.stats.callback_errors += 1
+        self.end(frames)
+
+
+def run_jack(shared, engine, channels: int, midi_port: str, pipe: int) -> int:
     import jack
 
     from .backends import CLIENT_NAME
-    from .engine import Engine
-    from .shared import SharedAudio
 
-    shared = SharedAudio.attach(fd, rate)
-    engine = Engine(rate, stats=shared.stats, **settings)
     try:
         client = jack.Client(CLIENT_NAME, no_start_server=True)
     except jack.JackOpenError:
         return EXIT_SERVER_GONE
-    if client.samplerate != rate:
+    if client.samplerate != shared.sample_rate:
         return EXIT_WRONG_RATE
-    cycle = AudioCycle(client, engine, shared, channels, midi_port)
+    cycle = JackCycle(client, engine, shared, channels, midi_port)
     signal.signal(signal.SIGTERM, lambda *_: os.write(cycle.wake_w, WAKE_STOP))
     gc.collect()
     gc.freeze()  # nothing allocated so far is ever collected: a collection on the audio thread stays small
@@ -123,6 +157,57 @@ def main(argv: list[str]) -> int:
     client.deactivate()
     client.close()
     return 0
+
+
+def run_portaudio(shared, engine, channels: int, device_name: str, block_size: int, pipe: int) -> int:
+    from ..errors import UserError
+    from .backends.portaudio import name_jack_client
+
+    name_jack_client()
+    import sounddevice as sd
+
+    from .backends.portaudio import device_rate, find_output_device
+
+    try:
+        device = find_output_device(device_name)
+        if device_rate(device) != shared.sample_rate:
+            return EXIT_WRONG_RATE
+        cycle = PortAudioCycle(engine, shared)
+        stream = sd.OutputStream(device=device, samplerate=shared.sample_rate, blocksize=block_size, channels=channels,
+                                 dtype="float32", latency="low", callback=cycle.callback)
+    except (UserError, sd.PortAudioError) as err:
+        print(f"latent-snare: audio device: {err}", file=sys.stderr)
+        return EXIT_SERVER_GONE
+    signal.signal(signal.SIGTERM, lambda *_: os.write(cycle.wake_w, WAKE_STOP))
+    gc.collect()
+    gc.freeze()
+    stream.start()
+    shared.stats.ready_pid = os.getpid()
+    while not select.select([pipe, cycle.wake_r], [], [], STREAM_CHECK_S)[0]:
+        if not stream.active:
+            # The device or its server went away. Stopping or closing such a stream can wait
+            # forever (PortAudio 19.6's JACK host API waits for a process callback that never
+            # comes), and so would PortAudio's clean-up at exit: leave without either.
+            os._exit(EXIT_SERVER_GONE)
+    stream.stop()
+    stream.close()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    host = argv[0]
+    fd, pipe, rate, channels = (int(a) for a in argv[1:5])
+    target, block_size, settings = argv[5], int(argv[6]), json.loads(argv[7])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's: it fades out, then stops this one
+
+    from .engine import Engine
+    from .shared import SharedAudio
+
+    shared = SharedAudio.attach(fd, rate)
+    engine = Engine(rate, stats=shared.stats, **settings)
+    if host == "jack":
+        return run_jack(shared, engine, channels, target, pipe)
+    return run_portaudio(shared, engine, channels, target, block_size, pipe)
 
 
 if __name__ == "__main__":

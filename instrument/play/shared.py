@@ -1,6 +1,6 @@
 """The memory the main process and the audio process share: one mapped file, laid out once.
 
-The audio process (play/audioproc.py) runs the JACK cycle with an interpreter of its own, so
+The audio process (play/audioproc.py) runs the audio cycle with an interpreter of its own, so
 no thread of the main process can hold the GIL it needs. What crosses between them lives here,
 and nothing here has a lock:
 
@@ -51,8 +51,7 @@ class SharedStats(ctypes.Structure):
                 ("clipped_samples", ctypes.c_int64), ("voices", ctypes.c_int64), ("last_velocity", ctypes.c_int64),
                 ("peak", ctypes.c_double),
                 # the audio process's own:
-                ("server_xruns", ctypes.c_int64),  # every xrun the server announced, whichever client was late
-                ("own_xruns", ctypes.c_int64),  # cycles our callback finished after the period's end
+                ("own_xruns", ctypes.c_int64),  # our xruns as the cycle sees them (audioproc.py: late or skipped)
                 ("callback_errors", ctypes.c_int64),
                 ("ready_pid", ctypes.c_int64),  # set by an audio process once it plays; 0 before
                 ("realtime", ctypes.c_int64)]  # 1: the server runs real-time, 0: it does not, -1: not known yet

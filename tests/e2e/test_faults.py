@@ -34,14 +34,16 @@ def wait_for_line(service, text, timeout_s):
     raise AssertionError(f"no {text!r} from the service within {timeout_s} s; it said {service.lines[-5:]}")
 
 
-def test_the_instrument_survives_its_jack_server_dying_and_coming_back(jack_server, tmp_path_factory):
+@pytest.mark.parametrize("backend", ["jack", "portaudio"])
+def test_the_instrument_survives_its_jack_server_dying_and_coming_back(jack_server, tmp_path_factory, backend):
+    """On PortAudio, the stream's server is PortAudio's JACK host API's: the stream is reopened too."""
     config = tmp_path_factory.mktemp("config") / "faults.yaml"
     config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
     jackd = start_jackd(name=SERVER)
-    service = ServiceProcess(["--config", str(config), "--audio-backend", "jack"], server=SERVER,
-                             log_path=ARTIFACTS / "service-faults.log")
+    service = ServiceProcess(["--config", str(config), "--audio-backend", backend], server=SERVER,
+                             log_path=ARTIFACTS / f"service-faults-{backend}.log")
     try:
-        rig = Rig(server=SERVER)
+        rig = Rig(server=SERVER, audio_sources=(service.audio_source,))
         set_knobs(rig, 0, 0)  # away from the centre the service starts at
         hit(rig)
         rig.close()
@@ -49,15 +51,15 @@ def test_the_instrument_survives_its_jack_server_dying_and_coming_back(jack_serv
         jackd.kill()  # the server crashes: no goodbye to its clients
         killed_at = time.monotonic()
         jackd.wait()
-        noticed_at = wait_for_line(service, "JACK server went away", timeout_s=5)
+        noticed_at = wait_for_line(service, "went away", timeout_s=5)
         assert noticed_at - killed_at <= 1.0, f"noticed {noticed_at - killed_at:.2f} s after the server died"
 
         jackd = start_jackd(name=SERVER)
         back_at = time.monotonic()
-        reopened_at = wait_for_line(service, "JACK is back", timeout_s=10)
+        reopened_at = wait_for_line(service, "is back; reopened", timeout_s=10)
         assert reopened_at - back_at <= 5.0, f"reopened {reopened_at - back_at:.2f} s after the server came back"
 
-        rig = Rig(server=SERVER)
+        rig = Rig(server=SERVER, audio_sources=(service.audio_source,))
         try:
             # The knob position survived, and the sound is that position's snare.
             assert_matches(hit(rig)[1], expected_snare(rig.rate, 0, 0), expected_snare(rig.rate, 127, 127))
@@ -126,13 +128,13 @@ def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_ru
             sd._initialize()
 
 
-def start_audio_process(monkeypatch):
-    """The JACK backend's audio process, without the service: a plateau snare, mono."""
+def start_audio_process(monkeypatch, backend="jack"):
+    """An audio process (the JACK client, or PortAudio's stream on JACK), without the service: a plateau snare, mono."""
     from instrument.config import AudioConfig
     from instrument.play.backends import open_output
 
     monkeypatch.setenv("JACK_DEFAULT_SERVER", SERVER_NAME)
-    output = open_output(AudioConfig(backend="jack", channels=1), "")
+    output = open_output(AudioConfig(backend=backend, device="JACK", channels=1), "")
     engine = output.new_engine(max_block=4096)
     engine.publish(np.full(output.sample_rate, 0.25, dtype=np.float32))  # a 1 s plateau: any dropout shows
     output.attach(engine, None)
@@ -140,9 +142,10 @@ def start_audio_process(monkeypatch):
     return output, engine
 
 
-def test_an_exception_in_the_audio_process_callback_silences_one_block_and_it_plays_on(jack_server, monkeypatch):
-    output, engine = start_audio_process(monkeypatch)
-    rig = Rig(midi_targets=(), audio_sources=("latent-snare:out_0",))
+@pytest.mark.parametrize("backend", ["jack", "portaudio"])
+def test_an_exception_in_the_audio_process_callback_silences_one_block_and_it_plays_on(jack_server, monkeypatch, backend):
+    output, engine = start_audio_process(monkeypatch, backend)
+    rig = Rig(midi_targets=(), audio_sources=(f"{'latent-snare' if backend == 'jack' else 'latent-snare-audio'}:out_0",))
     try:
         start = rig.last_frame
         engine.post(NoteOn(127))
@@ -204,14 +207,26 @@ time.sleep(30)
 """
 
 
-def test_the_audio_process_killed_mid_play_comes_back_within_a_second_at_the_same_knobs(jack_server, tmp_path_factory):
+def listen_again(rig, source: str) -> None:
+    """A restarted PortAudio stream connects itself to its device only (the JACK backend restores
+    every connection): the recorder reconnects, as a user would, once the port is back."""
+    import jack
+
+    try:
+        rig.rec_client.connect(source, rig.audio_ins[0])
+    except jack.JackError:
+        pass  # not back yet
+
+
+@pytest.mark.parametrize("backend", ["jack", "portaudio"])
+def test_the_audio_process_killed_mid_play_comes_back_within_a_second_at_the_same_knobs(jack_server, tmp_path_factory, backend):
     config = tmp_path_factory.mktemp("config") / "crash.yaml"
     config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
     jackd = start_jackd(name=SERVER)
-    service = ServiceProcess(["--config", str(config), "--audio-backend", "jack"], server=SERVER,
-                             log_path=ARTIFACTS / "service-crash.log")
+    service = ServiceProcess(["--config", str(config), "--audio-backend", backend], server=SERVER,
+                             log_path=ARTIFACTS / f"service-crash-{backend}.log")
     try:
-        rig = Rig(server=SERVER)
+        rig = Rig(server=SERVER, audio_sources=(service.audio_source,))
         set_knobs(rig, 0, 0)  # away from the centre the service starts at
         hit(rig)
         pid = service_state()["audio_pid"]
@@ -219,6 +234,8 @@ def test_the_audio_process_killed_mid_play_comes_back_within_a_second_at_the_sam
         killed_at = time.monotonic()
         heard_at = None
         while time.monotonic() - killed_at < 3.0 and heard_at is None:
+            if backend == "portaudio":
+                listen_again(rig, service.audio_source)
             sent = rig.note()
             if first_sound(rig.audio(sent, rig.period * 4)) is not None:
                 heard_at = time.monotonic()

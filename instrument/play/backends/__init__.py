@@ -1,15 +1,17 @@
 """Audio backends: where the engine's blocks leave the process.
 
 Two backends, one contract. Each output class (`jackproc.JackProcessOutput`, the
-default on JACK, whose audio cycle runs in a process of its own; `jack.JackOutput`,
-the same in this process, with `audio.separate_process: false`; and
-`portaudio.AudioOutput`) has:
+default on JACK, and `process.PortAudioProcessOutput`, the default elsewhere, whose audio
+cycles run in a process of their own; with `audio.separate_process: false`,
+`jack.JackOutput` and `portaudio.AudioOutput`, the same in this process) has:
 
 - `backend` (its name), `sample_rate`, `block_size`, `underflows` (the xruns that
-  were ours: with JACK, cycles our callback finished after the period's end),
+  were ours: with JACK, cycles our callback finished after the period's end, or, in the
+  audio process, never ran; with PortAudio, the stream's underflows),
   `server_xruns` (every xrun the server announced, whichever client was late),
   `realtime` (whether the server runs real-time; None where unknown),
-  `callback_errors` and `server_lost` (True once its server went away for good);
+  `callback_errors` and `server_lost` (True once its server or device went away: the
+  service then opens a new output when it is back);
 - `new_engine(**settings)`: the engine to `attach`, with Engine's keyword arguments
   (an `Engine` here, or its `EngineLink` when the cycle runs in the audio process);
 - `attach(engine, router)`, then `start()`, then `close()` (idempotent);
@@ -60,7 +62,8 @@ def render_period(engine, channels, frames: int) -> None:
 
 
 def open_output(audio, midi_port: str):
-    """The output for config `audio`: JACK's own client (notes read in the audio cycle), or PortAudio.
+    """The output for config `audio`: JACK's own client (notes read in the audio cycle), or PortAudio;
+    by default each runs its audio cycle in a process of its own (process.py).
     Opened before the engine exists, which takes its rate; `attach` the engine before `start`."""
     from .jack import JackOutput, jack_server_running
 
@@ -74,6 +77,10 @@ def open_output(audio, midi_port: str):
         return JackProcessOutput(audio.channels, midi_port)
     if backend == "jack":
         return JackOutput(audio.channels, midi_port)
+    if audio.separate_process:
+        from .process import PortAudioProcessOutput
+
+        return PortAudioProcessOutput(audio.device, audio.block_size, audio.channels)
     from .portaudio import AudioOutput, find_output_device, name_jack_client
 
     device = find_output_device(audio.device)

@@ -1,6 +1,8 @@
 """The PortAudio backend: a sounddevice output stream that asks the engine for each block.
 
-Its callback keeps the contract in `backends/__init__.py`; it also counts the
+By default the stream runs in the audio process (`process.PortAudioProcessOutput`,
+play/audioproc.py); `AudioOutput` here runs it in this process (`audio.separate_process:
+false`). Either callback keeps the contract in `backends/__init__.py`; it also counts the
 stream's underflows. MIDI reaches the engine from rtmidi's threads
 (`play.midi.MidiPorts`), so a note sounds one block after it arrives.
 """
@@ -36,6 +38,25 @@ def output_devices() -> list[tuple[int, str, str]]:
     return [(d["index"], d["name"], apis[d["hostapi"]]["name"]) for d in sd.query_devices() if d["max_output_channels"] > 0]
 
 
+def device_rate(device: int | None) -> int:
+    info = sd.query_devices(device if device is not None else sd.default.device[1], "output")
+    return int(info["default_samplerate"])
+
+
+def query_device(name: str) -> tuple[int | None, int]:
+    """(index, sample rate) of the output `name` picks, asked of a PortAudio started for the
+    question and terminated after it: one left running here would keep a JACK client that,
+    once its server dies, PortAudio can neither close nor replace (the audio process has its own)."""
+    while sd._initialized:  # one started earlier (importing sounddevice starts one) may predate the server
+        sd._terminate()
+    sd._initialize()
+    try:
+        device = find_output_device(name)
+        return device, device_rate(device)
+    finally:
+        sd._terminate()
+
+
 def find_output_device(name: str) -> int | None:
     """Device index whose name (or 'host API' name) contains `name`; None for the default."""
     devices = output_devices()
@@ -66,17 +87,12 @@ class AudioOutput(RendersHere):
         self.callback_errors = 0
         self.channels = channels
         self.block_size = block_size
-        self.sample_rate = sample_rate = self.device_rate(device)
+        self.sample_rate = sample_rate = device_rate(device)
         try:
             self.stream = sd.OutputStream(device=device, samplerate=sample_rate, blocksize=block_size, channels=channels,
                                           dtype="float32", latency="low", callback=self._callback)
         except sd.PortAudioError as err:
             raise UserError(f"cannot open audio device {device if device is not None else 'default'}: {err}") from err
-
-    @staticmethod
-    def device_rate(device: int | None) -> int:
-        info = sd.query_devices(device if device is not None else sd.default.device[1], "output")
-        return int(info["default_samplerate"])
 
     def attach(self, engine, _router) -> None:
         self.engine = engine

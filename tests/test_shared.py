@@ -1,0 +1,97 @@
+"""What crosses between the main process and the audio process: engine events as ring records
+(events.py) and the single-producer, single-consumer rings of shared memory (shared.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from instrument.play.events import (ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, KINDS, LOOP_TOGGLE, START, STOP, Clock, Loop,
+                                    NoteOff, NoteOn, Tempo, decode, encode)
+from instrument.play.shared import RECORD_WIDTH, Ring, RingIndex, SharedAudio
+
+ONE_OF_EACH = [NoteOn(127, 63), NoteOn(1), NoteOff(17), ALL_SOUND_OFF, ALL_NOTES_OFF, Loop(True), Loop(False), LOOP_TOGGLE,
+               Tempo(137.5, 3), Clock(5), START, CONTINUE, STOP]
+
+
+def small_ring(capacity: int) -> Ring:
+    return Ring(RingIndex(), np.zeros((capacity, RECORD_WIDTH)))
+
+
+def test_every_kind_of_event_is_in_the_round_trip_list():
+    """A kind added to events.py without a case here would cross the ring untested."""
+    assert {type(event) for event in ONE_OF_EACH} == set(KINDS)
+
+
+@pytest.mark.parametrize("event", ONE_OF_EACH, ids=repr)
+def test_an_event_comes_back_equal_through_a_shared_ring(event):
+    shared = SharedAudio.create(48_000)
+    try:
+        assert shared.events.push(*encode(event))
+        record = shared.events.pop()
+        assert decode(record[0], record[1], record[2]) == event
+        assert shared.events.pop() is None
+    finally:
+        shared.release()
+
+
+def test_events_without_fields_decode_to_the_singletons_so_the_audio_side_allocates_nothing():
+    for event in (ALL_SOUND_OFF, ALL_NOTES_OFF, START, CONTINUE, STOP, LOOP_TOGGLE):
+        assert decode(*encode(event)) is event
+
+
+def test_a_record_of_no_known_kind_raises_for_the_callback_to_count():
+    with pytest.raises((IndexError, KeyError)):
+        decode(float(len(KINDS)), 0.0, 0.0)
+
+
+def test_a_ring_keeps_order_across_many_wrap_arounds():
+    ring = small_ring(4)
+    popped = []
+    for n in range(1, 31):  # 30 records through 4 slots: the indices wrap 7 times
+        assert ring.push(float(n), n + 0.5)
+        if n % 3 == 0:  # the consumer falls behind, then catches up
+            while (record := ring.pop()) is not None:
+                popped.append((record[0], record[1]))
+    while (record := ring.pop()) is not None:
+        popped.append((record[0], record[1]))
+    assert popped == [(float(n), n + 0.5) for n in range(1, 31)]
+    assert ring.index.dropped == 0
+
+
+def test_a_full_ring_drops_the_newest_and_counts_it_never_overwriting_an_unread_record():
+    ring = small_ring(4)
+    assert all(ring.push(float(n)) for n in range(4))
+    assert not ring.push(99.0)
+    assert not ring.push(98.0)
+    assert ring.index.dropped == 2
+    assert [ring.pop()[0] for _ in range(4)] == [0.0, 1.0, 2.0, 3.0]
+    assert ring.pop() is None
+    assert ring.push(4.0)  # room again
+    assert ring.pop()[0] == 4.0
+
+
+def test_clear_forgets_what_a_dead_consumer_left_unread():
+    ring = small_ring(4)
+    ring.push(1.0)
+    ring.push(2.0)
+    ring.clear()
+    assert ring.pop() is None
+    assert ring.push(3.0) and ring.pop()[0] == 3.0
+
+
+def test_the_audio_process_sees_the_same_memory_through_its_own_mapping():
+    """Attach maps the same file: a record and a counter written on one side are read on the other."""
+    main = SharedAudio.create(44_100)
+    audio = SharedAudio.attach(main.fd, 44_100)
+    try:
+        main.events.push(*encode(NoteOn(99, 12)))
+        record = audio.events.pop()
+        assert decode(record[0], record[1], record[2]) == NoteOn(99, 12)
+        assert main.events.pop() is None  # the consumer's tail moved for both
+        audio.stats.own_xruns += 3
+        assert main.stats.own_xruns == 3
+    finally:
+        audio.release()
+        main.release()
+
