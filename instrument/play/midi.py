@@ -158,6 +158,16 @@ class MidiRouter:
         self.routes = Routes()  # what the audio thread does with each note it reads in the cycle
         self._update_routes()
 
+    def handle_bytes(self, data: bytes) -> None:
+        """Raw MIDI handed over by a JACK backend's MIDI thread: a malformed message from a device is
+        dropped, and a bug is logged, never raised into the thread that keeps draining."""
+        try:
+            self.handle(mido.Message.from_bytes(data))
+        except ValueError:
+            pass
+        except Exception:
+            log.exception("MIDI message %s could not be handled", data.hex(" "))
+
     def handle(self, msg: mido.Message) -> None:
         kind = msg.type
         if kind == "clock":  # clock and transport: no channel

@@ -34,19 +34,33 @@ def wait_for_line(service, text, timeout_s):
     raise AssertionError(f"no {text!r} from the service within {timeout_s} s; it said {service.lines[-5:]}")
 
 
+def service_on_its_own_server(tmp_path_factory, backend: str, role: str):
+    """A private JACK server (the test kills it, or the service's audio process) and the service on it."""
+    config = tmp_path_factory.mktemp("config") / f"{role}.yaml"
+    config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
+    jackd = start_jackd(name=SERVER)
+    try:
+        return jackd, ServiceProcess(["--config", str(config), "--audio-backend", backend], server=SERVER,
+                                     log_path=ARTIFACTS / f"service-{role}-{backend}.log")
+    except BaseException:
+        stop_process(jackd)
+        raise
+
+
+def play_at_the_corner(service) -> Rig:
+    """A rig on the service's server, knobs moved away from the centre the service starts at, one hit played."""
+    rig = Rig(server=SERVER, audio_sources=(service.audio_source,))
+    set_knobs(rig, 0, 0)
+    hit(rig)
+    return rig
+
+
 @pytest.mark.parametrize("backend", ["jack", "portaudio"])
 def test_the_instrument_survives_its_jack_server_dying_and_coming_back(jack_server, tmp_path_factory, backend):
     """On PortAudio, the stream's server is PortAudio's JACK host API's: the stream is reopened too."""
-    config = tmp_path_factory.mktemp("config") / "faults.yaml"
-    config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
-    jackd = start_jackd(name=SERVER)
-    service = ServiceProcess(["--config", str(config), "--audio-backend", backend], server=SERVER,
-                             log_path=ARTIFACTS / f"service-faults-{backend}.log")
+    jackd, service = service_on_its_own_server(tmp_path_factory, backend, "faults")
     try:
-        rig = Rig(server=SERVER, audio_sources=(service.audio_source,))
-        set_knobs(rig, 0, 0)  # away from the centre the service starts at
-        hit(rig)
-        rig.close()
+        play_at_the_corner(service).close()
 
         jackd.kill()  # the server crashes: no goodbye to its clients
         killed_at = time.monotonic()
@@ -220,15 +234,9 @@ def listen_again(rig, source: str) -> None:
 
 @pytest.mark.parametrize("backend", ["jack", "portaudio"])
 def test_the_audio_process_killed_mid_play_comes_back_within_a_second_at_the_same_knobs(jack_server, tmp_path_factory, backend):
-    config = tmp_path_factory.mktemp("config") / "crash.yaml"
-    config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
-    jackd = start_jackd(name=SERVER)
-    service = ServiceProcess(["--config", str(config), "--audio-backend", backend], server=SERVER,
-                             log_path=ARTIFACTS / f"service-crash-{backend}.log")
+    jackd, service = service_on_its_own_server(tmp_path_factory, backend, "crash")
     try:
-        rig = Rig(server=SERVER, audio_sources=(service.audio_source,))
-        set_knobs(rig, 0, 0)  # away from the centre the service starts at
-        hit(rig)
+        rig = play_at_the_corner(service)
         pid = service_state()["audio_pid"]
         os.kill(pid, signal.SIGKILL)  # mid-play: the hit above still rings
         killed_at = time.monotonic()

@@ -22,8 +22,6 @@ import logging
 import threading
 from collections import deque
 
-import mido
-
 from ...errors import UserError
 from . import CLIENT_NAME, RendersHere, render_period
 
@@ -114,13 +112,7 @@ class JackOutput(RendersHere):
     def _drain_inbox(self) -> None:
         while not self._stop.wait(INBOX_POLL_S):
             while self.inbox:
-                data = self.inbox.popleft()
-                try:
-                    self.router.handle(mido.Message.from_bytes(data))
-                except ValueError:
-                    pass  # a malformed message from a device: nothing to play
-                except Exception:
-                    log.exception("MIDI message %s could not be handled", data.hex(" "))
+                self.router.handle_bytes(self.inbox.popleft())
 
     # --- lifetime ----------------------------------------------------------------------------------
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 import time
 
-import mido
-
 from ...errors import UserError
 from . import CLIENT_NAME
 from .process import ProcessOutput
@@ -87,13 +85,7 @@ class JackProcessOutput(ProcessOutput):
     def _drain_midi(self) -> None:
         ring = self.engine.shared.midi
         while self.router is not None and (record := ring.pop()) is not None:
-            data = bytes(int(b) for b in record[1 : 1 + int(record[0])])
-            try:
-                self.router.handle(mido.Message.from_bytes(data))
-            except ValueError:
-                pass  # a malformed message from a device: nothing to play
-            except Exception:
-                log.exception("MIDI message %s could not be handled", data.hex(" "))
+            self.router.handle_bytes(bytes(int(b) for b in record[1 : 1 + int(record[0])]))
 
     def close(self) -> None:
         if self._stop.is_set():
