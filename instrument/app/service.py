@@ -336,7 +336,8 @@ class Instrument:
                 "save_presses": self.save_presses, "saved": self.saved,
                 # "underflows" are ours; the server announces every client's xruns to every client:
                 "server_xruns": self.audio.server_xruns, "callback_errors": self.audio.callback_errors,
-                "audio_restarts": getattr(self.audio, "restarts", 0), "audio_pid": getattr(self.audio, "audio_pid", None)}
+                "audio_restarts": getattr(self.audio, "restarts", 0), "audio_pid": getattr(self.audio, "audio_pid", None),
+                "memory_locked": bool(getattr(self.engine.stats, "memory_locked", False))}
 
     def status(self) -> str:
         """The terminal's status line (a person's view of `state`)."""

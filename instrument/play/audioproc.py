@@ -14,6 +14,7 @@ counts its own lateness. It keeps the callback contract in backends/__init__.py.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import os
@@ -21,6 +22,7 @@ import select
 import signal
 import sys
 
+MCL_CURRENT = 1  # mlockall(2): lock the pages mapped now, not later allocations (those could fail under the limit)
 EXIT_SERVER_GONE = 3  # no server or device, or it went away: the main process waits for it to return
 EXIT_WRONG_RATE = 4  # the server runs at another rate than the shared layout's
 WAKE_SERVER_GONE, WAKE_STOP = b"x", b"s"  # why the main thread woke (its self-pipe)
@@ -126,6 +128,17 @@ class PortAudioCycle(SharedCycle):
         self.end(frames)
 
 
+def settle(shared) -> None:
+    """Make the real-time thread's world still before it starts: start-up garbage frozen out of the
+    collector's way, and every page mapped so far (code, the engine's buffers, the shared snare
+    slots) faulted in and locked, so a cycle never waits on a page fault. Where the lock is refused
+    (`ulimit -l`; JACK's real-time set-up raises it for the audio group) it plays on unlocked."""
+    gc.collect()
+    gc.freeze()
+    mlockall = getattr(ctypes.CDLL(None), "mlockall", None)  # Linux and macOS; MCL_CURRENT is 1 on both
+    shared.stats.memory_locked = int(mlockall is not None and mlockall(MCL_CURRENT) == 0)
+
+
 def run_jack(shared, engine, channels: int, midi_port: str, pipe: int) -> int:
     import jack
 
@@ -139,8 +152,7 @@ def run_jack(shared, engine, channels: int, midi_port: str, pipe: int) -> int:
         return EXIT_WRONG_RATE
     cycle = JackCycle(client, engine, shared, channels, midi_port)
     signal.signal(signal.SIGTERM, lambda *_: os.write(cycle.wake_w, WAKE_STOP))
-    gc.collect()
-    gc.freeze()  # nothing allocated so far is ever collected: a collection on the audio thread stays small
+    settle(shared)
     client.activate()
     speakers = client.get_ports(is_physical=True, is_input=True, is_audio=True)
     for i, speaker in enumerate(speakers[: max(2, len(cycle.outs))]):
@@ -179,8 +191,7 @@ def run_portaudio(shared, engine, channels: int, device_name: str, block_size: i
         print(f"latent-snare: audio device: {err}", file=sys.stderr)
         return EXIT_SERVER_GONE
     signal.signal(signal.SIGTERM, lambda *_: os.write(cycle.wake_w, WAKE_STOP))
-    gc.collect()
-    gc.freeze()
+    settle(shared)
     stream.start()
     shared.stats.ready_pid = os.getpid()
     while not select.select([pipe, cycle.wake_r], [], [], STREAM_CHECK_S)[0]:

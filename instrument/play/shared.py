@@ -54,6 +54,7 @@ class SharedStats(ctypes.Structure):
                 ("own_xruns", ctypes.c_int64),  # our xruns as the cycle sees them (audioproc.py: late or skipped)
                 ("callback_errors", ctypes.c_int64),
                 ("ready_pid", ctypes.c_int64),  # set by an audio process once it plays; 0 before
+                ("memory_locked", ctypes.c_int64),  # 1: its pages are locked in memory (no page faults on the cycle)
                 ("realtime", ctypes.c_int64)]  # 1: the server runs real-time, 0: it does not, -1: not known yet
 
 

@@ -151,3 +151,17 @@ def test_output_never_exceeds_the_ceiling(rig):
     ceiling = db_to_gain(CONFIG.audio.ceiling_db)
     assert np.max(np.abs(audio)) > 0.5 * ceiling, "the stack of hits did not reach the limiter"
     assert np.max(np.abs(audio)) <= ceiling + 1e-6
+
+
+def test_the_audio_process_locks_its_memory_where_the_limit_allows(service):
+    """Page faults on the audio cycle are xruns: the audio process locks what it has mapped
+    (root, or a memlock limit raised as JACK's real-time set-up does for the audio group)."""
+    import os
+    import resource
+
+    from ..jackrig import service_state
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if os.geteuid() != 0 and soft != resource.RLIM_INFINITY:
+        pytest.skip(f"memlock limit {soft} bytes: locking may be refused here (the instrument plays on unlocked)")
+    assert service_state()["memory_locked"] is True
