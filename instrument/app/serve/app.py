@@ -9,7 +9,7 @@
     POST /encode[?model]        the body is an audio file; answers with its point
     GET  /health                "ok" (for load balancers)
 
-The server keeps no visitor state. Renders run on the event loop (about 1.5 ms, and cached);
+The server keeps no visitor state. Renders run on the event loop (about 1 ms, and cached);
 encodes, packs and map pictures run on one worker thread per process, off the event loop.
 Static files are read into memory at start and served from there: no request path ever
 reaches the file system.
@@ -28,12 +28,11 @@ from pathlib import Path
 from aiohttp import web
 
 from ...errors import UserError
-from ...files.audio import AUDIO_SUFFIXES
 from ...files.pack import render_pack
 from ...files.untrusted import load_snare_isolated
 from ...model.knobs import CC_MAX, CC_MIN
 from ...play.dsp import spectral_match
-from ..web.server import shown_name
+from ..web.server import receive_upload, shown_name
 from . import params
 from .guard import RateLimit, add_security_headers, allowed_host_names, client_key, guard_middleware
 from .params import PACK_GRID_RANGE, ParamError
@@ -209,16 +208,10 @@ class Api:
         self._waiting += 1
         try:
             with tempfile.TemporaryDirectory(prefix="latent-snare-encode-") as folder:
-                suffix = Path(name).suffix.lower()
-                path = Path(folder) / f"upload{suffix if suffix in AUDIO_SUFFIXES else '.bin'}"
-                size = 0
-                with path.open("wb") as f:
-                    async for chunk in request.content.iter_chunked(64 * 1024):
-                        size += len(chunk)
-                        if size > self.max_upload_bytes:
-                            return too_big
-                        f.write(chunk)
-                if size == 0:
+                path = await receive_upload(request, folder, name, self.max_upload_bytes)
+                if path is None:
+                    return too_big
+                if path.stat().st_size == 0:
                     return web.json_response({"ok": False, "error": f"{name}: empty file; refused"}, status=400)
                 try:
                     wave = await self._job(load_snare_isolated, path, model.sample_rate, model.n_samples)

@@ -54,6 +54,21 @@ def shown_name(header: str | None) -> str:
     return name[:MAX_SHOWN_NAME] or "upload"
 
 
+async def receive_upload(request: web.Request, folder: str, name: str, max_bytes: int) -> Path | None:
+    """Stream the request body into `folder` under a fixed name (only a known audio suffix is kept
+    from the browser's `name`, for the parser's format guess); None once it passes `max_bytes`."""
+    suffix = Path(name).suffix.lower()
+    path = Path(folder) / f"upload{suffix if suffix in AUDIO_SUFFIXES else '.bin'}"
+    size = 0
+    with path.open("wb") as f:
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                return None
+            f.write(chunk)
+    return path
+
+
 def _number(msg: dict, key: str, lo: float, hi: float) -> float:
     value = msg.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
@@ -288,17 +303,11 @@ class WebPage:
         too_big = {"ok": False, "error": f"{name}: larger than {self.config.max_upload_mb:g} MB; refused"}
         if (request.content_length or 0) > cap:
             return web.json_response(too_big, status=413)
-        suffix = Path(name).suffix.lower()
         with tempfile.TemporaryDirectory(prefix="latent-snare-upload-") as folder:
-            path = Path(folder) / f"upload{suffix if suffix in AUDIO_SUFFIXES else '.bin'}"
-            size = 0
-            with path.open("wb") as f:
-                async for chunk in request.content.iter_chunked(64 * 1024):
-                    size += len(chunk)
-                    if size > cap:
-                        return web.json_response(too_big, status=413)
-                    f.write(chunk)
-            if size == 0:
+            path = await receive_upload(request, folder, name, cap)
+            if path is None:
+                return web.json_response(too_big, status=413)
+            if path.stat().st_size == 0:
                 return web.json_response({"ok": False, "error": f"{name}: empty file; refused"})
             try:
                 message = await self._job(self.instrument.load_sample, path, name)
