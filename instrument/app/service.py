@@ -118,8 +118,10 @@ class Instrument:
         if self.config.loop.enabled:
             self.engine.post(Loop(True))
         realtime_hygiene()
-        self.midi.open()
+        # Audio first: on JACK the ports scanner connects controllers to the audio side's MIDI input,
+        # which exists only once the audio process runs (and its client is active).
         self.audio.start()
+        self.midi.open()
         if self.audio.realtime is False:
             self.say(NOT_REALTIME_WARNING)
         self.control.start()

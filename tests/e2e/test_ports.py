@@ -33,6 +33,7 @@ def test_on_jack_another_programs_midi_output_is_not_connected_unless_named(jack
             rig.close()
     finally:
         assert service.stop() == 0
+    assert "MIDI rescan" not in service.log_path.read_text(), "the scanner ran before the MIDI input existed"
 
 
 # JACK connects matching ports to its own MIDI input; PortAudio opens an rtmidi port for each.
