@@ -339,7 +339,11 @@ class Instrument:
                 # "underflows" are ours; the server announces every client's xruns to every client:
                 "server_xruns": self.audio.server_xruns, "callback_errors": self.audio.callback_errors,
                 "audio_restarts": getattr(self.audio, "restarts", 0), "audio_pid": getattr(self.audio, "audio_pid", None),
-                "memory_locked": bool(getattr(self.engine.stats, "memory_locked", False))}
+                "memory_locked": bool(getattr(self.engine.stats, "memory_locked", False)),
+                "mixer": "c" if getattr(self.engine.stats, "mixer", 0) else "python",
+                # Where in its period each JACK cycle began and finished: tenths, then past its end (C mixer).
+                "cycle_start_hist": list(getattr(self.engine.stats, "cycle_start_hist", [])),
+                "cycle_end_hist": list(getattr(self.engine.stats, "cycle_end_hist", []))}
 
     def status(self) -> str:
         """The terminal's status line (a person's view of `state`)."""

@@ -10,6 +10,10 @@ to go away. The host's real-time thread runs the cycle: it takes a newly publish
 drains the event ring, (JACK) reads this cycle's MIDI (trigger notes and clock start at their
 frame; the rest goes back to the main process's router through the MIDI ring), mixes, and
 counts its own lateness. It keeps the callback contract in backends/__init__.py.
+
+That cycle is the C mixer (mixer.c through cmixer.py): on JACK the real-time thread calls it
+directly and never enters the interpreter; on PortAudio sounddevice's callback makes one call
+into it. Where it was not built, the Python cycles below run engine.py instead.
 """
 
 from __future__ import annotations
@@ -67,9 +71,10 @@ class SharedCycle:
 
 
 class JackCycle(SharedCycle):
-    """JACK's process callback: MIDI read in the cycle it arrives in, every output port filled."""
+    """JACK's process callback: MIDI read in the cycle it arrives in, every output port filled.
+    With `mixer` (a CMixer), JACK's thread calls the C mixer directly and `_process` never runs."""
 
-    def __init__(self, client, engine, shared, channels: int, midi_port: str):
+    def __init__(self, client, engine, shared, channels: int, midi_port: str, mixer=None):
         from .midi import route_in_cycle
 
         super().__init__(engine, shared)
@@ -77,7 +82,11 @@ class JackCycle(SharedCycle):
         self.midi_in = client.midi_inports.register(midi_port or "in")
         self.outs = [client.outports.register(f"out_{i}") for i in range(channels)]
         self.next_frame_time = -1  # where the next cycle starts on the server's clock, if none is missed
-        client.set_process_callback(self._process)
+        self.mixer = mixer
+        if mixer is not None:
+            mixer.attach_jack(client, self.midi_in, self.outs)
+        else:
+            client.set_process_callback(self._process)
         # No xrun callback: it would run Python on libjack's notification thread, which is not
         # real-time, and the process thread would wait for the GIL whenever a busy machine
         # preempted that thread while it held it, right as xruns come. The main process counts
@@ -114,18 +123,38 @@ class JackCycle(SharedCycle):
 
 
 class PortAudioCycle(SharedCycle):
-    """sounddevice's stream callback: a note posted from rtmidi's thread sounds one block later."""
+    """sounddevice's stream callback: a note posted from rtmidi's thread sounds one block later.
+    With `mixer` (a CMixer), the cycle is one call into C."""
+
+    def __init__(self, engine, shared, mixer=None):
+        super().__init__(engine, shared)
+        self.mixer = mixer
 
     def callback(self, outdata, frames, _time_info, status) -> None:
         try:
             if status.output_underflow:
                 self.stats.own_xruns += 1
-            self.begin()
-            self.mix(outdata.T, frames)  # outdata.T: one view per channel, written in place
+            if self.mixer is not None:
+                self.mixer.cycle(outdata)  # the snare swap, the events, mixing, and the frame count
+            else:
+                self.begin()
+                self.mix(outdata.T, frames)  # outdata.T: one view per channel, written in place
         except Exception:
             outdata.fill(0)
             self.stats.callback_errors += 1
-        self.end(frames)
+        if self.mixer is None:
+            self.end(frames)
+
+
+def c_mixer(engine, shared):
+    """The C mixer on `engine`'s settings, or None (engine.py mixes) where it was not built."""
+    from .cmixer import CMixer, available
+
+    why_not = available()
+    if why_not is not None:
+        print(f"latent-snare: {why_not}; mixing in Python", file=sys.stderr)
+        return None
+    return CMixer(engine, shared)
 
 
 def settle(shared) -> None:
@@ -150,7 +179,7 @@ def run_jack(shared, engine, channels: int, midi_port: str, pipe: int) -> int:
         return EXIT_SERVER_GONE
     if client.samplerate != shared.sample_rate:
         return EXIT_WRONG_RATE
-    cycle = JackCycle(client, engine, shared, channels, midi_port)
+    cycle = JackCycle(client, engine, shared, channels, midi_port, c_mixer(engine, shared))
     signal.signal(signal.SIGTERM, lambda *_: os.write(cycle.wake_w, WAKE_STOP))
     settle(shared)
     client.activate()
@@ -184,7 +213,7 @@ def run_portaudio(shared, engine, channels: int, device_name: str, block_size: i
         device = find_output_device(device_name)
         if device_rate(device) != shared.sample_rate:
             return EXIT_WRONG_RATE
-        cycle = PortAudioCycle(engine, shared)
+        cycle = PortAudioCycle(engine, shared, c_mixer(engine, shared))
         stream = sd.OutputStream(device=device, samplerate=shared.sample_rate, blocksize=block_size, channels=channels,
                                  dtype="float32", latency="low", callback=cycle.callback)
     except (UserError, sd.PortAudioError) as err:

@@ -36,6 +36,7 @@ MAX_SNARE_S = 4.0  # longer snares are cut here (any real snare's tail is far be
 RING_RECORDS = 65536  # per ring: a 1000/s flood for a minute without a reader before anything is dropped
 RECORD_WIDTH = 4
 NO_SLOT = -1
+CYCLE_HIST_BINS = 11
 
 # Note routes (one byte per note number): flags, 0 hands the note to the main process.
 ROUTE_MAIN, ROUTE_PLAY, ROUTE_LOOP = 0, 1, 2
@@ -55,7 +56,10 @@ class SharedStats(ctypes.Structure):
                 ("callback_errors", ctypes.c_int64),
                 ("ready_pid", ctypes.c_int64),  # set by an audio process once it plays; 0 before
                 ("memory_locked", ctypes.c_int64),  # 1: its pages are locked in memory (no page faults on the cycle)
-                ("realtime", ctypes.c_int64)]  # 1: the server runs real-time, 0: it does not, -1: not known yet
+                ("realtime", ctypes.c_int64),  # 1: the server runs real-time, 0: it does not, -1: not known yet
+                ("mixer", ctypes.c_int64),  # 1: the C mixer (mixer.c) runs the cycle, 0: engine.py does
+                # Where in its period each JACK cycle began and finished (C mixer): tenths, then past its end.
+                ("cycle_start_hist", ctypes.c_int64 * CYCLE_HIST_BINS), ("cycle_end_hist", ctypes.c_int64 * CYCLE_HIST_BINS)]
 
 
 class SnareTable(ctypes.Structure):

@@ -165,3 +165,22 @@ def test_the_audio_process_locks_its_memory_where_the_limit_allows(service):
     if os.geteuid() != 0 and soft != resource.RLIM_INFINITY:
         pytest.skip(f"memlock limit {soft} bytes: locking may be refused here (the instrument plays on unlocked)")
     assert service_state()["memory_locked"] is True
+
+
+def test_the_audio_cycle_runs_in_c_and_counts_where_each_cycle_began_and_ended(service, rig):
+    """The JACK thread calls the C mixer (play/mixer.c), not the interpreter, and files every cycle
+    by where in its period it began and where it finished (bench/soak.py prints them)."""
+    from instrument.play import cmixer
+
+    from ..jackrig import service_state
+
+    assert cmixer.available() is None, cmixer.available()
+    rig.wait_frames(rig.rate // 2)
+    state = service_state()
+    assert state["mixer"] == "c"
+    if service.backend == "portaudio":
+        return  # PortAudio's callback makes one call into C; only JACK's cycle knows where its period began
+    starts, ends = np.array(state["cycle_start_hist"]), np.array(state["cycle_end_hist"])
+    assert starts.sum() > 100 and abs(int(starts.sum() - ends.sum())) <= 2  # read while cycles run
+    # A cycle finishes no earlier than it began: fewer cycles have ended by each tenth than had begun.
+    assert np.all(np.cumsum(ends)[:-1] <= np.cumsum(starts)[:-1] + 2), (starts, ends)

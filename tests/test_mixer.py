@@ -1,0 +1,176 @@
+"""The C mixer (play/mixer.c) against engine.py, the readable reference: the same cycles, the same
+events and MIDI, the same shared layout; the output must agree sample for sample."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from instrument.play import cmixer
+from instrument.play.backends import render_period
+from instrument.play.engine import Engine
+from instrument.play.events import (ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, LOOP_TOGGLE, START, STOP, Clock, Loop,
+                                    NoteOff, NoteOn, Tempo)
+from instrument.play.link import EngineLink
+from instrument.play.midi import route_in_cycle
+from instrument.play.shared import ROUTE_LOOP, ROUTE_OMNI, ROUTE_PLAY
+
+RATE = 48000
+TRIGGER, LOOP_NOTE = 38, 40
+
+pytestmark = pytest.mark.skipif(cmixer.available() is not None, reason=str(cmixer.available()))
+
+
+def snare(seed: int, frames: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    wave = rng.standard_normal(frames) * np.exp(-np.arange(frames) / (frames / 6))
+    return (wave / np.abs(wave).max() * 0.5).astype(np.float32)
+
+
+class Pair:
+    """engine.py and the C mixer, fed the same: events through the shared ring (as the main
+    process posts them) and raw MIDI read in the cycle (as JACK hands it over)."""
+
+    def __init__(self, channels=2, **settings):
+        settings.setdefault("max_block", 64)
+        self.reference = Engine(RATE, **settings)
+        self.link = EngineLink(RATE, **settings)
+        routes = self.link.shared.routes
+        routes.note[TRIGGER], routes.note[LOOP_NOTE], routes.channel = ROUTE_PLAY, ROUTE_LOOP, ROUTE_OMNI
+        self.mixer = cmixer.CMixer(Engine(RATE, **settings), self.link.shared)
+        self.channels = channels
+        self.pending_midi: list[tuple[bytes, int]] = []
+
+    def publish(self, sample):
+        self.reference.publish(sample)
+        self.link.publish(sample)
+
+    def post(self, event):
+        self.reference.post(event)
+        self.link.post(event)
+
+    def midi(self, data: bytes, offset: int):
+        self.pending_midi.append((data, offset))
+
+    def cycle(self, frames: int) -> tuple[np.ndarray, np.ndarray]:
+        for data, offset in self.pending_midi:
+            route_in_cycle(data, offset, self.link.shared.routes, self.reference.post)
+        ours = np.zeros((frames, self.channels), dtype=np.float32)
+        self.mixer.cycle(ours, self.pending_midi)
+        self.pending_midi = []
+        expected = np.zeros((self.channels, frames), dtype=np.float32)
+        render_period(self.reference, expected, frames)
+        return expected.T, ours
+
+    def close(self):
+        self.mixer.close()
+
+
+EVENTS = st.one_of(
+    st.builds(NoteOn, st.integers(0, 130), st.integers(0, 300)),
+    st.builds(NoteOff, st.integers(0, 64)),
+    st.sampled_from([ALL_SOUND_OFF, ALL_NOTES_OFF, START, CONTINUE, STOP, LOOP_TOGGLE, Loop(True), Loop(False)]),
+    st.builds(Tempo, st.floats(40, 300), st.integers(1, 8)),
+    st.builds(Clock, st.integers(0, 64)),
+)
+MIDI = st.tuples(
+    st.one_of(
+        st.builds(lambda s, n, v: bytes([s, n, v]), st.sampled_from([0x80, 0x90, 0x99, 0xB0]),
+                  st.sampled_from([TRIGGER, LOOP_NOTE, 60]), st.integers(0, 127)),
+        st.sampled_from([b"\xf8", b"\xfa", b"\xfb", b"\xfc", b"\xfe", b"\xf0\x7e\x7f\xf7", b"\xc0\x05"])),
+    st.integers(0, 255))
+CYCLES = st.lists(st.tuples(st.sampled_from([16, 64, 100, 128, 256]), st.lists(EVENTS, max_size=4),
+                            st.lists(MIDI, max_size=3), st.integers(0, 3)), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cycles=CYCLES, polyphony=st.integers(1, 4), mode=st.sampled_from(["oneshot", "choke"]),
+       gain_db=st.sampled_from([0.0, 12.0]))
+def test_the_c_mixer_plays_what_the_python_engine_plays_sample_for_sample(cycles, polyphony, mode, gain_db):
+    pair = Pair(polyphony=polyphony, mode=mode, gain_db=gain_db, loop_bpm=480.0)
+    snares = [snare(seed, frames) for seed, frames in enumerate((900, 2000, 300, 5000))]
+    try:
+        pair.publish(snares[0])
+        for frames, events, midi, snare_index in cycles:
+            if snare_index:
+                pair.publish(snares[snare_index])
+            for event in events:
+                pair.post(event)
+            for data, offset in midi:
+                pair.midi(data, offset % frames)
+            expected, ours = pair.cycle(frames)
+            np.testing.assert_array_equal(ours, expected)
+        for name in ("notes", "stolen", "loop_hits", "loop_on", "transport_running", "limited_blocks",
+                     "clipped_samples", "voices", "last_velocity", "peak"):
+            assert getattr(pair.link.stats, name) == getattr(pair.reference.stats, name), name
+    finally:
+        pair.close()
+
+
+def test_the_comparison_can_fail():
+    """A mixer fed one note more than the reference: the comparison above would catch it."""
+    pair = Pair()
+    try:
+        pair.publish(snare(0, 2000))
+        pair.link.post(NoteOn(100))
+        expected, ours = pair.cycle(128)
+        assert not np.array_equal(ours, expected)
+    finally:
+        pair.close()
+
+
+def test_a_non_finite_snare_becomes_silence_and_is_counted():
+    pair = Pair()
+    try:
+        bad = snare(0, 2000)
+        bad[10] = np.nan
+        pair.publish(bad)
+        pair.post(NoteOn(127))
+        expected, ours = pair.cycle(64)
+        assert not np.any(ours) and not np.any(expected)
+        assert pair.link.stats.nonfinite_blocks == pair.reference.stats.nonfinite_blocks == 1
+    finally:
+        pair.close()
+
+
+def test_a_record_of_no_known_kind_silences_its_cycle_counts_once_and_the_rest_plays_next_cycle():
+    pair = Pair(channels=1)
+    try:
+        pair.publish(np.full(4000, 0.25, dtype=np.float32))
+        pair.link.post(NoteOn(127))
+        _, before = pair.cycle(64)
+        pair.link.shared.events.push(99.0)
+        pair.link.post(NoteOn(127))
+        _, failed = pair.cycle(64)
+        _, after = pair.cycle(64)
+        assert np.all(before[1:] > 0) and not np.any(failed) and np.all(after > before[-1])  # the second note adds
+        assert pair.link.stats.callback_errors == 1
+    finally:
+        pair.close()
+
+
+def test_midi_the_cycle_does_not_play_goes_to_the_main_process_whole_and_sysex_goes_nowhere():
+    pair = Pair()
+    try:
+        pair.midi(b"\xb0\x10\x40", 5)
+        pair.midi(b"\xc0\x03", 6)
+        pair.midi(b"\xf0\x7e\x7f\x06\x01\xf7", 7)
+        pair.midi(b"\x90\x3c\x64", 8)  # a note with no route
+        pair.cycle(64)
+        ring = pair.link.shared.midi
+        records = [tuple(int(x) for x in ring.pop()) for _ in range(3)]
+        assert records == [(3, 0xB0, 0x10, 0x40), (2, 0xC0, 0x03, 0), (3, 0x90, 0x3C, 0x64)]
+        assert ring.pop() is None
+    finally:
+        pair.close()
+
+
+def test_a_note_read_in_the_cycle_starts_at_its_frame():
+    pair = Pair(channels=1)
+    try:
+        pair.publish(np.full(4000, 0.25, dtype=np.float32))
+        pair.midi(bytes([0x90, TRIGGER, 127]), 37)
+        _, ours = pair.cycle(128)
+        assert np.flatnonzero(ours[:, 0])[0] == 37
+    finally:
+        pair.close()
