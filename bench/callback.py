@@ -7,7 +7,8 @@ then with the decode worker decoding continuously in another thread (the GIL
 and memory-bandwidth contention the service sees under a knob flood). Each row
 runs twice: with the engine in this process (`separate_process: false`), and in
 an audio process of its own fed through shared memory, as the JACK backend's
-default runs it (the knob flood then decodes in this process only).
+default runs it (the knob flood then decodes in this process only), with engine.py and with
+the C mixer (play/mixer.c) that the audio process runs by default.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import numpy as np
 
 from instrument.config import load_config
 from instrument.play.engine import Engine
-from instrument.play.events import NoteOn
+from instrument.play.cmixer import CMixer
+from instrument.play.events import NoteOn, encode
 from instrument.model.file import load_model
 from instrument.app.service import realtime_hygiene
 from instrument.play.link import EngineLink
@@ -34,12 +36,17 @@ from instrument.play.worker import DecodeWorker
 RATE, VOICES, SECONDS = 48000, 32, 5.0
 
 
-def measure(block: int, model, flood: bool, separate: bool) -> np.ndarray:
-    """Render times as fractions of the period: here, or in an audio process (`separate`)."""
+PLACES = ("this process", "audio process", "audio process, C mixer")
+
+
+def measure(block: int, model, flood: bool, place: str) -> np.ndarray:
+    """Render times as fractions of the period, in one of PLACES."""
     blocks = int(SECONDS * RATE / block)
+    separate = place != PLACES[0]
     if separate:
         engine = EngineLink(RATE, max_block=block, polyphony=VOICES)
-        child = subprocess.Popen([sys.executable, "-m", "bench.callback", "--audio-process", str(engine.shared.fd), str(block)],
+        child = subprocess.Popen([sys.executable, "-m", "bench.callback", "--audio-process", str(engine.shared.fd), str(block),
+                                  "c" if place == PLACES[2] else "python"],
                                  pass_fds=(engine.shared.fd,), stdout=subprocess.PIPE, text=True)
     else:
         engine = Engine(RATE, block, polyphony=VOICES)
@@ -77,9 +84,10 @@ def render_blocks(engine, block: int, blocks: int, take_snare=lambda: None) -> n
     return times
 
 
-def audio_process(fd: int, block: int) -> None:
+def audio_process(fd: int, block: int, mixer: str) -> None:
     """The audio process's side of a separate row: the engine on shared memory, taking each
-    published snare at the start of a block as play/audioproc.py does; prints the times."""
+    published snare at the start of a block as play/audioproc.py does, or the C mixer's whole
+    cycle (`mixer` "c"); prints the times."""
     shared = SharedAudio.attach(fd, RATE)
     engine = Engine(RATE, block, polyphony=VOICES, stats=shared.stats)
     table = shared.snares
@@ -93,13 +101,30 @@ def audio_process(fd: int, block: int) -> None:
         time.sleep(0.001)
     gc.collect()
     gc.freeze()
-    times = render_blocks(engine, block, int(SECONDS * RATE / block), take_snare)
+    if mixer == "c":
+        times = c_cycles(CMixer(engine, shared), shared, block, int(SECONDS * RATE / block))
+    else:
+        times = render_blocks(engine, block, int(SECONDS * RATE / block), take_snare)
     print(json.dumps(times.tolist()))
+
+
+def c_cycles(mixer, shared, block: int, blocks: int) -> np.ndarray:
+    """The C mixer's cycles into a stereo buffer, 32 voices kept sounding through the event ring."""
+    out = np.zeros((block, 2), dtype=np.float32)
+    note = encode(NoteOn(100))
+    times = np.empty(blocks)
+    for i in range(blocks):
+        t0 = time.perf_counter()
+        if shared.stats.voices < VOICES:
+            shared.events.push(*note)
+        mixer.cycle(out)
+        times[i] = time.perf_counter() - t0
+    return times
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--audio-process"]:
-        audio_process(int(sys.argv[2]), int(sys.argv[3]))
+        audio_process(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
         return
     model = load_model(None, load_config().model)
     realtime_hygiene()
@@ -109,9 +134,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for block in (64, 128, 256):
         for flood in (False, True):
-            for separate in (False, True):
-                frac = measure(block, model, flood, separate) * 100
-                print(f"| {block} | {'knob flood 1000/s' if flood else 'idle'} | {'audio process' if separate else 'this process'} "
+            for place in PLACES:
+                frac = measure(block, model, flood, place) * 100
+                print(f"| {block} | {'knob flood 1000/s' if flood else 'idle'} | {place} "
                       f"| {np.median(frac):.1f} | {np.percentile(frac, 99.9):.1f} | {frac.max():.1f} |", flush=True)
 
 

@@ -33,7 +33,9 @@ SOUNDFONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sou
 SOUNDFONT = next((font for font in SOUNDFONTS if font.exists()), SOUNDFONTS[0])
 FLUID_AUDIO = "fluidsynth-midi:left"
 SOURCES = ("latent-snare", "fluidsynth")  # recording index -> instrument name in the tables
-XRUN_LINE = re.compile(r"client = (\S+) was not finished")
+# jackd names each client a late cycle caught, and its state: "Running" (its callback was still
+# working), or "Triggered" (woken, but not yet given the CPU: the whole graph stalled).
+XRUN_LINE = re.compile(r"client = (\S+) was not finished(?:, state = (\w+))?")
 STOP_LINE = re.compile(r"stopped \((\d+) notes, (\d+) underflows, (\d+) callback errors\)")
 
 
@@ -92,6 +94,11 @@ def side_by_side(period: int, rate: int = 48_000, record_seconds: int = 90, serv
 
 
 def xruns_by_client(jackd_log: Path) -> Counter:
+    return Counter(client for client, _state in XRUN_LINE.findall(jackd_log.read_text(errors="replace")))
+
+
+def xruns_by_state(jackd_log: Path) -> Counter:
+    """{(client, state): count}: whether each xrun caught the client's callback running."""
     return Counter(XRUN_LINE.findall(jackd_log.read_text(errors="replace")))
 
 

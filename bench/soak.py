@@ -25,7 +25,8 @@ import time
 
 from tests.jackrig import service_state, stop_process
 
-from .jackbench import SOURCES, machine, process_sample, require_fluidsynth, side_by_side, stop_counts, xruns_by_client
+from .jackbench import (SOURCES, machine, process_sample, require_fluidsynth, side_by_side, stop_counts, xruns_by_client,
+                        xruns_by_state)
 
 NOTES_PER_S, SWEEP_PERIOD_S = 8, 17.0
 SAMPLE_EVERY_S, WARM_UP_S = 10.0, 30.0
@@ -77,7 +78,7 @@ def main() -> None:
                 time.sleep(0.005)
             samples.append((time.monotonic() - start, sample_processes(service)))
             state = service_state()
-        xruns = xruns_by_client(jackd_log)
+        xruns, states = xruns_by_client(jackd_log), xruns_by_state(jackd_log)
     finally:
         if hog:
             stop_process(hog)
@@ -87,13 +88,15 @@ def main() -> None:
     load = f", beside stress-ng --cpu {args.hog}" if args.hog else ""
     load += ", mixing in the service's process" if args.in_process else ", mixing in the audio process"
     print(f"soak: {args.minutes:g} min, {NOTES_PER_S} notes/s + knob sweeps at {args.sweep_cc_per_s:g} CC/s per knob, period {args.period} at 48 kHz{load} ({machine()})\n")
-    print("| instrument | its xruns | notes played / sent | underflows |")
-    print("|---|---:|---:|---:|")
+    print("| instrument | its xruns | caught running | never started | notes played / sent | underflows |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name in SOURCES:
         own = sum(count for client, count in xruns.items() if client.startswith(name))
+        running = sum(n for (client, state), n in states.items() if client.startswith(name) and state == "Running")
+        waiting = sum(n for (client, state), n in states.items() if client.startswith(name) and state == "Triggered")
         played = f"{stop[0]} / {notes_sent}" if name == "latent-snare" and stop else "n/a"
         under = stop[1] if name == "latent-snare" and stop else "n/a"
-        print(f"| {name} | {own} | {played} | {under} |")
+        print(f"| {name} | {own} | {running} | {waiting} | {played} | {under} |")
     print("\n| latent-snare | process | RSS MB | threads | fds |")
     print("|---|---|---:|---:|---:|")
     for label, sample in ((f"after {WARM_UP_S:.0f} s warm-up", warm), ("at the end", end)):
@@ -102,7 +105,14 @@ def main() -> None:
     growth = ", ".join(f"{process} {100 * (end[process][0] - warm[process][0]) / warm[process][0]:+.1f} %" for process in end if process in warm)
     print(f"\nRSS growth after warm-up: {growth}; own xruns counted by the service {state.get('underflows')} "
           f"(server's xrun notifications {state.get('server_xruns')}, audio restarts {state.get('audio_restarts')}); "
-          f"xruns by client: {dict(sorted(xruns.items())) or 'none'}")
+          f"xruns by client and state: {dict(sorted(states.items())) or 'none'}")
+    if any(state.get("cycle_end_hist", [])):
+        print(f"\nlatent-snare's JACK cycles ({state['mixer']} mixer) by where in the period they began and "
+              "finished, in tenths of the period, the last column past its end:\n")
+        print("| cycles | " + " | ".join(f"{10 * k}-{10 * k + 10} %" for k in range(10)) + " | later |")
+        print("|---|" + "---:|" * 11)
+        for label in ("start", "end"):
+            print(f"| {label} | " + " | ".join(str(n) for n in state[f"cycle_{label}_hist"]) + " |")
 
 
 def sample_processes(service) -> dict[str, tuple[int, int, int]]:

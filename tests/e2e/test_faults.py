@@ -181,6 +181,35 @@ def test_an_exception_in_the_audio_process_callback_silences_one_block_and_it_pl
         output.close()
 
 
+@pytest.mark.parametrize("backend", ["jack", "portaudio"])
+def test_notes_posted_while_the_audio_cycle_stalls_play_late_rather_than_never(jack_server, monkeypatch, backend):
+    """A run of xruns: the audio process stopped for 100 ms (as a preempted or page-faulting audio
+    thread would be). The notes the main process posts meanwhile wait in the event ring and all
+    play once it runs again."""
+    output, engine = start_audio_process(monkeypatch, backend)
+    pid = output.process.pid
+    try:
+        deadline = time.monotonic() + 2.0
+        while engine.stats.blocks == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before = engine.stats.notes
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for _ in range(3):
+                engine.post(NoteOn(100))
+                time.sleep(0.03)
+            assert engine.stats.notes == before, "the audio process played while stopped"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 2.0
+        while engine.stats.notes < before + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.stats.notes == before + 3, f"{engine.stats.notes - before} of 3 notes played after the stall"
+        assert output.process.poll() is None, "the audio process died"
+    finally:
+        output.close()
+
+
 def threads_of(pid: int) -> list[str]:
     return sorted(Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip() for tid in os.listdir(f"/proc/{pid}/task"))
 
