@@ -228,7 +228,8 @@ enum { NOTE_ON, NOTE_OFF, ALL_SOUND_OFF, ALL_NOTES_OFF, LOOP, TEMPO, CLOCK, STAR
 static bool handle_record(mixer *m, const double *record) {
     double kind = record[0], a = record[1], b = record[2];
     shared_stats *stats = m->L.stats;
-    if (!(kind >= 0 && kind < KINDS && kind == (double)(int64_t)kind) || !isfinite(a) || !isfinite(b)) return false;
+    if (!(kind >= 0 && kind < KINDS && kind == (double)(int64_t)kind) || !(fabs(a) < 1e9) || !(fabs(b) < 1e9))
+        return false; /* what no event of events.py encodes to (and no cast below may overflow) */
     switch ((int)kind) {
     case NOTE_ON: note_on(m, (int64_t)a, (int64_t)b); break;
     case NOTE_OFF: if (m->s.choke) fade_all(m, m->s.steal_fade); break; /* in one-shot mode the hit rings out */
@@ -439,11 +440,11 @@ static void mix_period(mixer *m, float **outs, int64_t channels, int64_t stride,
             for (int64_t i = 0; i < n; i++) outs[c][(done + i) * stride] = (float)m->mix[i];
         done += n;
     }
-    if (m->L.stats->notes != m->notes_before && m->playing >= 0) /* the slot stays pinned while that note sounds */
-        m->L.snares->last_started[m->playing] = m->frames;
 }
 
 static void end(mixer *m, int64_t frames) {
+    if (m->L.stats->notes != m->notes_before && m->playing >= 0) /* the slot stays pinned while that note sounds */
+        m->L.snares->last_started[m->playing] = m->frames;
     m->frames += frames;
     m->L.snares->frames = m->frames;
 }
@@ -493,7 +494,7 @@ void lsn_begin(mixer *m) {
 
 /* A raw MIDI message read in this cycle at frame `offset`. */
 void lsn_midi(mixer *m, const uint8_t *data, int64_t size, int64_t offset) {
-    if (!m->failed) handle_midi(m, data, (size_t)size, offset);
+    handle_midi(m, data, (size_t)size, offset);
 }
 
 void lsn_mix(mixer *m, float *out, int64_t channels, int64_t frames) {
@@ -516,13 +517,12 @@ static int jack_process(jack_nframes_t frames, void *arg) {
     jack_api *jack = &m->jack;
     stats->cycle_start_hist[period_bin(jack->frames_since_cycle_start(m->client), frames)] += 1;
     lsn_begin(m);
-    if (!m->failed) {
-        void *buffer = jack->port_get_buffer(m->midi_in, frames);
-        uint32_t count = jack->midi_get_event_count(buffer);
-        jack_midi_event event;
-        for (uint32_t k = 0; k < count; k++)
-            if (jack->midi_event_get(&event, buffer, k) == 0) handle_midi(m, event.buffer, event.size, event.time);
-    }
+    /* Read even in a cycle that plays silence: its notes then sound a period late, never not at all. */
+    void *buffer = jack->port_get_buffer(m->midi_in, frames);
+    uint32_t count = jack->midi_get_event_count(buffer);
+    jack_midi_event event;
+    for (uint32_t k = 0; k < count; k++)
+        if (jack->midi_event_get(&event, buffer, k) == 0) handle_midi(m, event.buffer, event.size, event.time);
     float *outs[MAX_CHANNELS];
     for (int64_t c = 0; c < m->channels; c++) outs[c] = jack->port_get_buffer(m->outs[c], frames);
     mix_period(m, outs, m->channels, 1, frames);
