@@ -133,18 +133,20 @@ def test_a_non_finite_snare_becomes_silence_and_is_counted():
         pair.close()
 
 
-def test_a_record_of_no_known_kind_silences_its_cycle_counts_once_and_the_rest_plays_next_cycle():
+def test_a_record_of_no_known_kind_silences_its_cycle_counts_once_and_nothing_after_it_is_lost():
     pair = Pair(channels=1)
     try:
         pair.publish(np.full(4000, 0.25, dtype=np.float32))
         pair.link.post(NoteOn(127))
         _, before = pair.cycle(64)
         pair.link.shared.events.push(99.0)
-        pair.link.post(NoteOn(127))
+        pair.link.post(NoteOn(127))  # after the bad record in the ring: waits for the next cycle
+        pair.midi(bytes([0x90, TRIGGER, 127]), 10)  # read in the silent cycle: plays in the next
         _, failed = pair.cycle(64)
         _, after = pair.cycle(64)
-        assert np.all(before[1:] > 0) and not np.any(failed) and np.all(after > before[-1])  # the second note adds
-        assert pair.link.stats.callback_errors == 1
+        assert np.all(before[1:] > 0) and not np.any(failed)
+        assert pair.link.stats.callback_errors == 1 and pair.link.stats.notes == 3
+        assert np.all(after[10:] > after[:10].max()) and np.all(after[:10] > before[-1])  # 3 voices from frame 10, 2 before
     finally:
         pair.close()
 
