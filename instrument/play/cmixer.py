@@ -41,7 +41,10 @@ def _library() -> ctypes.CDLL | str:
     spec = importlib.util.find_spec(LIBRARY)
     if spec is None or not spec.origin:
         return "the C mixer was not built (reinstall with a C compiler: apt-get install gcc libc6-dev)"
-    lib = ctypes.CDLL(spec.origin)
+    try:
+        lib = ctypes.CDLL(spec.origin)
+    except OSError as err:
+        return f"{spec.origin} cannot be loaded ({err}; reinstall: pip install -e .)"
     lib.lsn_new.restype, lib.lsn_new.argtypes = _ptr, [ctypes.POINTER(_Settings), ctypes.POINTER(_Layout)]
     lib.lsn_free.restype, lib.lsn_free.argtypes = None, [_ptr]
     lib.lsn_begin.restype, lib.lsn_begin.argtypes = None, [_ptr]
@@ -70,6 +73,7 @@ class CMixer:
         if isinstance(self.lib, str):
             raise RuntimeError(self.lib)
         self.shared = shared
+        # The loop's clock timeout and starting tempo are engine.py's internals: read, not recomputed.
         self.settings = _Settings(
             sample_rate=engine.sample_rate, max_block=engine.max_block, polyphony=engine.polyphony,
             choke=engine.choke, steal_fade=engine.steal_fade, panic_fade=engine.panic_fade,

@@ -4,9 +4,9 @@
  * A Python callback, even alone in its own process, runs the interpreter's own work (objects
  * made and freed, reference counts, the eval loop) at the server's real-time priority on every
  * cycle. This file is the same cycle with none of that: JACK's process thread calls
- * `lsn_jack_process` directly (PortAudio's stream callback calls `lsn_cycle` through ctypes),
- * and it touches only memory that exists before the stream starts: the shared layout
- * (play/shared.py) and this mixer's own buffers, allocated once by `lsn_new`.
+ * `jack_process` directly (PortAudio's stream callback calls `lsn_begin` and `lsn_mix`
+ * through ctypes), and it touches only memory that exists before the stream starts: the
+ * shared layout (play/shared.py) and this mixer's own buffers, allocated once by `lsn_new`.
  *
  * Every number here follows engine.py step by step (the same operations in the same order, in
  * double precision, with no fused multiply-add), so the Python engine stays the readable
@@ -537,7 +537,7 @@ static int jack_process(jack_nframes_t frames, void *arg) {
     return 0;
 }
 
-/* Make `lsn_jack_process` the client's process callback (before it is activated). 0 on success;
+/* Make `jack_process` the client's process callback (before it is activated). 0 on success;
  * -1 when libjack or one of its functions is not found, -2 when JACK refuses the callback. */
 int lsn_jack_attach(mixer *m, void *client, void *midi_in, void **outs, int64_t channels) {
     void *lib = dlopen("libjack.so.0", RTLD_NOW | RTLD_NOLOAD);
