@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
+
+from .jackrig import SERVER_NAME
+
+# The suite runs its own JACK servers and never touches the user's. Set before any test module
+# is collected: PortAudio, started by importing sounddevice, opens a JACK client on the default
+# server, and libjack serves one server per process, so a developer's own running jackd would
+# otherwise take this process's JACK clients (the rig's ports broke, and pytest crashed).
+os.environ["JACK_DEFAULT_SERVER"] = SERVER_NAME
 
 
 def synth_snare(rate: int, seconds: float, tone_hz: float, decay_s: float, noise: float, seed: int, lead_s: float = 0.02) -> np.ndarray:

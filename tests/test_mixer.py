@@ -176,3 +176,20 @@ def test_a_note_read_in_the_cycle_starts_at_its_frame():
         assert np.flatnonzero(ours[:, 0])[0] == 37
     finally:
         pair.close()
+
+
+def test_a_published_length_past_its_slot_plays_only_the_slot():
+    """The main process writes each slot's length; a wrong one must not make the cycle read past the slot."""
+    pair = Pair(channels=1, max_block=4096)
+    try:
+        frames = pair.link.shared.slot_frames
+        pair.publish(np.full(frames, 0.25, dtype=np.float32))
+        table = pair.link.shared.snares
+        table.length[table.published] = 10**9
+        pair.post(NoteOn(127))
+        for _ in range(frames // 4096 + 2):
+            expected, ours = pair.cycle(4096)
+            np.testing.assert_array_equal(ours, expected)
+        assert pair.link.stats.voices == pair.reference.stats.voices == 0
+    finally:
+        pair.close()

@@ -84,8 +84,13 @@ class JackCycle(SharedCycle):
         self.next_frame_time = -1  # where the next cycle starts on the server's clock, if none is missed
         self.mixer = mixer
         if mixer is not None:
-            mixer.attach_jack(client, self.midi_in, self.outs)
-        else:
+            try:
+                mixer.attach_jack(client, self.midi_in, self.outs)
+            except RuntimeError as err:
+                print(f"latent-snare: {err}; mixing in Python", file=sys.stderr)
+                self.mixer = None
+                shared.stats.mixer = 0
+        if self.mixer is None:
             client.set_process_callback(self._process)
         # No xrun callback: it would run Python on libjack's notification thread, which is not
         # real-time, and the process thread would wait for the GIL whenever a busy machine

@@ -5,8 +5,9 @@ has no Python module in it, so it is loaded with ctypes, never imported). `CMixe
 `Engine`'s settings on the shared layout: the Python engine computes every constant once
 (velocity curve, fades, limiter release, loop tempo), so the two cannot disagree on them.
 
-Where the library was not built (no C compiler at install time) `available()` says why in
-one line, and the audio process runs engine.py's cycle instead.
+Where the library was not built (no C compiler at install time: the build is optional) or
+cannot attach, `available()` or `attach_jack` says why in one line, and the audio process
+runs engine.py's cycle instead.
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ def _library() -> ctypes.CDLL | str:
     lib.lsn_begin.restype, lib.lsn_begin.argtypes = None, [_ptr]
     lib.lsn_mix.restype, lib.lsn_mix.argtypes = None, [_ptr, _ptr, _i64, _i64]
     lib.lsn_midi.restype, lib.lsn_midi.argtypes = None, [_ptr, ctypes.c_char_p, _i64, _i64]
-    lib.lsn_jack_attach.restype, lib.lsn_jack_attach.argtypes = ctypes.c_int, [_ptr, _ptr, _ptr, _ptr, _i64]
+    lib.lsn_jack_attach.restype = ctypes.c_int
+    lib.lsn_jack_attach.argtypes = [_ptr, ctypes.c_char_p, _ptr, _ptr, _ptr, _i64]
     lib.lsn_layout_size.restype, lib.lsn_layout_size.argtypes = _i64, [_i64]
     ours = [ctypes.sizeof(SharedStats), ctypes.sizeof(SnareTable), ctypes.sizeof(Routes), ctypes.sizeof(RingIndex),
-            SharedStats.cycle_end_hist.offset]
+            SharedStats.cycle_end_hist.offset, ctypes.sizeof(_Settings), ctypes.sizeof(_Layout)]
     if [lib.lsn_layout_size(k) for k in range(len(ours))] != ours:
         return f"{spec.origin} was built for another shared layout (reinstall: pip install -e .)"
     return lib
@@ -109,9 +111,10 @@ class CMixer:
             return int(jack._ffi.cast("uintptr_t", cdata._ptr))
 
         ports = (_ptr * len(outs))(*(address(port) for port in outs))
-        status = self.lib.lsn_jack_attach(self.state, address(client), address(midi_in), ports, len(outs))
+        libjack = jack._libname.encode()  # the name JACK-Client loaded libjack by: C takes its functions from that copy
+        status = self.lib.lsn_jack_attach(self.state, libjack, address(client), address(midi_in), ports, len(outs))
         if status:
-            raise RuntimeError(f"the C mixer could not attach to JACK (status {status})")
+            raise RuntimeError(f"the C mixer could not attach to JACK ({'libjack not found' if status == -1 else 'refused'})")
 
     def close(self) -> None:
         """Free the C state; only once no host can call it any more."""

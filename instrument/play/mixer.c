@@ -409,8 +409,9 @@ static void begin(mixer *m) {
     snare_table *table = m->L.snares;
     int64_t published = __atomic_load_n(&table->published, __ATOMIC_ACQUIRE);
     if (published != m->playing && published >= 0 && published < SNARE_SLOTS) {
+        int64_t length = table->length[published]; /* never past its slot, whatever the producer wrote */
         m->current = m->L.slots + published * m->L.slot_frames;
-        m->current_length = table->length[published];
+        m->current_length = length < 0 ? 0 : length > m->L.slot_frames ? m->L.slot_frames : length;
         m->playing = table->playing = published;
     }
     m->failed = false;
@@ -499,9 +500,9 @@ void lsn_midi(mixer *m, const uint8_t *data, int64_t size, int64_t offset) {
 
 void lsn_mix(mixer *m, float *out, int64_t channels, int64_t frames) {
     float *outs[MAX_CHANNELS];
-    if (channels > MAX_CHANNELS) channels = MAX_CHANNELS;
-    for (int64_t c = 0; c < channels; c++) outs[c] = out + c;
-    mix_period(m, outs, channels, channels, frames);
+    int64_t filled = channels < MAX_CHANNELS ? channels : MAX_CHANNELS; /* any further channel stays as it was */
+    for (int64_t c = 0; c < filled; c++) outs[c] = out + c;
+    mix_period(m, outs, filled, channels, frames);
     end(m, frames);
 }
 
@@ -537,10 +538,11 @@ static int jack_process(jack_nframes_t frames, void *arg) {
     return 0;
 }
 
-/* Make `jack_process` the client's process callback (before it is activated). 0 on success;
- * -1 when libjack or one of its functions is not found, -2 when JACK refuses the callback. */
-int lsn_jack_attach(mixer *m, void *client, void *midi_in, void **outs, int64_t channels) {
-    void *lib = dlopen("libjack.so.0", RTLD_NOW | RTLD_NOLOAD);
+/* Make `jack_process` the client's process callback (before it is activated), with libjack's
+ * functions from the copy loaded as `libjack`. 0 on success; -1 when libjack or one of its
+ * functions is not found, -2 when JACK refuses the callback. */
+int lsn_jack_attach(mixer *m, const char *libjack, void *client, void *midi_in, void **outs, int64_t channels) {
+    void *lib = dlopen(libjack, RTLD_NOW | RTLD_NOLOAD); /* the name JACK-Client loaded it by */
     if (lib == NULL || channels > MAX_CHANNELS) return -1;
     jack_api *jack = &m->jack;
     *(void **)&jack->port_get_buffer = dlsym(lib, "jack_port_get_buffer");
@@ -566,6 +568,8 @@ int64_t lsn_layout_size(int64_t part) {
     case 2: return sizeof(note_routes);
     case 3: return sizeof(ring_index);
     case 4: return offsetof(shared_stats, cycle_end_hist);
+    case 5: return sizeof(settings);
+    case 6: return sizeof(layout);
     default: return -1;
     }
 }
