@@ -1,6 +1,8 @@
 """The C mixer (play/mixer.c) against engine.py, the readable reference: the same cycles, the same
 events and MIDI, the same shared layout; the output must agree sample for sample."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -35,6 +37,7 @@ class Pair:
         settings.setdefault("max_block", 64)
         self.reference = Engine(RATE, **settings)
         self.link = EngineLink(RATE, **settings)
+        os.close(self.link.shared.fd)  # the mapping stays; no audio process will inherit the descriptor
         routes = self.link.shared.routes
         routes.note[TRIGGER], routes.note[LOOP_NOTE], routes.channel = ROUTE_PLAY, ROUTE_LOOP, ROUTE_OMNI
         self.mixer = cmixer.CMixer(Engine(RATE, **settings), self.link.shared)
@@ -64,6 +67,20 @@ class Pair:
 
     def close(self):
         self.mixer.close()
+
+
+@pytest.fixture
+def pairs():
+    """Makes Pairs for one test and frees their C state after it."""
+    made = []
+
+    def make(**settings) -> Pair:
+        made.append(Pair(**settings))
+        return made[-1]
+
+    yield make
+    for pair in made:
+        pair.close()
 
 
 EVENTS = st.one_of(
@@ -107,89 +124,71 @@ def test_the_c_mixer_plays_what_the_python_engine_plays_sample_for_sample(cycles
         pair.close()
 
 
-def test_the_comparison_can_fail():
+def test_the_comparison_can_fail(pairs):
     """A mixer fed one note more than the reference: the comparison above would catch it."""
-    pair = Pair()
-    try:
-        pair.publish(snare(0, 2000))
-        pair.link.post(NoteOn(100))
-        expected, ours = pair.cycle(128)
-        assert not np.array_equal(ours, expected)
-    finally:
-        pair.close()
+    pair = pairs()
+    pair.publish(snare(0, 2000))
+    pair.link.post(NoteOn(100))
+    expected, ours = pair.cycle(128)
+    assert not np.array_equal(ours, expected)
 
 
-def test_a_non_finite_snare_becomes_silence_and_is_counted():
-    pair = Pair()
-    try:
-        bad = snare(0, 2000)
-        bad[10] = np.nan
-        pair.publish(bad)
-        pair.post(NoteOn(127))
-        expected, ours = pair.cycle(64)
-        assert not np.any(ours) and not np.any(expected)
-        assert pair.link.stats.nonfinite_blocks == pair.reference.stats.nonfinite_blocks == 1
-    finally:
-        pair.close()
+def test_a_non_finite_snare_becomes_silence_and_is_counted(pairs):
+    pair = pairs()
+    bad = snare(0, 2000)
+    bad[10] = np.nan
+    pair.publish(bad)
+    pair.post(NoteOn(127))
+    expected, ours = pair.cycle(64)
+    assert not np.any(ours) and not np.any(expected)
+    assert pair.link.stats.nonfinite_blocks == pair.reference.stats.nonfinite_blocks == 1
 
 
-def test_a_record_of_no_known_kind_silences_its_cycle_counts_once_and_nothing_after_it_is_lost():
-    pair = Pair(channels=1)
-    try:
-        pair.publish(np.full(4000, 0.25, dtype=np.float32))
-        pair.link.post(NoteOn(127))
-        _, before = pair.cycle(64)
-        pair.link.shared.events.push(99.0)
-        pair.link.post(NoteOn(127))  # after the bad record in the ring: waits for the next cycle
-        pair.midi(bytes([0x90, TRIGGER, 127]), 10)  # read in the silent cycle: plays in the next
-        _, failed = pair.cycle(64)
-        _, after = pair.cycle(64)
-        assert np.all(before[1:] > 0) and not np.any(failed)
-        assert pair.link.stats.callback_errors == 1 and pair.link.stats.notes == 3
-        assert np.all(after[10:] > after[:10].max()) and np.all(after[:10] > before[-1])  # 3 voices from frame 10, 2 before
-    finally:
-        pair.close()
+def test_a_record_of_no_known_kind_silences_its_cycle_counts_once_and_nothing_after_it_is_lost(pairs):
+    pair = pairs(channels=1)
+    pair.publish(np.full(4000, 0.25, dtype=np.float32))
+    pair.link.post(NoteOn(127))
+    _, before = pair.cycle(64)
+    pair.link.shared.events.push(99.0)
+    pair.link.post(NoteOn(127))  # after the bad record in the ring: waits for the next cycle
+    pair.midi(bytes([0x90, TRIGGER, 127]), 10)  # read in the silent cycle: plays in the next
+    _, failed = pair.cycle(64)
+    _, after = pair.cycle(64)
+    assert np.all(before[1:] > 0) and not np.any(failed)
+    assert pair.link.stats.callback_errors == 1 and pair.link.stats.notes == 3
+    assert np.all(after[10:] > after[:10].max()) and np.all(after[:10] > before[-1])  # 3 voices from frame 10, 2 before
 
 
-def test_midi_the_cycle_does_not_play_goes_to_the_main_process_whole_and_sysex_goes_nowhere():
-    pair = Pair()
-    try:
-        pair.midi(b"\xb0\x10\x40", 5)
-        pair.midi(b"\xc0\x03", 6)
-        pair.midi(b"\xf0\x7e\x7f\x06\x01\xf7", 7)
-        pair.midi(b"\x90\x3c\x64", 8)  # a note with no route
-        pair.cycle(64)
-        ring = pair.link.shared.midi
-        records = [tuple(int(x) for x in ring.pop()) for _ in range(3)]
-        assert records == [(3, 0xB0, 0x10, 0x40), (2, 0xC0, 0x03, 0), (3, 0x90, 0x3C, 0x64)]
-        assert ring.pop() is None
-    finally:
-        pair.close()
+def test_midi_the_cycle_does_not_play_goes_to_the_main_process_whole_and_sysex_goes_nowhere(pairs):
+    pair = pairs()
+    pair.midi(b"\xb0\x10\x40", 5)
+    pair.midi(b"\xc0\x03", 6)
+    pair.midi(b"\xf0\x7e\x7f\x06\x01\xf7", 7)
+    pair.midi(b"\x90\x3c\x64", 8)  # a note with no route
+    pair.cycle(64)
+    ring = pair.link.shared.midi
+    records = [tuple(int(x) for x in ring.pop()) for _ in range(3)]
+    assert records == [(3, 0xB0, 0x10, 0x40), (2, 0xC0, 0x03, 0), (3, 0x90, 0x3C, 0x64)]
+    assert ring.pop() is None
 
 
-def test_a_note_read_in_the_cycle_starts_at_its_frame():
-    pair = Pair(channels=1)
-    try:
-        pair.publish(np.full(4000, 0.25, dtype=np.float32))
-        pair.midi(bytes([0x90, TRIGGER, 127]), 37)
-        _, ours = pair.cycle(128)
-        assert np.flatnonzero(ours[:, 0])[0] == 37
-    finally:
-        pair.close()
+def test_a_note_read_in_the_cycle_starts_at_its_frame(pairs):
+    pair = pairs(channels=1)
+    pair.publish(np.full(4000, 0.25, dtype=np.float32))
+    pair.midi(bytes([0x90, TRIGGER, 127]), 37)
+    _, ours = pair.cycle(128)
+    assert np.flatnonzero(ours[:, 0])[0] == 37
 
 
-def test_a_published_length_past_its_slot_plays_only_the_slot():
+def test_a_published_length_past_its_slot_plays_only_the_slot(pairs):
     """The main process writes each slot's length; a wrong one must not make the cycle read past the slot."""
-    pair = Pair(channels=1, max_block=4096)
-    try:
-        frames = pair.link.shared.slot_frames
-        pair.publish(np.full(frames, 0.25, dtype=np.float32))
-        table = pair.link.shared.snares
-        table.length[table.published] = 10**9
-        pair.post(NoteOn(127))
-        for _ in range(frames // 4096 + 2):
-            expected, ours = pair.cycle(4096)
-            np.testing.assert_array_equal(ours, expected)
-        assert pair.link.stats.voices == pair.reference.stats.voices == 0
-    finally:
-        pair.close()
+    pair = pairs(channels=1, max_block=4096)
+    frames = pair.link.shared.slot_frames
+    pair.publish(np.full(frames, 0.25, dtype=np.float32))
+    table = pair.link.shared.snares
+    table.length[table.published] = 10**9
+    pair.post(NoteOn(127))
+    for _ in range(frames // 4096 + 2):
+        expected, ours = pair.cycle(4096)
+        np.testing.assert_array_equal(ours, expected)
+    assert pair.link.stats.voices == pair.reference.stats.voices == 0
