@@ -37,16 +37,22 @@ class SharedCycle:
     """What every host's cycle does with the shared memory: the snare swap, the event ring,
     mixing into the host's buffers, and the frame count that pins a playing slot."""
 
-    def __init__(self, engine, shared):
+    def __init__(self, engine, shared, mixer=None):
         from .backends import render_period
         from .events import decode
 
         self.engine, self.shared = engine, shared
         self.render_period, self.decode = render_period, decode
         self.stats, self.table = shared.stats, shared.snares
+        self.use_mixer(mixer)
         self.playing = -1
         self.frames = int(self.table.frames)  # a restarted process continues the frame count its slots refer to
         self.wake_r, self.wake_w = os.pipe()
+
+    def use_mixer(self, mixer) -> None:
+        """The C mixer runs the cycle (a CMixer), or engine.py does (None); status --json says which."""
+        self.mixer = mixer
+        self.stats.mixer = int(mixer is not None)
 
     def begin(self) -> None:
         """At the cycle's start: the reference swap to a newly published snare, then the events."""
@@ -77,19 +83,17 @@ class JackCycle(SharedCycle):
     def __init__(self, client, engine, shared, channels: int, midi_port: str, mixer=None):
         from .midi import route_in_cycle
 
-        super().__init__(engine, shared)
+        super().__init__(engine, shared, mixer)
         self.client, self.route_in_cycle, self.routes = client, route_in_cycle, shared.routes
         self.midi_in = client.midi_inports.register(midi_port or "in")
         self.outs = [client.outports.register(f"out_{i}") for i in range(channels)]
         self.next_frame_time = -1  # where the next cycle starts on the server's clock, if none is missed
-        self.mixer = mixer
         if mixer is not None:
             try:
                 mixer.attach_jack(client, self.midi_in, self.outs)
             except RuntimeError as err:
                 print(f"latent-snare: {err}; mixing in Python", file=sys.stderr)
-                self.mixer = None
-                shared.stats.mixer = 0
+                self.use_mixer(None)
         if self.mixer is None:
             client.set_process_callback(self._process)
         # No xrun callback: it would run Python on libjack's notification thread, which is not
@@ -130,10 +134,6 @@ class JackCycle(SharedCycle):
 class PortAudioCycle(SharedCycle):
     """sounddevice's stream callback: a note posted from rtmidi's thread sounds one block later.
     With `mixer` (a CMixer), the cycle is one call into C."""
-
-    def __init__(self, engine, shared, mixer=None):
-        super().__init__(engine, shared)
-        self.mixer = mixer
 
     def callback(self, outdata, frames, _time_info, status) -> None:
         try:

@@ -475,7 +475,6 @@ mixer *lsn_new(const settings *s, const layout *L) {
     m->frames_since_clock = -1;
     m->playing = -1;
     m->frames = L->snares->frames; /* a restarted process continues the frame count its slots refer to */
-    L->stats->mixer = 1;
     return m;
 }
 

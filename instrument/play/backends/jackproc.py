@@ -24,7 +24,6 @@ CONNECTIONS_EVERY_S = 0.25  # how often the audio process's connections are note
 
 class JackProcessOutput(ProcessOutput):
     backend = "jack"
-    host = "jack"
 
     def __init__(self, channels: int, midi_port: str):
         import jack

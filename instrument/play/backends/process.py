@@ -36,7 +36,7 @@ ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM
 
 
 class ProcessOutput:
-    """A subclass sets `backend`, `host` (audioproc's HOST), `sample_rate`, `block_size`,
+    """A subclass sets `backend` (audioproc's HOST), `sample_rate`, `block_size`,
     `realtime`, `target` (audioproc's TARGET) and `channels` before calling this __init__."""
 
     def __init__(self):
@@ -82,7 +82,7 @@ class ProcessOutput:
         self.engine.audio_starting()
         shared.stats.ready_pid = 0
         child_end, self._parent_end = os.pipe()
-        args = [self.host, str(shared.fd), str(child_end), str(self.sample_rate), str(self.channels), self.target,
+        args = [self.backend, str(shared.fd), str(child_end), str(self.sample_rate), str(self.channels), self.target,
                 str(self.block_size), json.dumps(self.engine.settings)]
         self.process = subprocess.Popen([sys.executable, "-m", "instrument.play.audioproc", *args], env={**os.environ, **ONE_BLAS_THREAD},
                                         pass_fds=(shared.fd, child_end), stdin=subprocess.DEVNULL)
@@ -148,7 +148,6 @@ class PortAudioProcessOutput(ProcessOutput):
     which is what lets it see a restarted JACK server. MIDI stays rtmidi's, in this process."""
 
     backend = "portaudio"
-    host = "portaudio"
     realtime = None  # PortAudio does not say
 
     def __init__(self, device_name: str, block_size: int, channels: int):
