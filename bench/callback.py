@@ -23,12 +23,12 @@ from datetime import date
 
 import numpy as np
 
-from instrument.config import load_config
-from instrument.play.engine import Engine
-from instrument.play.cmixer import CMixer
-from instrument.play.events import NoteOn, encode
-from instrument.model.file import load_model
 from instrument.app.service import realtime_hygiene
+from instrument.config import load_config
+from instrument.model.file import load_model
+from instrument.play.cmixer import CMixer
+from instrument.play.engine import Engine
+from instrument.play.events import NoteOn, encode
 from instrument.play.link import EngineLink
 from instrument.play.shared import SharedAudio
 from instrument.play.worker import DecodeWorker
@@ -45,9 +45,20 @@ def measure(block: int, model, flood: bool, place: str) -> np.ndarray:
     separate = place != PLACES[0]
     if separate:
         engine = EngineLink(RATE, max_block=block, polyphony=VOICES)
-        child = subprocess.Popen([sys.executable, "-m", "bench.callback", "--audio-process", str(engine.shared.fd), str(block),
-                                  "c" if place == PLACES[2] else "python"],
-                                 pass_fds=(engine.shared.fd,), stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.callback",
+                "--audio-process",
+                str(engine.shared.fd),
+                str(block),
+                "c" if place == PLACES[2] else "python",
+            ],
+            pass_fds=(engine.shared.fd,),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
     else:
         engine = Engine(RATE, block, polyphony=VOICES)
     worker = DecodeWorker(model, engine, RATE).start()  # decodes the centre first
@@ -136,8 +147,11 @@ def main() -> None:
         for flood in (False, True):
             for place in PLACES:
                 frac = measure(block, model, flood, place) * 100
-                print(f"| {block} | {'knob flood 1000/s' if flood else 'idle'} | {place} "
-                      f"| {np.median(frac):.1f} | {np.percentile(frac, 99.9):.1f} | {frac.max():.1f} |", flush=True)
+                print(
+                    f"| {block} | {'knob flood 1000/s' if flood else 'idle'} | {place} "
+                    f"| {np.median(frac):.1f} | {np.percentile(frac, 99.9):.1f} | {frac.max():.1f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from instrument.play.dsp import finish_snare
 from instrument.model.file import load_model
 from instrument.paths import MODELS_DIR, REPO_DIR
+from instrument.play.dsp import finish_snare
 
 REPEATS = 200
 
@@ -79,9 +79,13 @@ def main(dirs: list[str]) -> None:
     paths = []
     for d in dirs or [MODELS_DIR, REPO_DIR / "runs" / "zoo"]:
         paths += [p for p in sorted(Path(d).glob("*.safetensors")) if not p.name.endswith(".ckpt.safetensors")]
-    print(f"decode benchmark, {date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"BLAS threads 1, {REPEATS} repeats\n")
-    print("| model | params | numpy p50 ms | numpy p99 ms | torch p50 ms | torch/numpy | knob→ready p50 ms | knob→ready p99 ms |")
+    print(
+        f"decode benchmark, {date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"BLAS threads 1, {REPEATS} repeats\n"
+    )
+    print(
+        "| model | params | numpy p50 ms | numpy p99 ms | torch p50 ms | torch/numpy | knob→ready p50 ms | knob→ready p99 ms |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     seen = set()
     with threadpool_limits(1):
@@ -100,8 +104,10 @@ def main(dirs: list[str]) -> None:
             except ImportError:
                 torch_cols = "– | –"
             ready_ms = timings_ms(lambda: finish_snare(model.decode(latent), model.sample_rate, 48000))
-            print(f"| `{model.name}` | {model.config.n_parameters / 1e6:.2f} M | {np.median(np_ms):.3f} | {np.percentile(np_ms, 99):.3f} "
-                  f"| {torch_cols} | {np.median(ready_ms):.2f} | {np.percentile(ready_ms, 99):.2f} |")
+            print(
+                f"| `{model.name}` | {model.config.n_parameters / 1e6:.2f} M | {np.median(np_ms):.3f} | {np.percentile(np_ms, 99):.3f} "
+                f"| {torch_cols} | {np.median(ready_ms):.2f} | {np.percentile(ready_ms, 99):.2f} |"
+            )
 
 
 if __name__ == "__main__":

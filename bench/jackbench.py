@@ -47,10 +47,35 @@ def require_fluidsynth() -> None:
 def start_fluidsynth(rate: int, period: int) -> subprocess.Popen:
     # Reverb and chorus off: their tails would hide the next onset. Same rate and period as the server.
     env = dict(os.environ, JACK_DEFAULT_SERVER=SERVER)
-    proc = subprocess.Popen(["fluidsynth", "-a", "jack", "-m", "jack", "-i", "-s", "-R", "0", "-C", "0", "-r", str(rate),
-                             "-z", str(period), "-o", "midi.autoconnect=0", "-o", "audio.jack.autoconnect=0", str(SOUNDFONT)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            "fluidsynth",
+            "-a",
+            "jack",
+            "-m",
+            "jack",
+            "-i",
+            "-s",
+            "-R",
+            "0",
+            "-C",
+            "0",
+            "-r",
+            str(rate),
+            "-z",
+            str(period),
+            "-o",
+            "midi.autoconnect=0",
+            "-o",
+            "audio.jack.autoconnect=0",
+            str(SOUNDFONT),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
     import jack
 
     probe = jack.Client("bench-probe", servername=SERVER, no_start_server=True)
@@ -67,8 +92,14 @@ def start_fluidsynth(rate: int, period: int) -> subprocess.Popen:
 
 
 @contextlib.contextmanager
-def side_by_side(period: int, rate: int = 48_000, record_seconds: int = 90, service_args: tuple[str, ...] = (),
-                 realtime: bool = False, audio_in_process: bool = False):
+def side_by_side(
+    period: int,
+    rate: int = 48_000,
+    record_seconds: int = 90,
+    service_args: tuple[str, ...] = (),
+    realtime: bool = False,
+    audio_in_process: bool = False,
+):
     """Yields (rig, jackd_log_path, service, fluidsynth_proc): both instruments driven by the rig."""
     workdir = Path(tempfile.mkdtemp(prefix="latent-snare-bench-"))
     os.environ["LATENT_SNARE_ARTIFACTS"] = str(workdir)
@@ -77,13 +108,20 @@ def side_by_side(period: int, rate: int = 48_000, record_seconds: int = 90, serv
     jackd = start_jackd(period=period, rate=rate, name=SERVER, realtime=realtime)
     procs = [jackd]
     try:
-        service = ServiceProcess(["--config", str(config), "--blocksize", str(period), *service_args],
-                                 server=SERVER, log_path=workdir / "service.log")
+        service = ServiceProcess(
+            ["--config", str(config), "--blocksize", str(period), *service_args],
+            server=SERVER,
+            log_path=workdir / "service.log",
+        )
         procs.insert(0, service.proc)
         fluidsynth = start_fluidsynth(rate, period)
         procs.insert(0, fluidsynth)
-        rig = Rig(server=SERVER, midi_targets=("latent-snare:Latent Snare", "fluidsynth-midi:midi_00"),
-                  audio_sources=(service.audio_source, FLUID_AUDIO), record_seconds=record_seconds)
+        rig = Rig(
+            server=SERVER,
+            midi_targets=("latent-snare:Latent Snare", "fluidsynth-midi:midi_00"),
+            audio_sources=(service.audio_source, FLUID_AUDIO),
+            record_seconds=record_seconds,
+        )
         try:
             yield rig, workdir / f"jackd-{SERVER}.log", service, fluidsynth
         finally:

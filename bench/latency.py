@@ -26,7 +26,12 @@ NOTE_ON = (0x99, 38, 127)  # channel 10: FluidSynth's drum kit; the instrument i
 
 
 def measure(period: int, n_notes: int, backend: str) -> dict:
-    with side_by_side(period, record_seconds=int(n_notes * GAP_S + 30), service_args=("--audio-backend", backend)) as (rig, jackd_log, _service, _fluidsynth):
+    with side_by_side(period, record_seconds=int(n_notes * GAP_S + 30), service_args=("--audio-backend", backend)) as (
+        rig,
+        jackd_log,
+        _service,
+        _fluidsynth,
+    ):
         time.sleep(1.0)  # let both settle before the first note
         latencies: dict[str, list[int]] = {name: [] for name in SOURCES}
         missed = {name: 0 for name in SOURCES}
@@ -50,19 +55,25 @@ def main() -> None:
     args = parser.parse_args()
     require_fluidsynth()
     print(f"note-on -> first sample, {args.notes} notes per row, 48 kHz ({machine()})\n")
-    print("| period | backend | instrument | median frames | p95 | max | max ms | missed | its xruns | xruns of the run |")
+    print(
+        "| period | backend | instrument | median frames | p95 | max | max ms | missed | its xruns | xruns of the run |"
+    )
     print("|---:|---|---|---:|---:|---:|---:|---:|---:|---|")
     ratios = []
     for backend, period in itertools.product(args.backends, args.periods):
         results = measure(period, args.notes, backend)
         ours, theirs = (np.median(results[name][0]) if results[name][0].size else np.nan for name in SOURCES)
-        ratios.append(f"{backend} {period}: {ours / theirs:.2f}×" if theirs else f"{backend} {period}: {ours:.0f} vs 0 frames")
+        ratios.append(
+            f"{backend} {period}: {ours / theirs:.2f}×" if theirs else f"{backend} {period}: {ours:.0f} vs 0 frames"
+        )
         for name, (lat, missed, xruns) in results.items():
             stats = (np.median(lat), np.percentile(lat, 95), lat.max()) if lat.size else (np.nan,) * 3
             own = sum(count for client, count in xruns.items() if client.startswith(name))
             runs = ", ".join(f"{client} {count}" for client, count in sorted(xruns.items())) or "none"
-            print(f"| {period} | {backend} | {name} | {stats[0]:.0f} | {stats[1]:.0f} | {stats[2]:.0f} | {stats[2] / 48:.1f} | {missed} | {own} | {runs} |",
-                  flush=True)
+            print(
+                f"| {period} | {backend} | {name} | {stats[0]:.0f} | {stats[1]:.0f} | {stats[2]:.0f} | {stats[2] / 48:.1f} | {missed} | {own} | {runs} |",
+                flush=True,
+            )
     print(f"\nmedian latency, latent-snare / fluidsynth, by period: {', '.join(ratios)}")
 
 

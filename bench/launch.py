@@ -79,9 +79,29 @@ def launch_once(backend: str, config: Path) -> tuple[float, float]:
     env = dict(os.environ, JACK_DEFAULT_SERVER=SERVER, PYTHONUNBUFFERED="1")
     ready_at: list[float] = []
     started_at = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "instrument.app.cli", "run", "--config", str(config), "--audio-backend", backend,
-                             "--midi-api", "jack", "--audio-device", "JACK", "--no-status", "--web-port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "instrument.app.cli",
+            "run",
+            "--config",
+            str(config),
+            "--audio-backend",
+            backend,
+            "--midi-api",
+            "jack",
+            "--audio-device",
+            "JACK",
+            "--no-status",
+            "--web-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
 
     def read_ready():
         for line in proc.stdout:
@@ -123,8 +143,10 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|")
         for backend in args.backends:
             times = np.array([launch_once(backend, config) for _ in range(args.runs)])
-            print(f"| {backend} | {np.median(times[:, 0]):.2f} | {times[:, 0].max():.2f} | {np.median(times[:, 1]):.2f} | {times[:, 1].max():.2f} |",
-                  flush=True)
+            print(
+                f"| {backend} | {np.median(times[:, 0]):.2f} | {times[:, 0].max():.2f} | {np.median(times[:, 1]):.2f} | {times[:, 1].max():.2f} |",
+                flush=True,
+            )
     finally:
         stop_process(jackd)
 

@@ -50,10 +50,15 @@ def replug_cycles(backend: str, cycles: int, rescan_s: float, workdir: Path) -> 
     import jack
 
     config = workdir / f"hardware-only-{backend}.yaml"
-    config.write_text(f'midi:\n  virtual_port: ""\n  inputs: []\n  software_inputs: ["rig-midi:*"]\n  exclude: []\n  reconnect_s: {rescan_s}\n'
-                      'save:\n  drop_folder: ""\n')
-    service = ServiceProcess(["--config", str(config), "--audio-backend", backend], server=SERVER,
-                             log_path=workdir / f"service-{backend}.log")
+    config.write_text(
+        f'midi:\n  virtual_port: ""\n  inputs: []\n  software_inputs: ["rig-midi:*"]\n  exclude: []\n  reconnect_s: {rescan_s}\n'
+        'save:\n  drop_folder: ""\n'
+    )
+    service = ServiceProcess(
+        ["--config", str(config), "--audio-backend", backend],
+        server=SERVER,
+        log_path=workdir / f"service-{backend}.log",
+    )
     probe = jack.Client("bench-probe", servername=SERVER, no_start_server=True)
     found, heard, noticed, samples = [], 0, [], []
     try:
@@ -61,7 +66,9 @@ def replug_cycles(backend: str, cycles: int, rescan_s: float, workdir: Path) -> 
             plugged_in = time.monotonic()
             rig = Rig(server=SERVER, midi_targets=(), audio_sources=(service.audio_source,), record_seconds=3)
             try:
-                found_s = wait_until(lambda: rig.midi_client.get_all_connections(rig.midi_out), FIND_TIMEOUT_S, plugged_in)
+                found_s = wait_until(
+                    lambda: rig.midi_client.get_all_connections(rig.midi_out), FIND_TIMEOUT_S, plugged_in
+                )
                 if found_s is not None:
                     found.append(found_s)
                     sent = rig.note(38, 127)
@@ -82,8 +89,15 @@ def replug_cycles(backend: str, cycles: int, rescan_s: float, workdir: Path) -> 
         probe.close()
         exit_code = service.stop()
     stop = stop_counts(service)
-    return {"found": found, "heard": heard, "noticed": noticed, "first": samples[0], "last": samples[-1],
-            "underflows": stop[1] if stop else "n/a", "exit": exit_code}
+    return {
+        "found": found,
+        "heard": heard,
+        "noticed": noticed,
+        "first": samples[0],
+        "last": samples[-1],
+        "underflows": stop[1] if stop else "n/a",
+        "exit": exit_code,
+    }
 
 
 def seconds(values: list[float]) -> str:
@@ -105,14 +119,18 @@ def main() -> None:
     finally:
         stop_process(jackd)
     print(f"replug: {args.cycles} cycles, rescan every {args.rescan_s:g} s ({machine()})\n")
-    print("| backend | found | heard | unplug noticed | find s, median / max | notice s, median / max "
-          "| threads | fds | JACK ports | RSS MB | underflows | exit |")
+    print(
+        "| backend | found | heard | unplug noticed | find s, median / max | notice s, median / max "
+        "| threads | fds | JACK ports | RSS MB | underflows | exit |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for backend, r in results.items():
         (rss0, threads0, fds0, ports0), (rss1, threads1, fds1, ports1) = r["first"], r["last"]
-        print(f"| {backend} | {len(r['found'])} | {r['heard']} | {len(r['noticed'])} | {seconds(r['found'])} "
-              f"| {seconds(r['noticed'])} | {threads0} → {threads1} | {fds0} → {fds1} | {ports0} → {ports1} "
-              f"| {rss0 / 1024:.1f} → {rss1 / 1024:.1f} ({100 * (rss1 - rss0) / rss0:+.1f} %) | {r['underflows']} | {r['exit']} |")
+        print(
+            f"| {backend} | {len(r['found'])} | {r['heard']} | {len(r['noticed'])} | {seconds(r['found'])} "
+            f"| {seconds(r['noticed'])} | {threads0} → {threads1} | {fds0} → {fds1} | {ports0} → {ports1} "
+            f"| {rss0 / 1024:.1f} → {rss1 / 1024:.1f} ({100 * (rss1 - rss0) / rss0:+.1f} %) | {r['underflows']} | {r['exit']} |"
+        )
     print(f"\nAfter the first cycle → after the last. Logs in {workdir}")
 
 

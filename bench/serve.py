@@ -21,12 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from tests.serveproc import Serve
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
 PAGE_LOADS = 5
 WRK_SCRIPT = Path(__file__).with_name("serve_points.lua")
 
@@ -34,9 +40,27 @@ WRK_SCRIPT = Path(__file__).with_name("serve_points.lua")
 def load(url: str, clients: int, seconds: float, seed: int = 1) -> dict:
     """wrk (C, one thread, keep-alive): `clients` connections, each asking for a random point as soon
     as its last answer came; every non-200 answer and socket error counts as an error."""
-    done = subprocess.run(["wrk", "--threads", "1", "--connections", str(clients), "--duration", f"{seconds:g}s",
-                           "--timeout", "10s", "--latency", "--script", str(WRK_SCRIPT), url],
-                          capture_output=True, text=True, env={**os.environ, "SEED": str(seed)}, check=True)
+    done = subprocess.run(
+        [
+            "wrk",
+            "--threads",
+            "1",
+            "--connections",
+            str(clients),
+            "--duration",
+            f"{seconds:g}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "--script",
+            str(WRK_SCRIPT),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SEED": str(seed)},
+        check=True,
+    )
     row = json.loads(done.stdout.strip().splitlines()[-1])
     return {**row, "per_s": row["requests"] / row["seconds"]}
 
@@ -82,8 +106,10 @@ def main() -> None:
     args = parser.parse_args()
     log = Path(tempfile.gettempdir()) / "latent-snare-bench-serve.log"
 
-    print(f"serve benchmark, {time.strftime('%Y-%m-%d')}, /snare.wav at random whole-CC points, {args.clients} clients, "
-          f"{args.seconds:g} s per row\n")
+    print(
+        f"serve benchmark, {time.strftime('%Y-%m-%d')}, /snare.wav at random whole-CC points, {args.clients} clients, "
+        f"{args.seconds:g} s per row\n"
+    )
     print("| workers | requests/s | p50 ms | p99 ms | errors | RSS per worker MB | PSS per worker MB |")
     print("|---|---|---|---|---|---|---|")
     page_ms = None
@@ -94,20 +120,27 @@ def main() -> None:
             load(server.url, args.clients, 2.0, seed=99)  # warm-up: connections, caches, the map pictures
             row = load(server.url, args.clients, args.seconds)
             memory = [memory_mb(pid) for pid in server.workers()]
-            print(f"| {n} | {row['per_s']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['errors']} | "
-                  f"{statistics.mean(m[0] for m in memory):.0f} | {statistics.mean(m[1] for m in memory):.0f} |", flush=True)
+            print(
+                f"| {n} | {row['per_s']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['errors']} | "
+                f"{statistics.mean(m[0] for m in memory):.0f} | {statistics.mean(m[1] for m in memory):.0f} |",
+                flush=True,
+            )
             if n == max(args.workers):
                 page_ms = page_load_ms(server.url)
                 if args.soak_seconds > 0:
                     soak = load(server.url, args.soak_clients, args.soak_seconds, seed=7)
         finally:
             server.stop()
-    print(f"\npage load to first playable snare, Chromium, {max(args.workers)} workers, {PAGE_LOADS} fresh loads: "
-          f"median {statistics.median(page_ms):.0f} ms, max {max(page_ms):.0f} ms")
+    print(
+        f"\npage load to first playable snare, Chromium, {max(args.workers)} workers, {PAGE_LOADS} fresh loads: "
+        f"median {statistics.median(page_ms):.0f} ms, max {max(page_ms):.0f} ms"
+    )
     if soak:
-        print(f"\nlong run: {args.soak_clients} clients for {args.soak_seconds:g} s, {max(args.workers)} workers: "
-              f"{soak['requests']} requests, {soak['errors']} errors, {soak['per_s']:.0f}/s, "
-              f"p50 {soak['p50_ms']:.1f} ms, p99 {soak['p99_ms']:.1f} ms")
+        print(
+            f"\nlong run: {args.soak_clients} clients for {args.soak_seconds:g} s, {max(args.workers)} workers: "
+            f"{soak['requests']} requests, {soak['errors']} errors, {soak['per_s']:.0f}/s, "
+            f"p50 {soak['p50_ms']:.1f} ms, p99 {soak['p99_ms']:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,16 @@ import time
 
 from tests.jackrig import service_state, stop_process
 
-from .jackbench import (SOURCES, machine, process_sample, require_fluidsynth, side_by_side, stop_counts, xruns_by_client,
-                        xruns_by_state)
+from .jackbench import (
+    SOURCES,
+    machine,
+    process_sample,
+    require_fluidsynth,
+    side_by_side,
+    stop_counts,
+    xruns_by_client,
+    xruns_by_state,
+)
 
 NOTES_PER_S, SWEEP_PERIOD_S = 8, 17.0
 SAMPLE_EVERY_S, WARM_UP_S = 10.0, 30.0
@@ -37,11 +45,20 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--period", type=int, default=128)
     parser.add_argument("--hog", type=int, default=0, metavar="N", help="stress-ng --cpu N beside the instruments")
-    parser.add_argument("--sweep-cc-per-s", type=float, default=20.0,
-                        help="CCs per second on each knob; 0 plays notes only (no decoding beside the audio)")
-    parser.add_argument("--in-process", action="store_true",
-                        help="mix in the service's own process (audio.separate_process: false), as before issue 16")
-    parser.add_argument("--realtime", action="store_true", help="run jackd (and so every client's process thread) at SCHED_FIFO")
+    parser.add_argument(
+        "--sweep-cc-per-s",
+        type=float,
+        default=20.0,
+        help="CCs per second on each knob; 0 plays notes only (no decoding beside the audio)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="mix in the service's own process (audio.separate_process: false), as before issue 16",
+    )
+    parser.add_argument(
+        "--realtime", action="store_true", help="run jackd (and so every client's process thread) at SCHED_FIFO"
+    )
     args = parser.parse_args()
     require_fluidsynth()
     if args.hog and shutil.which("stress-ng") is None:
@@ -50,12 +67,18 @@ def main() -> None:
 
     midi = load_config().midi
     seconds = args.minutes * 60
-    hog = subprocess.Popen(["stress-ng", "--cpu", str(args.hog), "--quiet"], start_new_session=True) if args.hog else None
+    hog = (
+        subprocess.Popen(["stress-ng", "--cpu", str(args.hog), "--quiet"], start_new_session=True) if args.hog else None
+    )
     samples: list[tuple[float, dict[str, tuple[int, int, int]]]] = []  # (time, {process: (RSS kB, threads, fds)})
     state: dict = {}
     try:
-        with side_by_side(args.period, record_seconds=10, realtime=args.realtime,
-                          audio_in_process=args.in_process) as (rig, jackd_log, service, _fluidsynth):
+        with side_by_side(args.period, record_seconds=10, realtime=args.realtime, audio_in_process=args.in_process) as (
+            rig,
+            jackd_log,
+            service,
+            _fluidsynth,
+        ):
             start = time.monotonic()
             next_note = next_cc = next_sample = start
             notes_sent = 0
@@ -63,8 +86,10 @@ def main() -> None:
                 batch = []
                 if args.sweep_cc_per_s and now >= next_cc:
                     phase = 2 * math.pi * (now - start) / SWEEP_PERIOD_S
-                    batch += [[0xB0, midi.cc_x, round(63.5 + 63.5 * math.sin(phase))],
-                              [0xB0, midi.cc_y, round(63.5 + 63.5 * math.cos(phase * 0.7))]]
+                    batch += [
+                        [0xB0, midi.cc_x, round(63.5 + 63.5 * math.sin(phase))],
+                        [0xB0, midi.cc_y, round(63.5 + 63.5 * math.cos(phase * 0.7))],
+                    ]
                     next_cc += 1 / args.sweep_cc_per_s
                 if now >= next_note:
                     batch.append([0x99, 38, 40 + (notes_sent * 37) % 88])
@@ -87,7 +112,9 @@ def main() -> None:
     end = samples[-1][1]
     load = f", beside stress-ng --cpu {args.hog}" if args.hog else ""
     load += ", mixing in the service's process" if args.in_process else ", mixing in the audio process"
-    print(f"soak: {args.minutes:g} min, {NOTES_PER_S} notes/s + knob sweeps at {args.sweep_cc_per_s:g} CC/s per knob, period {args.period} at 48 kHz{load} ({machine()})\n")
+    print(
+        f"soak: {args.minutes:g} min, {NOTES_PER_S} notes/s + knob sweeps at {args.sweep_cc_per_s:g} CC/s per knob, period {args.period} at 48 kHz{load} ({machine()})\n"
+    )
     print("| instrument | its xruns | caught running | never started | notes played / sent | underflows |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in SOURCES:
@@ -102,13 +129,21 @@ def main() -> None:
     for label, sample in ((f"after {WARM_UP_S:.0f} s warm-up", warm), ("at the end", end)):
         for process, (rss, threads, fds) in sample.items():
             print(f"| {label} | {process} | {rss / 1024:.1f} | {threads} | {fds} |")
-    growth = ", ".join(f"{process} {100 * (end[process][0] - warm[process][0]) / warm[process][0]:+.1f} %" for process in end if process in warm)
-    print(f"\nRSS growth after warm-up: {growth}; own xruns counted by the service {state.get('underflows')} "
-          f"(server's xrun notifications {state.get('server_xruns')}, audio restarts {state.get('audio_restarts')}); "
-          f"xruns by client and state: {dict(sorted(states.items())) or 'none'}")
+    growth = ", ".join(
+        f"{process} {100 * (end[process][0] - warm[process][0]) / warm[process][0]:+.1f} %"
+        for process in end
+        if process in warm
+    )
+    print(
+        f"\nRSS growth after warm-up: {growth}; own xruns counted by the service {state.get('underflows')} "
+        f"(server's xrun notifications {state.get('server_xruns')}, audio restarts {state.get('audio_restarts')}); "
+        f"xruns by client and state: {dict(sorted(states.items())) or 'none'}"
+    )
     if any(state.get("cycle_end_hist", [])):
-        print(f"\nlatent-snare's JACK cycles ({state['mixer']} mixer) by where in the period they began and "
-              "finished, in tenths of the period, the last column past its end:\n")
+        print(
+            f"\nlatent-snare's JACK cycles ({state['mixer']} mixer) by where in the period they began and "
+            "finished, in tenths of the period, the last column past its end:\n"
+        )
         print("| cycles | " + " | ".join(f"{10 * k}-{10 * k + 10} %" for k in range(10)) + " | later |")
         print("|---|" + "---:|" * 11)
         for label in ("start", "end"):

@@ -44,7 +44,10 @@ def main() -> None:
         start = time.monotonic()
         next_tick = start
         while (now := time.monotonic()) - start < args.seconds:
-            batch = [[0xB0, int(rng.choice([midi.cc_x, midi.cc_y])), int(v)] for v in rng.integers(0, 128, int(CC_PER_S * TICK_S))]
+            batch = [
+                [0xB0, int(rng.choice([midi.cc_x, midi.cc_y])), int(v)]
+                for v in rng.integers(0, 128, int(CC_PER_S * TICK_S))
+            ]
             due_notes = int((now - start) * NOTES_PER_S) - notes_sent
             batch += [[0x99, 38, int(v)] for v in rng.integers(1, 128, max(0, due_notes))]
             notes_sent += max(0, due_notes)
@@ -57,7 +60,9 @@ def main() -> None:
     xruns = xruns_by_client(jackd_log)
     played, underflows = stop_counts(service) or (None, None)
 
-    print(f"stress: {elapsed:.0f} s, {CC_PER_S} CC/s + {NOTES_PER_S} notes/s, period {args.period} at 48 kHz ({machine()})\n")
+    print(
+        f"stress: {elapsed:.0f} s, {CC_PER_S} CC/s + {NOTES_PER_S} notes/s, period {args.period} at 48 kHz ({machine()})\n"
+    )
     print("| instrument | its xruns | CPU (% of one core) | notes played / sent | underflows |")
     print("|---|---:|---:|---:|---:|")
     for name in SOURCES:

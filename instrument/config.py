@@ -104,7 +104,7 @@ class Config:
     save: SaveConfig = SaveConfig()
     web: WebConfig = WebConfig()
 
-    def with_overrides(self, **dotted: Any) -> "Config":
+    def with_overrides(self, **dotted: Any) -> Config:
         """Override keys given as {'audio.block_size': 64}; None values are skipped; validated like the file."""
         raw = dataclasses.asdict(self)
         for key, value in dotted.items():
@@ -225,6 +225,9 @@ def save_user_settings(settings: dict[str, Any], user_path: Path | None = None) 
     _build(Config, _merge(_read_yaml(DEFAULT_CONFIG_PATH), current), "", str(path))  # never write what would not load
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("# Written by latent-snare (MIDI learn). Laid over config/default.yaml.\n" + yaml.safe_dump(current, sort_keys=False))
+    tmp.write_text(
+        "# Written by latent-snare (MIDI learn). Laid over config/default.yaml.\n"
+        + yaml.safe_dump(current, sort_keys=False)
+    )
     os.replace(tmp, path)
     return path

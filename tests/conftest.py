@@ -17,7 +17,9 @@ from .jackrig import SERVER_NAME
 os.environ["JACK_DEFAULT_SERVER"] = SERVER_NAME
 
 
-def synth_snare(rate: int, seconds: float, tone_hz: float, decay_s: float, noise: float, seed: int, lead_s: float = 0.02) -> np.ndarray:
+def synth_snare(
+    rate: int, seconds: float, tone_hz: float, decay_s: float, noise: float, seed: int, lead_s: float = 0.02
+) -> np.ndarray:
     """A drum-like hit: a decaying tone plus decaying noise, after a stretch of silence."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(rate * seconds)) / rate

@@ -42,8 +42,9 @@ RECORD_SECONDS = 120
 SWITCH_INTERVAL_S = 0.0005
 
 
-def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVER_NAME,
-                realtime: bool = True) -> subprocess.Popen:
+def start_jackd(
+    period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVER_NAME, realtime: bool = True
+) -> subprocess.Popen:
     """A private dummy-driver server. realtime=True asks for SCHED_FIFO for it and its clients' process threads,
     as a performer's JACK runs; where the machine refuses (no rtprio), jackd and its clients go on at normal
     priority by themselves. Without it, on a loaded machine (stress-ng beside the e2e suite) jackd reported
@@ -52,8 +53,23 @@ def start_jackd(period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVE
     if jackd is None:
         raise FileNotFoundError("jackd (Debian package jackd2)")
     log = open(Path(os.environ.get("LATENT_SNARE_ARTIFACTS", "/tmp")) / f"jackd-{name}.log", "w")
-    proc = subprocess.Popen([jackd, "-n", name, *(["-R", "-P", "70"] if realtime else ["--no-realtime"]), "-d", "dummy", "-r", str(rate), "-p", str(period)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            jackd,
+            "-n",
+            name,
+            *(["-R", "-P", "70"] if realtime else ["--no-realtime"]),
+            "-d",
+            "dummy",
+            "-r",
+            str(rate),
+            "-p",
+            str(period),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     import jack
 
     deadline = time.monotonic() + 10
@@ -92,8 +108,13 @@ class Rig:
     """Sends MIDI to every `midi_targets` port at once and records every `audio_sources` port,
     all on the server's frame clock (so two instruments can be compared note for note)."""
 
-    def __init__(self, server: str = SERVER_NAME, midi_targets: tuple[str, ...] = ("latent-snare:Latent Snare",),
-                 audio_sources: tuple[str, ...] = ("latent-snare:out_0",), record_seconds: int = RECORD_SECONDS):
+    def __init__(
+        self,
+        server: str = SERVER_NAME,
+        midi_targets: tuple[str, ...] = ("latent-snare:Latent Snare",),
+        audio_sources: tuple[str, ...] = ("latent-snare:out_0",),
+        record_seconds: int = RECORD_SECONDS,
+    ):
         import jack
 
         sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -217,8 +238,26 @@ class ServiceProcess:
         env = dict(os.environ, JACK_DEFAULT_SERVER=server, PYTHONUNBUFFERED="1")
         self.log_path = log_path or Path("/tmp/latent-snare-service.log")
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "instrument.app.cli", "run", "--midi-api", "jack", "--audio-device", "JACK", "--no-status", "--web-port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "instrument.app.cli",
+                "run",
+                "--midi-api",
+                "jack",
+                "--audio-device",
+                "JACK",
+                "--no-status",
+                "--web-port",
+                "0",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=env,
+        )
         self.lines: list[str] = []
         self.url: str | None = None  # the control page, from the ready line
         self.backend: str | None = None  # jack or portaudio, from the ready line
@@ -226,7 +265,9 @@ class ServiceProcess:
         threading.Thread(target=self._pump, daemon=True).start()
         if not self._ready.wait(30):
             stop_process(self.proc)
-            raise RuntimeError(f"service not ready in 30 s; stdout {self.lines}, stderr {self.log_path.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"service not ready in 30 s; stdout {self.lines}, stderr {self.log_path.read_text()[-2000:]}"
+            )
 
     def _pump(self) -> None:
         for line in self.proc.stdout:

@@ -21,8 +21,13 @@ class Serve:
     def __init__(self, args: list[str], log_path: Path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("JACK")}
         self.log = open(log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "instrument.app.cli", "serve", "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=dict(env, PYTHONUNBUFFERED="1"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "instrument.app.cli", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=dict(env, PYTHONUNBUFFERED="1"),
+        )
         self.n_workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
         line = self.proc.stdout.readline()
         match = re.search(r"(http://\S+/)", line)

@@ -2,15 +2,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from instrument.files.audio import FADE_OUT_MS, load_snare, read_audio
 from instrument.errors import UserError
+from instrument.files.audio import FADE_OUT_MS, load_snare, read_audio
 
 from .conftest import synth_snare
 
 RATE, N = 44100, 8192
 
 
-@pytest.mark.parametrize("rate,subtype,channels", [(22050, "PCM_16", 1), (48000, "PCM_24", 2), (96000, "FLOAT", 6), (8000, "PCM_U8", 1)])
+@pytest.mark.parametrize(
+    "rate,subtype,channels", [(22050, "PCM_16", 1), (48000, "PCM_24", 2), (96000, "FLOAT", 6), (8000, "PCM_U8", 1)]
+)
 def test_any_rate_depth_and_channel_count_becomes_a_model_ready_snare(tmp_path, rate, subtype, channels):
     wave = synth_snare(rate, 0.3, 200, 0.05, 0.4, seed=1, lead_s=0.1)
     path = tmp_path / "x.wav"
@@ -29,7 +31,7 @@ def test_short_file_is_padded_with_silence(tmp_path):
     sf.write(path, synth_snare(RATE, 0.05, 300, 0.01, 0.2, seed=2, lead_s=0), RATE)
     out = load_snare(path, RATE, N)
     assert out.shape == (N,)
-    assert np.all(out[int(0.06 * RATE):] == 0)
+    assert np.all(out[int(0.06 * RATE) :] == 0)
 
 
 def test_fade_out_reaches_zero_smoothly(tmp_path):
@@ -37,14 +39,17 @@ def test_fade_out_reaches_zero_smoothly(tmp_path):
     sf.write(path, np.random.default_rng(0).uniform(-1, 1, RATE).astype(np.float32), RATE)
     out = load_snare(path, RATE, N)
     fade = int(FADE_OUT_MS * 1e-3 * RATE)
-    assert np.max(np.abs(out[-fade // 10:])) < 0.05 and out[-1] == 0
+    assert np.max(np.abs(out[-fade // 10 :])) < 0.05 and out[-1] == 0
 
 
-@pytest.mark.parametrize("content,expected", [
-    (b"", "not a readable audio file"),
-    (b"this is a text file, renamed", "not a readable audio file"),
-    (b"RIFF\x24\x00\x00\x00WAVEfmt ", "not a readable audio file"),
-])
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (b"", "not a readable audio file"),
+        (b"this is a text file, renamed", "not a readable audio file"),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", "not a readable audio file"),
+    ],
+)
 def test_broken_files_give_one_line_naming_the_file(tmp_path, content, expected):
     path = tmp_path / "bad.wav"
     path.write_bytes(content)

@@ -92,13 +92,17 @@ def test_render_refuses_other_names_in_one_line_and_creates_no_folder(tmp_path):
 
 def test_training_without_torch_names_the_install_command(tmp_path):
     for command in (["train", "--data", tmp_path, "--epochs", 1], ["evaluate", "--zoo", tmp_path]):
-        assert_one_line_error(cli(*command), "needs the training extra", "make setup-train", "download.pytorch.org/whl/cpu")
+        assert_one_line_error(
+            cli(*command), "needs the training extra", "make setup-train", "download.pytorch.org/whl/cpu"
+        )
 
 
 def test_a_model_that_is_not_one_is_named_as_typed(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a model")
-    assert_one_line_error(cli("render", "--model", notes, "--cc", 1, 1, tmp_path / "x.wav"), f"{notes}: not a model", "env-small")
+    assert_one_line_error(
+        cli("render", "--model", notes, "--cc", 1, 1, tmp_path / "x.wav"), f"{notes}: not a model", "env-small"
+    )
     result = cli("render", "--model", "no-such", "--cc", 1, 1, tmp_path / "x.wav")
     assert_one_line_error(result, "no-such: no such model", "env-small")
     assert ".safetensors:" not in result.stderr

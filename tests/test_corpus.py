@@ -15,12 +15,25 @@ import soxr
 
 from instrument.errors import UserError
 from instrument.training.corpus import (
-    HOLDOUT_KITS, CorpusFile, ReservedSourceError, check_allowed, corpus_hash, read_manifest, sha256_of,
+    HOLDOUT_KITS,
+    CorpusFile,
+    ReservedSourceError,
+    build,
+    check_allowed,
+    corpus_hash,
+    debian,
+    read_manifest,
+    sha256_of,
+    soundfont,
+    sources,
     write_manifest,
 )
-from instrument.training.corpus import build, debian, soundfont, sources
 from instrument.training.corpus.dedupe import (
-    SAME_SOUND_DB, DuplicateFilter, distance_db, fingerprint, waveform_similarity,
+    SAME_SOUND_DB,
+    DuplicateFilter,
+    distance_db,
+    fingerprint,
+    waveform_similarity,
 )
 from instrument.training.corpus.manifest import VAL_UNIT_FRACTION, split_for
 
@@ -58,14 +71,25 @@ def write_kit(root: Path, folder: str, instruments: dict[str, list[str]], licens
     parts = []
     for i, (name, files) in enumerate(instruments.items()):
         layers = "".join(f"<layer><filename>{f}</filename></layer>" for f in files)
-        parts.append(f"<instrument><id>{i}</id><name>{name}</name><instrumentComponent>{layers}</instrumentComponent></instrument>")
+        parts.append(
+            f"<instrument><id>{i}</id><name>{name}</name><instrumentComponent>{layers}</instrumentComponent></instrument>"
+        )
         for j, f in enumerate(files):
-            sf.write(kit / f, hit(seed=1000 * variant + 100 * i + j, tone_hz=150 + 40 * i + 25 * j + 13 * variant,
-                                    decay_s=0.05 + 0.03 * j + 0.02 * variant, noise=0.2 + 0.1 * (i % 5)), RATE)
+            sf.write(
+                kit / f,
+                hit(
+                    seed=1000 * variant + 100 * i + j,
+                    tone_hz=150 + 40 * i + 25 * j + 13 * variant,
+                    decay_s=0.05 + 0.03 * j + 0.02 * variant,
+                    noise=0.2 + 0.1 * (i % 5),
+                ),
+                RATE,
+            )
     lic = f"<license>{license}</license>" if license else ""
     (kit / "drumkit.xml").write_text(
         f'<?xml version="1.0"?><drumkit_info xmlns="http://www.hydrogen2.org/drumkit"><name>{folder}</name>{lic}'
-        f"<instrumentList>{''.join(parts)}</instrumentList></drumkit_info>")
+        f"<instrumentList>{''.join(parts)}</instrumentList></drumkit_info>"
+    )
 
 
 def write_copyright(root: Path, package: str, text: str = DEP5) -> None:
@@ -77,13 +101,19 @@ def write_copyright(root: Path, package: str, text: str = DEP5) -> None:
 @pytest.fixture
 def hydrogen_root(tmp_path):
     root = tmp_path / "hydrogen-drumkits"
-    write_kit(root, "KitA", {
-        "Snare": ["snare-soft.wav", "snare-hard.wav"],
-        "Snare Roll": ["roll.wav"],
-        "Kick": ["kick.wav"],
-        "Stick": ["SideStick-Med.wav"],
-        "Hand Clap": ["clap.wav"],
-    }, license="GPL", variant=0)
+    write_kit(
+        root,
+        "KitA",
+        {
+            "Snare": ["snare-soft.wav", "snare-hard.wav"],
+            "Snare Roll": ["roll.wav"],
+            "Kick": ["kick.wav"],
+            "Stick": ["SideStick-Med.wav"],
+            "Hand Clap": ["clap.wav"],
+        },
+        license="GPL",
+        variant=0,
+    )
     write_kit(root, "KitB", {"Rimshot": ["rim.wav"], "Tom": ["tom.wav"]}, license=None, variant=1)
     write_copyright(root, "hydrogen-drumkits")
     return root
@@ -91,13 +121,16 @@ def hydrogen_root(tmp_path):
 
 # --- selection -------------------------------------------------------------------------------
 
+
 def test_hydrogen_picks_the_snare_family_by_instrument_name_and_excludes_rolls(hydrogen_root):
     found = sources.hydrogen_kits("hydrogen-drumkits", "drumkits/{kit}.h2drumkit").gather(hydrogen_root)
     picked = {(c.unit, c.instrument, Path(c.origin).name) for c in found}
     assert picked == {
-        ("KitA", "Snare", "snare-soft.wav"), ("KitA", "Snare", "snare-hard.wav"),
+        ("KitA", "Snare", "snare-soft.wav"),
+        ("KitA", "Snare", "snare-hard.wav"),
         ("KitA", "Stick", "SideStick-Med.wav"),  # a side stick by its file name (GMRockKit's "Stick")
-        ("KitA", "Hand Clap", "clap.wav"), ("KitB", "Rimshot", "rim.wav"),
+        ("KitA", "Hand Clap", "clap.wav"),
+        ("KitB", "Rimshot", "rim.wav"),
     }
     licences = {c.unit: c.license for c in found}
     assert licences == {"KitA": "GPL", "KitB": "CC0"}  # KitB has no <license>: the last matching DEP-5 stanza
@@ -128,10 +161,13 @@ def test_a_source_without_any_licence_is_refused(tmp_path):
     folder.mkdir(parents=True)
     sf.write(folder / "snare.wav", hit(seed=1), RATE)
     with pytest.raises(UserError, match="no licence"):
-        sources.named_files("chuck-data", "usr/share/doc/chuck-data/examples/data", "u", "snare", "x/{name}").gather(root)
+        sources.named_files("chuck-data", "usr/share/doc/chuck-data/examples/data", "u", "snare", "x/{name}").gather(
+            root
+        )
 
 
 # --- near-duplicates ---------------------------------------------------------------------------
+
 
 def test_a_near_duplicate_is_rejected_and_a_different_hit_kept():
     original = hit(seed=1)
@@ -162,8 +198,19 @@ def test_two_strokes_of_one_drum_are_not_duplicates():
 
 # --- the reserved evaluation sources -------------------------------------------------------------
 
-@pytest.mark.parametrize("package", ["fluid-soundfont-gm", "fluid-soundfont-gs", "fluidr3mono-gm-soundfont",
-                                     "musescore-general-soundfont", "avldrums.lv2-soundfont", "sonic-pi-samples", "FoxDot"])
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "fluid-soundfont-gm",
+        "fluid-soundfont-gs",
+        "fluidr3mono-gm-soundfont",
+        "musescore-general-soundfont",
+        "avldrums.lv2-soundfont",
+        "sonic-pi-samples",
+        "FoxDot",
+    ],
+)
 def test_reserved_packages_are_refused(package):
     with pytest.raises(ReservedSourceError):
         check_allowed(package=package)
@@ -174,8 +221,13 @@ def test_reserved_files_are_refused_even_behind_a_symlink(tmp_path):
     reserved.write_bytes(b"RIFF")
     alias = tmp_path / "default-GM.sf2"
     alias.symlink_to(reserved)
-    for path in (reserved, alias, "/usr/share/sounds/sf2/FluidR3Mono_GM.sf3", "/x/MuseScore_General.sf2",
-                 "/usr/share/sonic-pi/samples/drum_snare_hard.flac"):
+    for path in (
+        reserved,
+        alias,
+        "/usr/share/sounds/sf2/FluidR3Mono_GM.sf3",
+        "/x/MuseScore_General.sf2",
+        "/usr/share/sonic-pi/samples/drum_snare_hard.flac",
+    ):
         with pytest.raises(ReservedSourceError):
             check_allowed(path=path)
     with pytest.raises(ReservedSourceError):
@@ -206,6 +258,7 @@ def test_a_soundfont_named_as_reserved_is_refused_before_rendering(tmp_path, mon
 
 # --- the whole assembly: every row complete, the split deterministic --------------------------------
 
+
 def assemble_fixture(tmp_path, hydrogen_root, out: str):
     lmms = tmp_path / "lmms-common"
     folder = lmms / "usr/share/lmms/samples/drums"
@@ -215,7 +268,9 @@ def assemble_fixture(tmp_path, hydrogen_root, out: str):
     if not (lmms / "usr/share/doc").exists():
         write_copyright(lmms, "lmms-common")
     chosen = [s for s in sources.SOURCES if s.package in ("hydrogen-drumkits", "lmms-common")]
-    return build.assemble(chosen, {"hydrogen-drumkits": hydrogen_root, "lmms-common": lmms}, tmp_path / out, progress=False)
+    return build.assemble(
+        chosen, {"hydrogen-drumkits": hydrogen_root, "lmms-common": lmms}, tmp_path / out, progress=False
+    )
 
 
 def test_every_row_has_licence_sha256_and_a_mono_file(tmp_path, hydrogen_root):
@@ -260,10 +315,13 @@ def test_old_manifests_without_the_new_columns_still_read(tmp_path):
 
 # --- rendered hits and other formats ---------------------------------------------------------------
 
+
 def test_rendered_hits_must_be_non_silent_one_shots():
     t = np.arange(2 * RATE) / RATE
     assert build._reject_reason(np.zeros(RATE, np.float32), RATE, rendered=True) == "silent"
-    assert build._reject_reason((np.sin(2 * np.pi * 200 * t) * 0.5).astype(np.float32), RATE, rendered=True) == "sustained"
+    assert (
+        build._reject_reason((np.sin(2 * np.pi * 200 * t) * 0.5).astype(np.float32), RATE, rendered=True) == "sustained"
+    )
     decaying = np.pad(hit(seed=3), (0, RATE))
     assert build._reject_reason(decaying, RATE, rendered=True) is None
 
@@ -277,8 +335,12 @@ def test_the_hits_midi_holds_each_note_in_its_own_slot():
         if message.type in ("note_on", "note_off"):
             events.append((message.type, message.note, round(now, 3)))
     lead, hold, slot = soundfont.LEAD_SECONDS, soundfont.HIT_SECONDS, soundfont.SLOT_SECONDS
-    assert events == [("note_on", 38, lead), ("note_off", 38, lead + hold),
-                      ("note_on", 40, slot + lead), ("note_off", 40, slot + lead + hold)]
+    assert events == [
+        ("note_on", 38, lead),
+        ("note_off", 38, lead + hold),
+        ("note_on", 40, slot + lead),
+        ("note_off", 40, slot + lead + hold),
+    ]
     assert all(m.channel == soundfont.DRUM_CHANNEL for m in midi if not m.is_meta)
     with pytest.raises(ValueError):
         soundfont.hits_midi([soundfont.Hit(soundfont.Preset(0, 0, "Piano"), 60, 100)])
@@ -286,11 +348,15 @@ def test_the_hits_midi_holds_each_note_in_its_own_slot():
 
 def tiny_sf2_header(bank_name: str, presets: list[tuple[int, int, str]]) -> bytes:
     """An SF2 skeleton with INFO/INAM and pdta/phdr: enough for read_sf2_header."""
+
     def chunk(cid: bytes, body: bytes) -> bytes:
         return cid + struct.pack("<I", len(body)) + body + (b"\0" if len(body) % 2 else b"")
+
     inam = bank_name.encode() + b"\0"
-    records = b"".join(name.encode().ljust(20, b"\0") + struct.pack("<HHHIII", program, bank, 0, 0, 0, 0)
-                       for bank, program, name in presets + [(0, 0, "EOP")])
+    records = b"".join(
+        name.encode().ljust(20, b"\0") + struct.pack("<HHHIII", program, bank, 0, 0, 0, 0)
+        for bank, program, name in presets + [(0, 0, "EOP")]
+    )
     info = chunk(b"LIST", b"INFO" + chunk(b"INAM", inam))
     pdta = chunk(b"LIST", b"pdta" + chunk(b"phdr", records))
     body = b"sfbk" + info + pdta
@@ -302,15 +368,22 @@ def test_sf2_presets_are_read_from_the_header(tmp_path):
     path.write_bytes(tiny_sf2_header("Tiny", [(0, 0, "Piano"), (128, 25, "TR 808"), (128, 0, "Standard")]))
     name, presets = soundfont.read_sf2_header(path)
     assert name == "Tiny"
-    assert presets == [soundfont.Preset(0, 0, "Piano"), soundfont.Preset(128, 0, "Standard"), soundfont.Preset(128, 25, "TR 808")]
+    assert presets == [
+        soundfont.Preset(0, 0, "Piano"),
+        soundfont.Preset(128, 0, "Standard"),
+        soundfont.Preset(128, 25, "TR 808"),
+    ]
 
 
 def test_soundfont_drum_kits_render_only_snare_family_notes(tmp_path, monkeypatch):
     root = tmp_path / "pkg"
     sf2 = root / "usr/share/sounds/sf2/Kit.sf2"
     sf2.parent.mkdir(parents=True)
-    sf2.write_bytes(tiny_sf2_header("Kit", [(0, 0, "Piano"), (128, 0, "Standard"), (128, 40, "Brush"),
-                                            (128, 48, "Orchestra"), (128, 56, "SFX")]))
+    sf2.write_bytes(
+        tiny_sf2_header(
+            "Kit", [(0, 0, "Piano"), (128, 0, "Standard"), (128, 40, "Brush"), (128, 48, "Orchestra"), (128, 56, "SFX")]
+        )
+    )
     write_copyright(root, "pkg")
     asked = []
 
@@ -321,8 +394,9 @@ def test_soundfont_drum_kits_render_only_snare_family_notes(tmp_path, monkeypatc
     monkeypatch.setattr(sources, "render_hits", fake_render)
     found = sources.soundfont_drums("pkg", "usr/share/sounds/sf2/Kit.sf2", "Kit", "x.sf2").gather(root)
     notes = {(h.preset.name, h.note) for h in asked}
-    assert notes == {("Standard", n) for n in (37, 38, 39, 40)} | {("Brush", n) for n in (37, 38, 39)} \
-        | {("Orchestra", n) for n in (37, 38, 40)}  # no swirl, no castanets, no SFX kit, no melodic bank
+    assert notes == {("Standard", n) for n in (37, 38, 39, 40)} | {("Brush", n) for n in (37, 38, 39)} | {
+        ("Orchestra", n) for n in (37, 38, 40)
+    }  # no swirl, no castanets, no SFX kit, no melodic bank
     assert {h.velocity for h in asked} == set(sources.VELOCITIES)
     assert {c.unit for c in found} == {"Kit 000 Standard", "Kit 040 Brush", "Kit 048 Orchestra"}
     assert all(c.rendered and c.license == "GPL-2+" and c.velocity for c in found)
@@ -347,8 +421,10 @@ def test_gus_drum_patch_is_read_as_its_one_shot_wave(tmp_path):
 TIMGM6MB = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 
 
-@pytest.mark.skipif(shutil.which("fluidsynth") is None or not TIMGM6MB.is_file(),
-                    reason="needs fluidsynth and timgm6mb-soundfont installed")
+@pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not TIMGM6MB.is_file(),
+    reason="needs fluidsynth and timgm6mb-soundfont installed",
+)
 def test_fluidsynth_renders_a_drum_preset():
     standard = soundfont.Preset(128, 0, "Standard")
     hits = [soundfont.Hit(standard, 38, 127), soundfont.Hit(standard, 38, 40), soundfont.Hit(standard, 100, 127)]

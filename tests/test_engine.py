@@ -75,7 +75,7 @@ def test_all_sound_off_fades_to_silence_within_a_few_ms():
     run(engine, 3)
     engine.post(ALL_SOUND_OFF)
     out = run(engine, 4)
-    assert np.all(out[int(0.003 * RATE) + 1:] == 0)
+    assert np.all(out[int(0.003 * RATE) + 1 :] == 0)
     assert engine.stats.voices == 0
 
 
@@ -108,7 +108,7 @@ def test_velocity_zero_never_sounds():
 @pytest.mark.parametrize("voices", [32, 128])
 def test_a_stack_of_velocity_127_hits_stays_under_the_ceiling(voices):
     engine = make(polyphony=128, ceiling_db=-1.0)
-    for i in range(voices):
+    for _ in range(voices):
         engine.post(NoteOn(127))
     out = run(engine, 40)
     assert np.abs(out).max() <= db_to_gain(-1.0) + 1e-9

@@ -26,23 +26,28 @@ def random_layers(config: EnvelopeConfig, seed: int = 0):
     different points give different sounds and envelopes stay smooth in time, as trained ones are."""
     rng = np.random.default_rng(seed)
     widths = config.widths
-    layers = [(rng.normal(0, 0.5, (b, a)).astype(np.float32), rng.normal(0, 0.1, b).astype(np.float32))
-              for a, b in zip(widths[:-1], widths[1:])]
+    layers = [
+        (rng.normal(0, 0.5, (b, a)).astype(np.float32), rng.normal(0, 0.1, b).astype(np.float32))
+        for a, b in zip(widths[:-1], widths[1:])
+    ]
     frame_s = np.arange(config.n_frames) * config.hop / config.sample_rate
     weight, bias = layers[-1]
     head = config.n_bands * config.n_frames
     # Per band, a random mix of smooth shapes over time (not a new random value every frame).
-    weight[:head] = (rng.normal(0, 0.3, (config.n_bands, 1, weight.shape[1]))
-                     * np.cos(np.pi * frame_s / frame_s[-1])[None, :, None]).reshape(head, -1)
+    weight[:head] = (
+        rng.normal(0, 0.3, (config.n_bands, 1, weight.shape[1])) * np.cos(np.pi * frame_s / frame_s[-1])[None, :, None]
+    ).reshape(head, -1)
     bias[:head] = np.tile(-2.0 - frame_s / 0.08, config.n_bands)
     return layers
 
 
 def test_the_same_point_renders_the_same_samples_in_another_process():
     here = EnvelopeSnare(SMALL, random_layers(SMALL)).decode([0.3, -0.2])
-    code = ("import sys, numpy as np; sys.path.insert(0, 'tests'); from test_envelope import SMALL, random_layers; "
-            "from instrument.model.envelope import EnvelopeSnare; "
-            "sys.stdout.buffer.write(EnvelopeSnare(SMALL, random_layers(SMALL)).decode([0.3, -0.2]).tobytes())")
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, 'tests'); from test_envelope import SMALL, random_layers; "
+        "from instrument.model.envelope import EnvelopeSnare; "
+        "sys.stdout.buffer.write(EnvelopeSnare(SMALL, random_layers(SMALL)).decode([0.3, -0.2]).tobytes())"
+    )
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
     assert np.frombuffer(there, dtype=np.float32).tobytes() == here.tobytes()
     assert np.max(np.abs(here)) > 0.01  # a real sound, not two equal silences
@@ -56,7 +61,7 @@ def test_silent_envelopes_render_silence_not_hiss():
     log_env = np.broadcast_to(-frames / 0.02, (SMALL.n_bands, SMALL.n_frames)).copy()  # -434 dB/s
     wave = net.render(Params(log_env, np.array([200.0, 300.0]), np.array([1e-12, 1e-12]), np.array([0.01, 0.01])))
     assert np.max(np.abs(wave[: RATE // 100])) > 0.1
-    assert np.max(np.abs(wave[int(0.35 * RATE):])) < 1e-6
+    assert np.max(np.abs(wave[int(0.35 * RATE) :])) < 1e-6
 
 
 def test_expected_power_matches_the_render():
@@ -83,7 +88,8 @@ def test_encode_finds_a_rendered_point_again():
 
 torch = pytest.importorskip("torch")
 from instrument.training import train_envelope as training  # noqa: E402
-from instrument.training.envelope import EnvelopeDecoder, stft_power as torch_stft_power  # noqa: E402
+from instrument.training.envelope import EnvelopeDecoder  # noqa: E402
+from instrument.training.envelope import stft_power as torch_stft_power  # noqa: E402
 
 
 def test_numpy_and_torch_agree():
@@ -107,8 +113,9 @@ def test_numpy_and_torch_agree():
 
 
 def recipe(epochs):
-    return training.EnvelopeRecipe("tiny-env", SMALL, epochs=epochs, batch_size=8, eval_every_epochs=4,
-                                   patience_evals=100, augment_per_clip=1)
+    return training.EnvelopeRecipe(
+        "tiny-env", SMALL, epochs=epochs, batch_size=8, eval_every_epochs=4, patience_evals=100, augment_per_clip=1
+    )
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ from instrument.errors import UserError
 def test_same_port_or_same_socket_is_refused_naming_the_pid(tmp_path):
     (tmp_path / "other").mkdir()  # a socket elsewhere: the port is still claimed in the runtime folder
     first = InstanceClaim(tmp_path / "a.sock", "Latent Snare", tmp_path)
-    with pytest.raises(UserError, match=rf"MIDI port 'Latent Snare' \(PID {os.getpid()}\).*--virtual-port and --socket"):
+    with pytest.raises(
+        UserError, match=rf"MIDI port 'Latent Snare' \(PID {os.getpid()}\).*--virtual-port and --socket"
+    ):
         InstanceClaim(tmp_path / "other" / "b.sock", "Latent Snare", tmp_path)
     with pytest.raises(UserError, match=rf"socket {tmp_path / 'a.sock'} \(PID {os.getpid()}\)"):
         InstanceClaim(tmp_path / "a.sock", "Other", tmp_path)

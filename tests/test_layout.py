@@ -26,19 +26,23 @@ def modules_outside_training():
 
 
 def test_only_training_imports_torch():
-    offenders = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
-                 for path, tree in modules_outside_training()
-                 for line, name in imports(tree, top_level_only=False)
-                 if name == "torch" or name.startswith("torch.")]
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
+        for path, tree in modules_outside_training()
+        for line, name in imports(tree, top_level_only=False)
+        if name == "torch" or name.startswith("torch.")
+    ]
     assert offenders == []
 
 
 def test_nothing_imports_training_at_module_level():
     """The CLI reaches training only inside the commands that train (a lazy import)."""
-    offenders = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
-                 for path, tree in modules_outside_training()
-                 for line, name in imports(tree, top_level_only=True)
-                 if "training" in name.split(".")]
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
+        for path, tree in modules_outside_training()
+        for line, name in imports(tree, top_level_only=True)
+        if "training" in name.split(".")
+    ]
     assert offenders == []
 
 

@@ -58,6 +58,7 @@ def test_clock_drives_the_loop_on_its_beat_positions_and_transport_stops_it():
         if i % 4 == 0 and len(ticks_at) < 48:
             ticks_at[i] = len(ticks_at)
             engine.post(Clock())
+
     out = render(engine, 48 * 4, tick)
     # Sixteenths: every 6th tick from the downbeat, each at the start of the block its tick arrived in.
     expected = [block * BLOCK for block, n in ticks_at.items() if n % 6 == 0]

@@ -1,5 +1,6 @@
 import mido
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from instrument.config import Config, MidiConfig
 from instrument.play.engine import Engine
@@ -19,17 +20,28 @@ class Recorder:
 
 def router(**kw):
     rec = Recorder()
-    r = MidiRouter(Config(midi=MidiConfig(**kw)), rec, on_turn=lambda axis, cc: rec.turns.append((axis, cc)),
-                   on_save=lambda: rec.saves.append(1), on_program=rec.programs.append)
+    r = MidiRouter(
+        Config(midi=MidiConfig(**kw)),
+        rec,
+        on_turn=lambda axis, cc: rec.turns.append((axis, cc)),
+        on_save=lambda: rec.saves.append(1),
+        on_program=rec.programs.append,
+    )
     return r, rec
 
 
 def test_notes_knobs_and_housekeeping_become_events():
     r, rec = router()
-    for msg in [mido.Message("note_on", note=38, velocity=100), mido.Message("note_on", note=38, velocity=0),
-                mido.Message("note_off", note=38), mido.Message("control_change", control=74, value=10),
-                mido.Message("control_change", control=75, value=99), mido.Message("control_change", control=120),
-                mido.Message("control_change", control=123), mido.Message("control_change", control=1, value=5)]:
+    for msg in [
+        mido.Message("note_on", note=38, velocity=100),
+        mido.Message("note_on", note=38, velocity=0),
+        mido.Message("note_off", note=38),
+        mido.Message("control_change", control=74, value=10),
+        mido.Message("control_change", control=75, value=99),
+        mido.Message("control_change", control=120),
+        mido.Message("control_change", control=123),
+        mido.Message("control_change", control=1, value=5),
+    ]:
         r.handle(msg)
     assert rec.events == [NoteOn(100), NoteOff(), NoteOff(), ALL_SOUND_OFF, ALL_NOTES_OFF]
     assert rec.turns == [(0, 10), (1, 99)]
@@ -53,8 +65,14 @@ def test_channel_filter():
 
 def test_sysex_active_sensing_and_other_messages_play_nothing_and_clock_only_feeds_the_loop():
     r, rec = router()
-    for msg in [mido.Message("sysex", data=[1] * 65536), mido.Message("clock"), mido.Message("active_sensing"),
-                mido.Message("start"), mido.Message("pitchwheel", pitch=100), mido.Message("aftertouch")]:
+    for msg in [
+        mido.Message("sysex", data=[1] * 65536),
+        mido.Message("clock"),
+        mido.Message("active_sensing"),
+        mido.Message("start"),
+        mido.Message("pitchwheel", pitch=100),
+        mido.Message("aftertouch"),
+    ]:
         r.handle(msg)
     assert rec.events == [Clock(), START] and rec.turns == [] and rec.saves == []
 
@@ -67,13 +85,23 @@ def test_ports_are_matched_by_name_patterns():
 
 
 def test_jack_inputs_are_hardware_ports_unless_software_ones_are_named():
-    ports = [("system:midi_capture_1", True), ("a2j:Launchkey [24] (capture): Launchkey MIDI", False),
-             ("Hydrogen:out", False), ("ardour:Drums/midi_out 1", False), ("fluidsynth-midi:midi_00", False)]
+    ports = [
+        ("system:midi_capture_1", True),
+        ("a2j:Launchkey [24] (capture): Launchkey MIDI", False),
+        ("Hydrogen:out", False),
+        ("ardour:Drums/midi_out 1", False),
+        ("fluidsynth-midi:midi_00", False),
+    ]
     default = MidiConfig()
-    assert choose_jack_inputs(ports, default) == ["system:midi_capture_1", "a2j:Launchkey [24] (capture): Launchkey MIDI"]
+    assert choose_jack_inputs(ports, default) == [
+        "system:midi_capture_1",
+        "a2j:Launchkey [24] (capture): Launchkey MIDI",
+    ]
     named = MidiConfig(inputs=("*launchkey*",), software_inputs=("hydrogen:*",))
     assert choose_jack_inputs(ports, named) == ["a2j:Launchkey [24] (capture): Launchkey MIDI", "Hydrogen:out"]
-    assert choose_jack_inputs(ports, MidiConfig(software_inputs=("*",), exclude=("*fluidsynth*",))) == [n for n, _ in ports[:4]]
+    assert choose_jack_inputs(ports, MidiConfig(software_inputs=("*",), exclude=("*fluidsynth*",))) == [
+        n for n, _ in ports[:4]
+    ]
 
 
 # 2000 examples of 25..75 chunks: about 100 000 random byte sequences per run, through both the
@@ -107,8 +135,14 @@ def cc(control, value):
 
 def test_clock_and_transport_reach_the_engine_and_program_change_picks_a_model():
     r, rec = router(channel=2)  # real-time messages have no channel: they pass any channel filter
-    for msg in [mido.Message("start"), mido.Message("clock"), mido.Message("stop"), mido.Message("continue"),
-                mido.Message("program_change", program=3, channel=1), mido.Message("program_change", program=5, channel=0)]:
+    for msg in [
+        mido.Message("start"),
+        mido.Message("clock"),
+        mido.Message("stop"),
+        mido.Message("continue"),
+        mido.Message("program_change", program=3, channel=1),
+        mido.Message("program_change", program=5, channel=0),
+    ]:
         r.handle(msg)
     assert rec.events == [START, Clock(), STOP, CONTINUE]
     assert rec.programs == [3]
@@ -145,14 +179,22 @@ def test_midi_learn_assigns_the_next_free_control_and_skips_ones_that_have_a_job
 
 def test_the_audio_threads_fast_path_plays_trigger_notes_at_their_offset_and_defers_the_rest():
     r, rec = router(channel=1)
-    handled = [r.handle_in_cycle(bytes(data), offset) for data, offset in [
-        ([0x90, 38, 100], 17),  # a trigger note on channel 1: played at frame 17
-        ([0x80, 38, 0], 20), ([0x90, 38, 0], 21),  # note-off, and note-on velocity 0 (a note-off)
-        ([0x91, 38, 100], 5),  # another channel: ignored here, not deferred
-        ([0x90, 60, 100], 5),  # not a trigger note: ignored
-        ([0xF8], 64), ([0xFA], 0), ([0xFE], 3),  # clock at its frame, start, active sensing ignored
-        ([0xB0, 74, 3], 9), ([0xC0, 1], 9), ([0xE0, 0, 64], 9),  # knobs, programs, pitch bend: the MIDI thread's
-    ]]
+    handled = [
+        r.handle_in_cycle(bytes(data), offset)
+        for data, offset in [
+            ([0x90, 38, 100], 17),  # a trigger note on channel 1: played at frame 17
+            ([0x80, 38, 0], 20),
+            ([0x90, 38, 0], 21),  # note-off, and note-on velocity 0 (a note-off)
+            ([0x91, 38, 100], 5),  # another channel: ignored here, not deferred
+            ([0x90, 60, 100], 5),  # not a trigger note: ignored
+            ([0xF8], 64),
+            ([0xFA], 0),
+            ([0xFE], 3),  # clock at its frame, start, active sensing ignored
+            ([0xB0, 74, 3], 9),
+            ([0xC0, 1], 9),
+            ([0xE0, 0, 64], 9),  # knobs, programs, pitch bend: the MIDI thread's
+        ]
+    ]
     assert handled == [True, True, True, True, True, True, True, True, False, False, False]
     assert rec.events == [NoteOn(100, offset=17), NoteOff(offset=20), NoteOff(offset=21), Clock(offset=64), START]
     assert rec.turns == [] and rec.programs == []

@@ -11,8 +11,19 @@ from hypothesis import strategies as st
 from instrument.play import cmixer
 from instrument.play.backends import render_period
 from instrument.play.engine import Engine
-from instrument.play.events import (ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, LOOP_TOGGLE, START, STOP, Clock, Loop,
-                                    NoteOff, NoteOn, Tempo)
+from instrument.play.events import (
+    ALL_NOTES_OFF,
+    ALL_SOUND_OFF,
+    CONTINUE,
+    LOOP_TOGGLE,
+    START,
+    STOP,
+    Clock,
+    Loop,
+    NoteOff,
+    NoteOn,
+    Tempo,
+)
 from instrument.play.link import EngineLink
 from instrument.play.midi import route_in_cycle
 from instrument.play.shared import ROUTE_LOOP, ROUTE_OMNI, ROUTE_PLAY
@@ -92,17 +103,35 @@ EVENTS = st.one_of(
 )
 MIDI = st.tuples(
     st.one_of(
-        st.builds(lambda s, n, v: bytes([s, n, v]), st.sampled_from([0x80, 0x90, 0x99, 0xB0]),
-                  st.sampled_from([TRIGGER, LOOP_NOTE, 60]), st.integers(0, 127)),
-        st.sampled_from([b"\xf8", b"\xfa", b"\xfb", b"\xfc", b"\xfe", b"\xf0\x7e\x7f\xf7", b"\xc0\x05"])),
-    st.integers(0, 255))
-CYCLES = st.lists(st.tuples(st.sampled_from([16, 64, 100, 128, 256]), st.lists(EVENTS, max_size=4),
-                            st.lists(MIDI, max_size=3), st.integers(0, 3)), min_size=1, max_size=40)
+        st.builds(
+            lambda s, n, v: bytes([s, n, v]),
+            st.sampled_from([0x80, 0x90, 0x99, 0xB0]),
+            st.sampled_from([TRIGGER, LOOP_NOTE, 60]),
+            st.integers(0, 127),
+        ),
+        st.sampled_from([b"\xf8", b"\xfa", b"\xfb", b"\xfc", b"\xfe", b"\xf0\x7e\x7f\xf7", b"\xc0\x05"]),
+    ),
+    st.integers(0, 255),
+)
+CYCLES = st.lists(
+    st.tuples(
+        st.sampled_from([16, 64, 100, 128, 256]),
+        st.lists(EVENTS, max_size=4),
+        st.lists(MIDI, max_size=3),
+        st.integers(0, 3),
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(cycles=CYCLES, polyphony=st.integers(1, 4), mode=st.sampled_from(["oneshot", "choke"]),
-       gain_db=st.sampled_from([0.0, 12.0]))
+@given(
+    cycles=CYCLES,
+    polyphony=st.integers(1, 4),
+    mode=st.sampled_from(["oneshot", "choke"]),
+    gain_db=st.sampled_from([0.0, 12.0]),
+)
 def test_the_c_mixer_plays_what_the_python_engine_plays_sample_for_sample(cycles, polyphony, mode, gain_db):
     pair = Pair(polyphony=polyphony, mode=mode, gain_db=gain_db, loop_bpm=480.0)
     snares = [snare(seed, frames) for seed, frames in enumerate((900, 2000, 300, 5000))]
@@ -117,8 +146,18 @@ def test_the_c_mixer_plays_what_the_python_engine_plays_sample_for_sample(cycles
                 pair.midi(data, offset % frames)
             expected, ours = pair.cycle(frames)
             np.testing.assert_array_equal(ours, expected)
-        for name in ("notes", "stolen", "loop_hits", "loop_on", "transport_running", "limited_blocks",
-                     "clipped_samples", "voices", "last_velocity", "peak"):
+        for name in (
+            "notes",
+            "stolen",
+            "loop_hits",
+            "loop_on",
+            "transport_running",
+            "limited_blocks",
+            "clipped_samples",
+            "voices",
+            "last_velocity",
+            "peak",
+        ):
             assert getattr(pair.link.stats, name) == getattr(pair.reference.stats, name), name
     finally:
         pair.close()

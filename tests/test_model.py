@@ -6,16 +6,18 @@ import pickle
 import numpy as np
 import pytest
 
-from instrument.model.architecture import HIDDEN, ModelConfig
 from instrument.errors import UserError
-from instrument.model.knobs import fit_knob_map
+from instrument.model.architecture import HIDDEN, ModelConfig
 from instrument.model.file import available_models, load_model, save_model
+from instrument.model.knobs import fit_knob_map
 
 torch = pytest.importorskip("torch")
 from instrument.training.autoencoder import SnareAutoencoder  # noqa: E402
 
 N = 1024
-ALL_CONFIGS = [ModelConfig(size, act, N) for size in HIDDEN for act in ("relu", "tanh", "sig")] + [ModelConfig("med", "tanh", N, variational=True)]
+ALL_CONFIGS = [ModelConfig(size, act, N) for size in HIDDEN for act in ("relu", "tanh", "sig")] + [
+    ModelConfig("med", "tanh", N, variational=True)
+]
 
 
 def export(model: SnareAutoencoder, path):
@@ -26,7 +28,9 @@ def export(model: SnareAutoencoder, path):
     return path.with_suffix(".safetensors")
 
 
-@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: f"{c.size}-{c.activation}{'-vae' if c.variational else ''}")
+@pytest.mark.parametrize(
+    "config", ALL_CONFIGS, ids=lambda c: f"{c.size}-{c.activation}{'-vae' if c.variational else ''}"
+)
 def test_shapes_follow_the_seed_design(config):
     model = SnareAutoencoder(config)
     hidden = list(HIDDEN[config.size])
@@ -45,7 +49,9 @@ def test_decoder_output_is_signed_and_the_seed_latent_is_activated():
     assert recon.min() < 0 < recon.max()  # the last decoder layer is linear
 
 
-@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: f"{c.size}-{c.activation}{'-vae' if c.variational else ''}")
+@pytest.mark.parametrize(
+    "config", ALL_CONFIGS, ids=lambda c: f"{c.size}-{c.activation}{'-vae' if c.variational else ''}"
+)
 def test_numpy_decoder_equals_torch_forward(tmp_path, config):
     torch.manual_seed(1)
     model = SnareAutoencoder(config).eval()
@@ -122,11 +128,18 @@ def test_a_model_whose_knobs_do_nothing_is_never_chosen_as_default():
     from instrument.training.evaluate import choose_default
 
     def metrics(log_stft, corner, mb=4.0, attack=0.0):
-        return {"val": {"log_stft": log_stft}, "file_mb": mb,
-                "grid": {"all_finite": True, "silent": 0, "corner_log_stft": corner, "corner_attack_correlation": attack}}
+        return {
+            "val": {"log_stft": log_stft},
+            "file_mb": mb,
+            "grid": {"all_finite": True, "silent": 0, "corner_log_stft": corner, "corner_attack_correlation": attack},
+        }
 
-    results = {"collapsed": metrics(2.0, 0.0001), "too-big": metrics(2.5, 1.0, mb=100), "playable": metrics(4.0, 1.0),
-               "same-attack-everywhere": metrics(3.0, 1.0, attack=0.99)}
+    results = {
+        "collapsed": metrics(2.0, 0.0001),
+        "too-big": metrics(2.5, 1.0, mb=100),
+        "playable": metrics(4.0, 1.0),
+        "same-attack-everywhere": metrics(3.0, 1.0, attack=0.99),
+    }
     assert choose_default(results) == "playable"
 
 
@@ -134,8 +147,12 @@ def test_a_hissing_model_is_never_chosen_over_one_that_decays_to_silence():
     from instrument.training.evaluate import choose_default
 
     def metrics(log_stft, tail_db):
-        return {"val": {"log_stft": log_stft}, "file_mb": 4.0, "sound": {"tail_db_worst": tail_db},
-                "grid": {"all_finite": True, "silent": 0, "corner_log_stft": 1.0, "corner_attack_correlation": 0.0}}
+        return {
+            "val": {"log_stft": log_stft},
+            "file_mb": 4.0,
+            "sound": {"tail_db_worst": tail_db},
+            "grid": {"all_finite": True, "silent": 0, "corner_log_stft": 1.0, "corner_attack_correlation": 0.0},
+        }
 
     assert choose_default({"hiss": metrics(1.0, -41.0), "quiet": metrics(1.5, -70.0)}) == "quiet"
     assert choose_default({"hiss": metrics(1.0, -41.0), "more-hiss": metrics(1.5, -30.0)}) == "hiss"

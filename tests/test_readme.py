@@ -9,12 +9,15 @@ from instrument.paths import REPO_DIR
 
 def commands_section() -> str:
     text = (REPO_DIR / "README.md").read_text()
-    return text[text.index("## Commands"):].split("\n## ", 1)[0]
+    return text[text.index("## Commands") :].split("\n## ", 1)[0]
 
 
 def visible_options(parser: argparse.ArgumentParser) -> list[str]:
-    return [a.option_strings[-1] for a in parser._actions
-            if a.option_strings and a.help != argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)]
+    return [
+        a.option_strings[-1]
+        for a in parser._actions
+        if a.option_strings and a.help != argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)
+    ]
 
 
 def test_every_flag_of_every_command_is_in_the_commands_tables():
@@ -28,8 +31,11 @@ def test_every_flag_of_every_command_is_in_the_commands_tables():
             missing.append(name)
             continue
         shared = "--socket" if parser.get_default("func").__name__ == "cmd_remote" else None
-        missing += [f"{name} {o}" for o in visible_options(parser)
-                    if o != shared and not any(re.search(rf"{re.escape(o)}\b", row) for row in rows)]
+        missing += [
+            f"{name} {o}"
+            for o in visible_options(parser)
+            if o != shared and not any(re.search(rf"{re.escape(o)}\b", row) for row in rows)
+        ]
     assert "each takes `--socket PATH`" in section  # the remote commands' shared flag, said once
     assert "`latent-snare -v COMMAND`" in section
     assert not missing, f"README Commands tables lack: {', '.join(missing)}"

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from instrument.config import load_config
 from instrument.app.dropfolder import DropFolder
+from instrument.config import load_config
 from instrument.errors import UserError
-from instrument.model.file import load_model
 from instrument.files.pack import render_pack
 from instrument.files.saving import History, read_snare_metadata, save_snare
 from instrument.files.untrusted import load_snare_isolated
+from instrument.model.file import load_model
 
 from .conftest import synth_snare
 

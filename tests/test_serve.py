@@ -19,6 +19,7 @@ from instrument.config import load_config
 
 def call(coroutine_fn, **settings):
     """Run `coroutine_fn(client)` against a fresh app on a real local socket."""
+
     async def main():
         app = make_app(ServeSettings(config=load_config(), **settings))
         async with TestClient(TestServer(app)) as client:
@@ -27,22 +28,25 @@ def call(coroutine_fn, **settings):
     return asyncio.run(main())
 
 
-@pytest.mark.parametrize("query, reason", [
-    ({"x": "200", "y": "3"}, "x='200': out of range; allowed 0..127"),
-    ({"x": "-1", "y": "3"}, "x='-1': out of range"),
-    ({"x": "abc", "y": "3"}, "x='abc': not a number"),
-    ({"x": "1", "y": "inf"}, "y='inf': not a finite number"),
-    ({"x": "1", "y": "nan"}, "y='nan': not a finite number"),
-    ({"x": "1" * 100, "y": "1"}, "not a number"),
-    ({"x": "1"}, "y is required"),
-    ({"x": "1", "y": "1", "velocity": "0"}, "velocity=0: out of range; allowed 1..127"),
-    ({"x": "1", "y": "1", "velocity": "1.5"}, "not a whole number"),
-    ({"x": "1", "y": "1", "model": "../models/env"}, "a model is a name, not a path"),
-    ({"x": "1", "y": "1", "model": "/etc/passwd"}, "a model is a name, not a path"),
-    ({"x": "1", "y": "1", "model": "..\\env"}, "a model is a name, not a path"),
-    ({"x": "1", "y": "1", "model": "nope"}, "model='nope': unknown model; one of env-small, env"),
-    ({"x": "1", "y": "1", "colour": "red"}, "'colour': unknown parameter"),
-])
+@pytest.mark.parametrize(
+    "query, reason",
+    [
+        ({"x": "200", "y": "3"}, "x='200': out of range; allowed 0..127"),
+        ({"x": "-1", "y": "3"}, "x='-1': out of range"),
+        ({"x": "abc", "y": "3"}, "x='abc': not a number"),
+        ({"x": "1", "y": "inf"}, "y='inf': not a finite number"),
+        ({"x": "1", "y": "nan"}, "y='nan': not a finite number"),
+        ({"x": "1" * 100, "y": "1"}, "not a number"),
+        ({"x": "1"}, "y is required"),
+        ({"x": "1", "y": "1", "velocity": "0"}, "velocity=0: out of range; allowed 1..127"),
+        ({"x": "1", "y": "1", "velocity": "1.5"}, "not a whole number"),
+        ({"x": "1", "y": "1", "model": "../models/env"}, "a model is a name, not a path"),
+        ({"x": "1", "y": "1", "model": "/etc/passwd"}, "a model is a name, not a path"),
+        ({"x": "1", "y": "1", "model": "..\\env"}, "a model is a name, not a path"),
+        ({"x": "1", "y": "1", "model": "nope"}, "model='nope': unknown model; one of env-small, env"),
+        ({"x": "1", "y": "1", "colour": "red"}, "'colour': unknown parameter"),
+    ],
+)
 def test_bad_snare_parameters_are_a_400_with_one_line(query, reason):
     async def get(client):
         reply = await client.get("/snare.wav", params=query)
@@ -57,8 +61,11 @@ def test_the_same_query_gives_the_same_bytes_and_etag_and_a_304_when_unchanged()
         first = await client.get("/snare.wav", params={"x": "30", "y": "100.25", "velocity": "90"})
         again = await client.get("/snare.wav", params={"x": "30.0", "y": "100.25", "velocity": "90"})
         other = await client.get("/snare.wav", params={"x": "31", "y": "100.25", "velocity": "90"})
-        cached = await client.get("/snare.wav", params={"x": "30", "y": "100.25", "velocity": "90"},
-                                  headers={"If-None-Match": first.headers["ETag"]})
+        cached = await client.get(
+            "/snare.wav",
+            params={"x": "30", "y": "100.25", "velocity": "90"},
+            headers={"If-None-Match": first.headers["ETag"]},
+        )
         return [(r.status, r.headers, await r.read()) for r in (first, again, other, cached)]
 
     (s1, h1, b1), (_, h2, b2), (_, h3, b3), (s4, _, b4) = call(get)
@@ -109,7 +116,11 @@ def test_encodes_are_limited_per_client_before_the_upload_is_read():
     async def post(client):
         first = await client.post("/encode", data=b"")
         second = await client.post("/encode", data=b"")
-        return (first.status, await first.json()), (second.status, second.headers.get("Retry-After"), await second.text())
+        return (first.status, await first.json()), (
+            second.status,
+            second.headers.get("Retry-After"),
+            await second.text(),
+        )
 
     (s1, reply), (s2, retry_after, text) = call(post, encodes_per_minute=1)
     assert s1 == 400 and "empty file" in reply["error"]
@@ -134,19 +145,27 @@ def test_serve_imports_nothing_that_needs_jack_a_sound_card_or_midi():
     import subprocess
     import sys
 
-    code = ("import sys, asyncio; from instrument.app.serve.gunicorn import ServeApplication; "
-            "from instrument.app.serve.app import ServeSettings, make_app; from instrument.config import load_config; "
-            "make_app(ServeSettings(config=load_config())); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jack', 'sounddevice', 'rtmidi', 'mido', 'torch')))")
+    code = (
+        "import sys, asyncio; from instrument.app.serve.gunicorn import ServeApplication; "
+        "from instrument.app.serve.app import ServeSettings, make_app; from instrument.config import load_config; "
+        "make_app(ServeSettings(config=load_config())); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jack', 'sounddevice', 'rtmidi', 'mido', 'torch')))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
 
 
-@pytest.mark.parametrize("argv, line", [
-    (["--host", "0.0.0.0"], "--host 0.0.0.0 listens on every interface: name the host visitors use with --public-name"),
-    (["--workers", "0"], "--workers 0: allowed 1..64"),
-    (["--port", "70000"], "--port 70000: allowed 0..65535"),
-])
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (
+            ["--host", "0.0.0.0"],
+            "--host 0.0.0.0 listens on every interface: name the host visitors use with --public-name",
+        ),
+        (["--workers", "0"], "--workers 0: allowed 1..64"),
+        (["--port", "70000"], "--port 70000: allowed 0..65535"),
+    ],
+)
 def test_serve_refuses_bad_flags_with_one_line(argv, line, capsys):
     from instrument.app.cli import main
 

@@ -6,12 +6,39 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instrument.play.events import (ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, KINDS, LOOP_TOGGLE, START, STOP, Clock, Loop,
-                                    NoteOff, NoteOn, Tempo, decode, encode)
+from instrument.play.events import (
+    ALL_NOTES_OFF,
+    ALL_SOUND_OFF,
+    CONTINUE,
+    KINDS,
+    LOOP_TOGGLE,
+    START,
+    STOP,
+    Clock,
+    Loop,
+    NoteOff,
+    NoteOn,
+    Tempo,
+    decode,
+    encode,
+)
 from instrument.play.shared import RECORD_WIDTH, Ring, RingIndex, SharedAudio
 
-ONE_OF_EACH = [NoteOn(127, 63), NoteOn(1), NoteOff(17), ALL_SOUND_OFF, ALL_NOTES_OFF, Loop(True), Loop(False), LOOP_TOGGLE,
-               Tempo(137.5, 3), Clock(5), START, CONTINUE, STOP]
+ONE_OF_EACH = [
+    NoteOn(127, 63),
+    NoteOn(1),
+    NoteOff(17),
+    ALL_SOUND_OFF,
+    ALL_NOTES_OFF,
+    Loop(True),
+    Loop(False),
+    LOOP_TOGGLE,
+    Tempo(137.5, 3),
+    Clock(5),
+    START,
+    CONTINUE,
+    STOP,
+]
 
 
 def small_ring(capacity: int) -> Ring:
@@ -94,4 +121,3 @@ def test_the_audio_process_sees_the_same_memory_through_its_own_mapping():
     finally:
         audio.release()
         main.release()
-

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from instrument.model.architecture import ModelConfig
-from instrument.training.dataset import load_dataset
 from instrument.errors import UserError
+from instrument.model.architecture import ModelConfig
 from instrument.model.file import load_model
+from instrument.training.dataset import load_dataset
 
 from .conftest import synth_snare
 
@@ -21,7 +21,9 @@ N = 2048
 
 
 def recipe(epochs, **kw):
-    return training.Recipe("tiny", ModelConfig("small", "tanh", N), epochs=epochs, batch_size=4, learning_rate=3e-3, **kw)
+    return training.Recipe(
+        "tiny", ModelConfig("small", "tanh", N), epochs=epochs, batch_size=4, learning_rate=3e-3, **kw
+    )
 
 
 def test_short_training_run_learns_and_ships_a_playable_model(snare_folder, tmp_path):
@@ -30,7 +32,9 @@ def test_short_training_run_learns_and_ships_a_playable_model(snare_folder, tmp_
     assert set(data.train.kits).isdisjoint(data.val.kits)  # whole kits are held out
     untrained = training.SnareAutoencoder(recipe(1).model)
     with torch.no_grad():
-        before = torch.nn.functional.mse_loss(untrained(torch.from_numpy(data.train.waves))[0], torch.from_numpy(data.train.waves)).item()
+        before = torch.nn.functional.mse_loss(
+            untrained(torch.from_numpy(data.train.waves))[0], torch.from_numpy(data.train.waves)
+        ).item()
     path = training.train(recipe(60), data, tmp_path / "tiny", progress=False)
     model = load_model(path)
     after = float(np.mean((model.decode(model.encode(data.train.waves)) - data.train.waves) ** 2))
@@ -86,7 +90,9 @@ def test_a_kit_library_trains_on_its_snares_follows_links_and_says_what_it_found
     for kit in ("Rock", "Jazz", "808"):
         folder = elsewhere / kit
         folder.mkdir(parents=True)
-        for i, name in enumerate(("Snare-1.wav", "Rimshot.wav", "Kick-Soft.wav", "HiHat_open.wav", "Tom2.wav", "take7.wav")):
+        for i, name in enumerate(
+            ("Snare-1.wav", "Rimshot.wav", "Kick-Soft.wav", "HiHat_open.wav", "Tom2.wav", "take7.wav")
+        ):
             sf.write(folder / name, synth_snare(44100, 0.3, 150 + 40 * i, 0.05, 0.5, seed=i), 44100)
     library.mkdir()
     for kit in ("Rock", "Jazz", "808"):
@@ -95,7 +101,9 @@ def test_a_kit_library_trains_on_its_snares_follows_links_and_says_what_it_found
     data = load_dataset(library, 44100, N)
     names = data.train.names + data.val.names  # three kits: one is held out
     assert len(names) == 9 and not any(word in n for n in names for word in ("Kick", "HiHat", "Tom"))
-    assert data.found.startswith("18 audio files in 3 kit folders: 6 named as snares, rims or claps, 9 as other drums, 3 unnamed")
+    assert data.found.startswith(
+        "18 audio files in 3 kit folders: 6 named as snares, rims or claps, 9 as other drums, 3 unnamed"
+    )
     assert "--all-files" in data.found
     everything = load_dataset(library, 44100, N, all_files=True)
     assert len(everything.train) + len(everything.val) == 18 and "using all of them" in everything.found

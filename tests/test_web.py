@@ -10,16 +10,22 @@ from instrument.config import Config
 from instrument.play.midi import MidiRouter
 
 
-@pytest.mark.parametrize("header, shown", [
-    ("snare.wav", "snare.wav"),
-    ("..%2F..%2Fetc%2Fpasswd", "passwd"),
-    ("C:%5CUsers%5Cme%5Ckit%5Csnare%2001.wav", "snare 01.wav"),
-    ("evil%0A%1B%5B2Jname.wav", "evil[2Jname.wav"),  # newline and escape removed: no forged log lines or terminal codes
-    ("", "upload"),
-    (None, "upload"),
-    ("%2F", "upload"),
-    ("x" * 500 + ".wav", "x" * 80),
-])
+@pytest.mark.parametrize(
+    "header, shown",
+    [
+        ("snare.wav", "snare.wav"),
+        ("..%2F..%2Fetc%2Fpasswd", "passwd"),
+        ("C:%5CUsers%5Cme%5Ckit%5Csnare%2001.wav", "snare 01.wav"),
+        (
+            "evil%0A%1B%5B2Jname.wav",
+            "evil[2Jname.wav",
+        ),  # newline and escape removed: no forged log lines or terminal codes
+        ("", "upload"),
+        (None, "upload"),
+        ("%2F", "upload"),
+        ("x" * 500 + ".wav", "x" * 80),
+    ],
+)
 def test_browser_file_names_are_only_ever_a_bounded_display_name(header, shown):
     assert shown_name(header) == shown
 
@@ -39,4 +45,3 @@ def test_hello_names_the_knobs_midi_learn_assigned_not_the_configured_ones():
     instrument = SimpleNamespace(config=config, router=router, snapshot=dict, program_names=lambda: [config.model])
     hello = WebPage(instrument, config.web)._hello()
     assert hello["cc_names"] == [21, config.midi.cc_y]
-

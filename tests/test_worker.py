@@ -133,7 +133,9 @@ def test_x_then_y_in_quick_succession_keeps_both_while_a_decode_runs():
 
 def test_turns_from_two_threads_never_lose_an_axis():
     worker = DecodeWorker(SlowModel(0), Engine(48000, 128), 48000, cc=(0, 0)).start()
-    threads = [threading.Thread(target=lambda axis=axis: [worker.turn(axis, v) for v in range(1, 128)]) for axis in (0, 1)]
+    threads = [
+        threading.Thread(target=lambda axis=axis: [worker.turn(axis, v) for v in range(1, 128)]) for axis in (0, 1)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -172,14 +174,17 @@ def play(engine, blocks=40):
     return np.concatenate([engine.render(128).copy() for _ in range(blocks)])
 
 
-@pytest.mark.parametrize("name, bad, refused", [
-    ("NaN", lambda w: np.where(np.arange(w.size) == 99, np.nan, w), True),
-    ("Inf", lambda w: np.where(np.arange(w.size) == 99, np.inf, w), True),
-    ("1e6", lambda w: w * 1e6, True),
-    ("raise", "raise", True),
-    ("out of memory", "memory", True),
-    ("DC offset 0.2", lambda w: w + 0.2, False),
-])
+@pytest.mark.parametrize(
+    "name, bad, refused",
+    [
+        ("NaN", lambda w: np.where(np.arange(w.size) == 99, np.nan, w), True),
+        ("Inf", lambda w: np.where(np.arange(w.size) == 99, np.inf, w), True),
+        ("1e6", lambda w: w * 1e6, True),
+        ("raise", "raise", True),
+        ("out of memory", "memory", True),
+        ("DC offset 0.2", lambda w: w + 0.2, False),
+    ],
+)
 def test_whatever_the_decoder_returns_the_output_stays_finite_and_under_the_ceiling(name, bad, refused):
     engine = Engine(48000, 128, polyphony=16, ceiling_db=-1.0)
     worker = DecodeWorker(BrokenModel(bad), engine, 48000, cc=(0, 0)).start()

@@ -39,21 +39,30 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _socket_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--socket", type=Path, metavar="PATH", help="the control socket (default: latent-snare-UID.sock in "
-                   "$XDG_RUNTIME_DIR or /tmp); a second instrument needs its own, and its own --virtual-port")
+    p.add_argument(
+        "--socket",
+        type=Path,
+        metavar="PATH",
+        help="the control socket (default: latent-snare-UID.sock in "
+        "$XDG_RUNTIME_DIR or /tmp); a second instrument needs its own, and its own --virtual-port",
+    )
 
 
 # --- model side ---------------------------------------------------------------------------
 
+
 def cmd_corpus(args) -> int:
     from ..training.corpus import build_corpus
 
-    files = build_corpus(args.out, args.manifest, cache_dir=args.cache, sources=args.sources,
-                         progress=not args.no_progress)
+    files = build_corpus(
+        args.out, args.manifest, cache_dir=args.cache, sources=args.sources, progress=not args.no_progress
+    )
     units = {f.kit for f in files}
     val = sum(f.split == "val" for f in files)
-    print(f"corpus: {len(files)} files from {len(units)} units in {args.out} ({val} held out for validation); "
-          f"manifest {args.manifest}")
+    print(
+        f"corpus: {len(files)} files from {len(units)} units in {args.out} ({val} held out for validation); "
+        f"manifest {args.manifest}"
+    )
     return 0
 
 
@@ -66,7 +75,9 @@ def cmd_train(args) -> int:
     recipe = recipe_for(args.arch, MODEL_N_SAMPLES, args.epochs)
     data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES, all_files=args.all_files)
     print(f"{args.data}: {data.found}")
-    print(f"training {recipe.name} on {len(data.train)} snares ({len(data.val)} held out) for up to {recipe.epochs} epochs")
+    print(
+        f"training {recipe.name} on {len(data.train)} snares ({len(data.val)} held out) for up to {recipe.epochs} epochs"
+    )
     out = fit(recipe, data, args.out / recipe.name, device=args.device)
     evaluate_model(out, data)
     print(f"saved {out} and {out.with_suffix('.json').name}; play it with: latent-snare run --model {out}")
@@ -79,7 +90,11 @@ def cmd_zoo(args) -> int:
     from ..training.recipes import all_recipes, fit
     from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, SEED_EPOCHS, seed_recipes
 
-    recipes = seed_recipes(MODEL_N_SAMPLES, args.epochs or SEED_EPOCHS) if args.seed_only else all_recipes(MODEL_N_SAMPLES, args.epochs)
+    recipes = (
+        seed_recipes(MODEL_N_SAMPLES, args.epochs or SEED_EPOCHS)
+        if args.seed_only
+        else all_recipes(MODEL_N_SAMPLES, args.epochs)
+    )
     if args.only:
         recipes = [r for r in recipes if r.name in args.only]
     data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES, all_files=args.all_files)
@@ -107,8 +122,8 @@ def cmd_render(args) -> int:
     import soundfile as sf
 
     from ..config import load_config
-    from ..model.file import load_model
     from ..files.saving import render_snare, write_format, write_snare
+    from ..model.file import load_model
 
     # A wrong name or folder is told before the model loads.
     if args.out.is_dir():
@@ -124,13 +139,15 @@ def cmd_render(args) -> int:
         meta = write_snare(args.out, wave, model.sample_rate, model, latent)
     except (OSError, sf.LibsndfileError) as err:
         raise UserError(f"{args.out}: cannot write: {getattr(err, 'strerror', None) or err}") from err
-    print(f"{args.out}: {model.name} latent ({latent[0]:.4f}, {latent[1]:.4f}) cc ({meta['cc'][0]}, {meta['cc'][1]}) velocity {args.velocity}")
+    print(
+        f"{args.out}: {model.name} latent ({latent[0]:.4f}, {latent[1]:.4f}) cc ({meta['cc'][0]}, {meta['cc'][1]}) velocity {args.velocity}"
+    )
     return 0
 
 
 def cmd_encode(args) -> int:
-    from ..files.audio import load_snare
     from ..config import load_config
+    from ..files.audio import load_snare
     from ..model.file import load_model
 
     model = load_model(args.model, load_config(args.config).model)
@@ -145,6 +162,7 @@ def cmd_encode(args) -> int:
 
 
 # --- service side -------------------------------------------------------------------------
+
 
 def cmd_run(args) -> int:
     from .service import run_service
@@ -167,13 +185,15 @@ def cmd_devices(args) -> int:
 
 def cmd_pack(args) -> int:
     from ..config import load_config
-    from ..model.file import load_model
     from ..files.pack import INDEX_NAME, MAP_NAME, render_pack
+    from ..model.file import load_model
 
     config = load_config(args.config)
     model = load_model(args.model, config.model)
     rows = render_pack(model, args.grid, args.outdir, config)
-    print(f"{args.outdir}: {len(rows)} snares from {model.name} ({args.grid}x{args.grid} over the knobs), {INDEX_NAME}, {MAP_NAME}")
+    print(
+        f"{args.outdir}: {len(rows)} snares from {model.name} ({args.grid}x{args.grid} over the knobs), {INDEX_NAME}, {MAP_NAME}"
+    )
     return 0
 
 
@@ -198,7 +218,11 @@ def cmd_remote(args) -> int:
         for target in args.targets:
             what = "knob" if target in ("x", "y") else "button, pad or key"
             print(f"learn {target}: move the {what} for {target} now (within {args.timeout:g} s)...", flush=True)
-            print(send_command("learn", timeout_s=args.timeout + 5, socket_file=args.socket, target=target, wait_s=args.timeout))
+            print(
+                send_command(
+                    "learn", timeout_s=args.timeout + 5, socket_file=args.socket, target=target, wait_s=args.timeout
+                )
+            )
         return 0
     if args.command == "status" and args.json:
         print(json.dumps(send_command("state", socket_file=args.socket)))
@@ -208,7 +232,9 @@ def cmd_remote(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latent-snare", description="Play the snare: a 2-D latent plane of real snares on two MIDI knobs.")
+    parser = argparse.ArgumentParser(
+        prog="latent-snare", description="Play the snare: a 2-D latent plane of real snares on two MIDI knobs."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -218,19 +244,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--virtual-port", metavar="NAME", help='virtual MIDI input name ("" for none)')
     p.add_argument("--audio-device", metavar="NAME", help="output device name (see `latent-snare devices`)")
     p.add_argument("--blocksize", type=int, metavar="N", help="frames per audio callback (portaudio)")
-    p.add_argument("--audio-backend", choices=("auto", "jack", "portaudio"), help="jack: notes play in the cycle they arrive in")
+    p.add_argument(
+        "--audio-backend", choices=("auto", "jack", "portaudio"), help="jack: notes play in the cycle they arrive in"
+    )
     p.add_argument("--web-port", type=int, metavar="PORT", help="the control page's port (0: any free port)")
     _model_arg(p)
     p.add_argument("--no-status", action="store_true", help="no live status line (for logs and services)")
-    p.add_argument("--loop", nargs="?", type=float, const=0.0, metavar="BPM", help="start with the loop on (at BPM, or the config's tempo)")
+    p.add_argument(
+        "--loop",
+        nargs="?",
+        type=float,
+        const=0.0,
+        metavar="BPM",
+        help="start with the loop on (at BPM, or the config's tempo)",
+    )
     _socket_arg(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("serve", help="the web application: the instrument in visitors' browsers (no sound card, JACK or MIDI)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 needs --public-name)")
+    p = sub.add_parser(
+        "serve", help="the web application: the instrument in visitors' browsers (no sound card, JACK or MIDI)"
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 needs --public-name)"
+    )
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes under gunicorn (about one per core)")
-    p.add_argument("--public-name", action="append", metavar="NAME", help="a host name visitors use (repeatable); Host and Origin must match")
+    p.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="worker processes under gunicorn (about one per core)"
+    )
+    p.add_argument(
+        "--public-name",
+        action="append",
+        metavar="NAME",
+        help="a host name visitors use (repeatable); Host and Origin must match",
+    )
     p.add_argument("--encodes-per-minute", type=int, default=10, metavar="N", help="per client and worker (default 10)")
     p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml (models, MIDI mapping, upload cap)")
     p.set_defaults(func=cmd_serve)
@@ -254,24 +300,41 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     remote("save", "save the snare the running instrument plays now")
-    remote("recall", "move the running instrument back to saved snare N (see `history`)",
-           lambda a: {"number": a.number}).add_argument("number", type=int, metavar="N")
-    remote("drop", "move the running instrument to the snare closest to an audio file",
-           lambda a: {"path": str(Path(a.file).resolve())}).add_argument("file", metavar="FILE")
-    p = remote("loop", "turn the running instrument's loop on, off, or toggle it",
-               lambda a: {"on": {"on": True, "off": False}.get(a.state), "bpm": a.bpm})
+    remote(
+        "recall", "move the running instrument back to saved snare N (see `history`)", lambda a: {"number": a.number}
+    ).add_argument("number", type=int, metavar="N")
+    remote(
+        "drop",
+        "move the running instrument to the snare closest to an audio file",
+        lambda a: {"path": str(Path(a.file).resolve())},
+    ).add_argument("file", metavar="FILE")
+    p = remote(
+        "loop",
+        "turn the running instrument's loop on, off, or toggle it",
+        lambda a: {"on": {"on": True, "off": False}.get(a.state), "bpm": a.bpm},
+    )
     p.add_argument("state", nargs="?", choices=["on", "off", "toggle"], default="toggle")
     p.add_argument("--bpm", type=float, help="tempo without MIDI clock, {:g}..{:g}".format(*LOOP_BPM_RANGE))
-    remote("model", "switch the running instrument to a model, by name or program number (from 0, as MIDI "
-                    "program change sends it); with no argument, list the programs",
-           lambda a: {"which": int(a.which) if a.which and a.which.isdigit() else a.which}
-           ).add_argument("which", nargs="?", metavar="NAME|N")
+    remote(
+        "model",
+        "switch the running instrument to a model, by name or program number (from 0, as MIDI "
+        "program change sends it); with no argument, list the programs",
+        lambda a: {"which": int(a.which) if a.which and a.which.isdigit() else a.which},
+    ).add_argument("which", nargs="?", metavar="NAME|N")
     p = remote("learn", "MIDI learn: assign knobs and buttons by moving them (saved in your user config)")
-    p.add_argument("targets", nargs="*", choices=["x", "y", "loop", "save"], default=["x", "y"], metavar="TARGET",
-                   help="x, y, loop, save (default: x y)")
+    p.add_argument(
+        "targets",
+        nargs="*",
+        choices=["x", "y", "loop", "save"],
+        default=["x", "y"],
+        metavar="TARGET",
+        help="x, y, loop, save (default: x y)",
+    )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each control")
-    remote("status", "where the running instrument is: model, knobs, voices, underflows",
-           ).add_argument("--json", action="store_true", help="the full state as one JSON object")
+    remote(
+        "status",
+        "where the running instrument is: model, knobs, voices, underflows",
+    ).add_argument("--json", action="store_true", help="the full state as one JSON object")
 
     p = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
     p.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi"], default="auto")
@@ -294,27 +357,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, metavar="IN.wav")
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("corpus", help="rebuild the snare corpus from Debian packages (Hydrogen kits, samples, soundfonts via fluidsynth)")
-    p.add_argument("--out", type=Path, default=DEFAULT_CORPUS_DIR, help=f"corpus folder (default {DEFAULT_CORPUS_DIR.relative_to(REPO_DIR)})")
-    p.add_argument("--manifest", type=Path, default=REPO_DIR / "models" / "corpus.csv", help="where to write the committed manifest")
+    p = sub.add_parser(
+        "corpus",
+        help="rebuild the snare corpus from Debian packages (Hydrogen kits, samples, soundfonts via fluidsynth)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_CORPUS_DIR,
+        help=f"corpus folder (default {DEFAULT_CORPUS_DIR.relative_to(REPO_DIR)})",
+    )
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=REPO_DIR / "models" / "corpus.csv",
+        help="where to write the committed manifest",
+    )
     p.add_argument("--cache", type=Path, help="keep the downloaded .deb files here (reused on the next build)")
     p.add_argument("--sources", nargs="+", metavar="PACKAGE", help="only these Debian packages (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_corpus)
 
     def add_training_args(p):
-        p.add_argument("--data", type=Path, default=DEFAULT_CORPUS_DIR, help="folder of snares (WAV/FLAC/AIFF, any rate); subfolders are kits")
+        p.add_argument(
+            "--data",
+            type=Path,
+            default=DEFAULT_CORPUS_DIR,
+            help="folder of snares (WAV/FLAC/AIFF, any rate); subfolders are kits",
+        )
         p.add_argument("--out", type=Path, default=DEFAULT_ZOO_DIR, help="where models and checkpoints go")
-        p.add_argument("--epochs", type=int, help="epochs per model (default: the seed's 700 for dense models; "
-                                                 "300 for envelope models, which stop early on the held-out kits)")
+        p.add_argument(
+            "--epochs",
+            type=int,
+            help="epochs per model (default: the seed's 700 for dense models; "
+            "300 for envelope models, which stop early on the held-out kits)",
+        )
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-        p.add_argument("--all-files", action="store_true", help="also train on files named as other drums (kick, hat, tom...); "
-                                                                "by default only snares, rims, claps and files whose names say nothing")
+        p.add_argument(
+            "--all-files",
+            action="store_true",
+            help="also train on files named as other drums (kick, hat, tom...); "
+            "by default only snares, rims, claps and files whose names say nothing",
+        )
 
     p = sub.add_parser("train", help="train one model on a folder of snares (resumes if interrupted)")
     add_training_args(p)
-    p.add_argument("--arch", default="env", help="env (the shipped default's recipe), env-small, small|med|big-relu|tanh|sig "
-                                                 "(the seed's nine), med-tanh-spec, med-tanh-vae")
+    p.add_argument(
+        "--arch",
+        default="env",
+        help="env (the shipped default's recipe), env-small, small|med|big-relu|tanh|sig "
+        "(the seed's nine), med-tanh-spec, med-tanh-vae",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("zoo", help="train every model: the seed's nine, their variants and the envelope snares")
@@ -324,10 +417,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("evaluate", help="evaluate a folder of models on held-out kits and write the model card table")
-    p.add_argument("--zoo", type=Path, default=DEFAULT_ZOO_DIR, help=f"the trained models (default {DEFAULT_ZOO_DIR.relative_to(REPO_DIR)})")
-    p.add_argument("--data", type=Path, default=DEFAULT_CORPUS_DIR, help="the snares they were trained on (its held-out kits are measured)")
-    p.add_argument("--all-files", action="store_true", help="as `train --all-files`: the same files the models were trained on")
-    p.add_argument("--card", type=Path, default=REPO_DIR / "models" / "README.md", help="the model card whose table is rewritten")
+    p.add_argument(
+        "--zoo",
+        type=Path,
+        default=DEFAULT_ZOO_DIR,
+        help=f"the trained models (default {DEFAULT_ZOO_DIR.relative_to(REPO_DIR)})",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_CORPUS_DIR,
+        help="the snares they were trained on (its held-out kits are measured)",
+    )
+    p.add_argument(
+        "--all-files", action="store_true", help="as `train --all-files`: the same files the models were trained on"
+    )
+    p.add_argument(
+        "--card", type=Path, default=REPO_DIR / "models" / "README.md", help="the model card whose table is rewritten"
+    )
     p.add_argument("--ship", type=Path, help="copy the chosen default model (and the map picture) here, e.g. models/")
     p.add_argument("--second", metavar="NAME", help="also ship this model (program change 1 plays it)")
     p.set_defaults(func=cmd_evaluate)
@@ -337,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="latent-snare: %(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="latent-snare: %(levelname)s: %(message)s"
+    )
     try:
         return args.func(args)
     except UserError as err:
@@ -349,8 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as err:
         if err.name not in TRAINING_MODULES:
             raise  # a bug, or a broken install: keep the traceback
-        print(f"latent-snare: error: `{args.command}` needs the training extra ({err.name} is not installed); "
-              f"install it with: {TRAIN_INSTALL}", file=sys.stderr)
+        print(
+            f"latent-snare: error: `{args.command}` needs the training extra ({err.name} is not installed); "
+            f"install it with: {TRAIN_INSTALL}",
+            file=sys.stderr,
+        )
         return 2
 
 

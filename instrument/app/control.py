@@ -123,7 +123,9 @@ def send_command(cmd: str, timeout_s: float = 10.0, socket_file: Path | None = N
                     break
                 data += chunk
     except (FileNotFoundError, ConnectionRefusedError) as err:
-        raise UserError(f"the instrument is not running (nothing answers on {path}); start it with `latent-snare run`") from err
+        raise UserError(
+            f"the instrument is not running (nothing answers on {path}); start it with `latent-snare run`"
+        ) from err
     except OSError as err:
         raise UserError(f"the instrument did not answer on {path}: {err}") from err
     try:

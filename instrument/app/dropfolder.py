@@ -30,7 +30,7 @@ class DropFolder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="drop-folder", daemon=True)
 
-    def start(self) -> "DropFolder":
+    def start(self) -> DropFolder:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._seen = dict(self._listing())  # what is already there is not a drop
         self._thread.start()

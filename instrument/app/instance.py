@@ -49,8 +49,10 @@ class InstanceClaim:
         except BlockingIOError:
             pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise UserError(f"latent-snare is already running on the {what} (PID {pid}); stop it first, "
-                            "or give this one another --virtual-port and --socket") from None
+            raise UserError(
+                f"latent-snare is already running on the {what} (PID {pid}); stop it first, "
+                "or give this one another --virtual-port and --socket"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fds.append(fd)

@@ -33,21 +33,21 @@ import soundfile
 from threadpoolctl import threadpool_limits
 
 from ..config import LOOP_BPM_RANGE, load_config, save_user_settings
-from .control import ControlServer, socket_path
-from .instance import InstanceClaim
-from .dropfolder import DropFolder
+from ..errors import UserError
+from ..files.saving import History, Saved, save_snare
+from ..files.untrusted import load_snare_isolated
+from ..model.file import available_models, load_model
+from ..play.backends import open_output
+from ..play.backends.jack import JackPorts
 from ..play.dsp import spectral_match
 from ..play.engine import ALL_SOUND_OFF_FADE_MS
 from ..play.events import ALL_SOUND_OFF, Loop, NoteOn, Tempo
-from ..errors import UserError
-from ..play.backends.jack import JackPorts
 from ..play.midi import MidiPorts, MidiRouter, check_api
-from ..model.file import available_models, load_model
-from ..play.backends import open_output
-from ..files.saving import History, Saved, save_snare
-from .terminal import KEYS_HELP, Terminal
-from ..files.untrusted import load_snare_isolated
 from ..play.worker import DecodeWorker
+from .control import ControlServer, socket_path
+from .dropfolder import DropFolder
+from .instance import InstanceClaim
+from .terminal import KEYS_HELP, Terminal
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,10 @@ GC_GEN0_THRESHOLD = 50_000  # rare, small collections; start-up garbage is froze
 STATUS_INTERVAL_S = 0.25
 FIRST_DECODE_TIMEOUT_S = 5.0
 EVENT_TAKEN_TIMEOUT_S = 2.0
-NOT_REALTIME_WARNING = ("audio: the JACK server is not running real-time, so any busy program can make it click; "
-                        "fix: start jackd with -R (and add your user to the audio group)")
+NOT_REALTIME_WARNING = (
+    "audio: the JACK server is not running real-time, so any busy program can make it click; "
+    "fix: start jackd with -R (and add your user to the audio group)"
+)
 STOP_FADE_S = ALL_SOUND_OFF_FADE_MS / 1e3 + 0.03  # the fade, plus a few blocks for the audio thread to play it
 
 
@@ -88,22 +90,48 @@ class Instrument:
         self.sample_rate = self.audio.sample_rate
         a, v, lp = config.audio, config.voices, config.loop
         # An Engine, or its link when the audio cycle runs in a process of its own: the same interface.
-        self.engine = self.audio.new_engine(max_block=max(self.audio.block_size, 4096), polyphony=v.polyphony, mode=v.mode,
-                                            steal_fade_ms=v.steal_fade_ms, velocity_range_db=v.velocity_range_db, gain_db=a.gain_db,
-                                            ceiling_db=a.ceiling_db, limiter_release_ms=a.limiter_release_ms,
-                                            loop_bpm=lp.bpm, loop_steps_per_beat=lp.steps_per_beat, loop_velocity=lp.velocity)
+        self.engine = self.audio.new_engine(
+            max_block=max(self.audio.block_size, 4096),
+            polyphony=v.polyphony,
+            mode=v.mode,
+            steal_fade_ms=v.steal_fade_ms,
+            velocity_range_db=v.velocity_range_db,
+            gain_db=a.gain_db,
+            ceiling_db=a.ceiling_db,
+            limiter_release_ms=a.limiter_release_ms,
+            loop_bpm=lp.bpm,
+            loop_steps_per_beat=lp.steps_per_beat,
+            loop_velocity=lp.velocity,
+        )
         self.worker = DecodeWorker(model, self.engine, self.sample_rate)  # the one owner of the knob position
-        self.jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs")  # saves and model loads asked for by MIDI
+        self.jobs = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="jobs"
+        )  # saves and model loads asked for by MIDI
         self.save_presses = 0  # save buttons heard (MIDI thread only)
         self.saved = 0  # snares saved (jobs thread only)
-        self.router = MidiRouter(config, self.engine, on_turn=self.worker.turn, on_save=self._save_pressed,
-                                 on_program=lambda n: self.background(self.switch_model, n))
+        self.router = MidiRouter(
+            config,
+            self.engine,
+            on_turn=self.worker.turn,
+            on_save=self._save_pressed,
+            on_program=lambda n: self.background(self.switch_model, n),
+        )
         self.audio.attach(self.engine, self.router)
         self.midi = self._midi_ports()
         # Saves run on the jobs thread whoever asks: one writer of the save folder and its history.
-        self.control = ControlServer({"save": lambda: self.jobs.submit(self.save).result(), "recall": self.recall,
-                                      "drop": self.load_sample, "loop": self.set_loop, "model": self.switch_model,
-                                      "learn": self.learn, "status": self.status, "state": self.state}, socket_file)
+        self.control = ControlServer(
+            {
+                "save": lambda: self.jobs.submit(self.save).result(),
+                "recall": self.recall,
+                "drop": self.load_sample,
+                "loop": self.set_loop,
+                "model": self.switch_model,
+                "learn": self.learn,
+                "status": self.status,
+                "state": self.state,
+            },
+            socket_file,
+        )
         self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
         self._audio_lost_at = None  # when the audio server or device went away, until it is back
         self.web = _web_page(self) if config.web.enabled else None
@@ -141,8 +169,16 @@ class Instrument:
     def stop(self) -> None:
         # The front ends go first, so nothing new reaches the engine while it closes.
         # MIDI before audio: on JACK the port scanner uses the audio client, which must outlive it.
-        steps = [self.drop.stop if self.drop else None, self.web.close if self.web else None, self.control.close,
-                 self.midi.close, self._fade_out, self.audio.close, self.worker.stop, lambda: self.jobs.shutdown(wait=False)]
+        steps = [
+            self.drop.stop if self.drop else None,
+            self.web.close if self.web else None,
+            self.control.close,
+            self.midi.close,
+            self._fade_out,
+            self.audio.close,
+            self.worker.stop,
+            lambda: self.jobs.shutdown(wait=False),
+        ]
         for step in filter(None, steps):
             try:
                 step()
@@ -166,12 +202,16 @@ class Instrument:
             self.say(f"audio: the {server} went away; playing again as soon as it is back")
             self.audio.close()
         try:
-            audio = open_output(dataclasses.replace(self.config.audio, backend=self.audio.backend), self.config.midi.virtual_port)
+            audio = open_output(
+                dataclasses.replace(self.config.audio, backend=self.audio.backend), self.config.midi.virtual_port
+            )
         except UserError:
             return  # not back yet
         if audio.sample_rate != self.sample_rate:
             audio.close()
-            raise UserError(f"the {server} came back at {audio.sample_rate} Hz instead of {self.sample_rate} Hz; restart latent-snare")
+            raise UserError(
+                f"the {server} came back at {audio.sample_rate} Hz instead of {self.sample_rate} Hz; restart latent-snare"
+            )
         audio.attach(self.engine, self.router)
         try:
             audio.start()
@@ -182,7 +222,9 @@ class Instrument:
         if self._midi_went_with_it():
             self.midi.close()
             self.midi = self._midi_ports().open()
-        self.say(f"audio: the {server} is back; reopened {time.monotonic() - self._audio_lost_at:.1f} s after it went away")
+        self.say(
+            f"audio: the {server} is back; reopened {time.monotonic() - self._audio_lost_at:.1f} s after it went away"
+        )
         self._audio_lost_at = None
 
     def _midi_went_with_it(self) -> bool:
@@ -245,8 +287,10 @@ class Instrument:
         latent = model.encode(wave)
         match = spectral_match(wave, model.decode(latent))
         cc = self.worker.move_to(model, latent)
-        return (f"drop: {shown_name or Path(path).name} -> x {latent[0]:+.3f} y {latent[1]:+.3f} (CC {cc[0]}, {cc[1]}), "
-                f"spectral match {match:.0%}")
+        return (
+            f"drop: {shown_name or Path(path).name} -> x {latent[0]:+.3f} y {latent[1]:+.3f} (CC {cc[0]}, {cc[1]}), "
+            f"spectral match {match:.0%}"
+        )
 
     def move(self, cc_x: float, cc_y: float) -> None:
         """The point moved as if by the knobs (the web pad); returns at once, the newest move wins."""
@@ -315,7 +359,10 @@ class Instrument:
         if not done.wait(float(wait_s)):
             self.router.cancel_learning()
             skipped = "; ".join(f"{control} is {job}" for control, job in self.router.learn_skipped.items())
-            raise UserError(f"learn {target}: no free control moved within {wait_s:g} s" + (f" (skipped, already assigned: {skipped})" if skipped else ""))
+            raise UserError(
+                f"learn {target}: no free control moved within {wait_s:g} s"
+                + (f" (skipped, already assigned: {skipped})" if skipped else "")
+            )
         key, number = learned
         path = save_user_settings({key: number})
         kind = "note" if key.endswith("note") else "CC"
@@ -325,33 +372,50 @@ class Instrument:
         """Everything the page shows, as plain values (read from several owners; each read is atomic)."""
         playing = self.worker.now_playing  # one value: model, knobs and latent always belong together
         stats = self.engine.stats
-        return {"model": playing.model.name, "cc": [round(c) for c in playing.cc],
-                "latent": [round(float(z), 4) for z in playing.latent],
-                "voices": stats.voices, "velocity": stats.last_velocity, "notes": stats.notes, "decodes": self.worker.decodes,
-                "underflows": self.audio.underflows, "loop": stats.loop_on, "bpm": self.loop_bpm,
-                "decode_ms": round(self.worker.last_decode_ms, 2)}
+        return {
+            "model": playing.model.name,
+            "cc": [round(c) for c in playing.cc],
+            "latent": [round(float(z), 4) for z in playing.latent],
+            "voices": stats.voices,
+            "velocity": stats.last_velocity,
+            "notes": stats.notes,
+            "decodes": self.worker.decodes,
+            "underflows": self.audio.underflows,
+            "loop": stats.loop_on,
+            "bpm": self.loop_bpm,
+            "decode_ms": round(self.worker.last_decode_ms, 2),
+        }
 
     def state(self) -> dict:
         """The control socket's JSON status (`latent-snare status --json`): the page's snapshot, plus the
         MIDI transport, the MIDI inputs and the save counts that tools and tests check."""
-        return {**self.snapshot(), "transport": self.engine.stats.transport_running, "inputs": self.midi.connected(),
-                "save_presses": self.save_presses, "saved": self.saved,
-                # "underflows" are ours; the server announces every client's xruns to every client:
-                "server_xruns": self.audio.server_xruns, "callback_errors": self.audio.callback_errors,
-                "audio_restarts": getattr(self.audio, "restarts", 0), "audio_pid": getattr(self.audio, "audio_pid", None),
-                "memory_locked": bool(getattr(self.engine.stats, "memory_locked", False)),
-                "mixer": "c" if getattr(self.engine.stats, "mixer", 0) else "python",
-                # Where in its period each JACK cycle began and finished: tenths, then past its end (C mixer).
-                "cycle_start_hist": list(getattr(self.engine.stats, "cycle_start_hist", [])),
-                "cycle_end_hist": list(getattr(self.engine.stats, "cycle_end_hist", []))}
+        return {
+            **self.snapshot(),
+            "transport": self.engine.stats.transport_running,
+            "inputs": self.midi.connected(),
+            "save_presses": self.save_presses,
+            "saved": self.saved,
+            # "underflows" are ours; the server announces every client's xruns to every client:
+            "server_xruns": self.audio.server_xruns,
+            "callback_errors": self.audio.callback_errors,
+            "audio_restarts": getattr(self.audio, "restarts", 0),
+            "audio_pid": getattr(self.audio, "audio_pid", None),
+            "memory_locked": bool(getattr(self.engine.stats, "memory_locked", False)),
+            "mixer": "c" if getattr(self.engine.stats, "mixer", 0) else "python",
+            # Where in its period each JACK cycle began and finished: tenths, then past its end (C mixer).
+            "cycle_start_hist": list(getattr(self.engine.stats, "cycle_start_hist", [])),
+            "cycle_end_hist": list(getattr(self.engine.stats, "cycle_end_hist", [])),
+        }
 
     def status(self) -> str:
         """The terminal's status line (a person's view of `state`)."""
         s = self.snapshot()
         (x, y), (cc_x, cc_y) = s["latent"], s["cc"]
         loop = " | loop" if s["loop"] else ""
-        return (f"{s['model']} x {x:+.3f} y {y:+.3f} (CC {cc_x:3d}, {cc_y:3d}) | voices {s['voices']:2d}{loop}"
-                f" | decode {s['decode_ms']:.1f} ms | underflows {s['underflows']} | MIDI: {', '.join(self.midi.connected()) or 'none'}")
+        return (
+            f"{s['model']} x {x:+.3f} y {y:+.3f} (CC {cc_x:3d}, {cc_y:3d}) | voices {s['voices']:2d}{loop}"
+            f" | decode {s['decode_ms']:.1f} ms | underflows {s['underflows']} | MIDI: {', '.join(self.midi.connected()) or 'none'}"
+        )
 
 
 def _web_page(instrument):
@@ -361,13 +425,22 @@ def _web_page(instrument):
 
 
 def run_service(args) -> int:
-    config = load_config(args.config).with_overrides(**{
-        "midi.api": args.midi_api, "midi.virtual_port": args.virtual_port,
-        "audio.backend": args.audio_backend, "audio.device": args.audio_device, "audio.block_size": args.blocksize, "web.port": args.web_port,
-        "loop.enabled": True if args.loop is not None else None, "loop.bpm": args.loop or None,
-    })
+    config = load_config(args.config).with_overrides(
+        **{
+            "midi.api": args.midi_api,
+            "midi.virtual_port": args.virtual_port,
+            "audio.backend": args.audio_backend,
+            "audio.device": args.audio_device,
+            "audio.block_size": args.blocksize,
+            "web.port": args.web_port,
+            "loop.enabled": True if args.loop is not None else None,
+            "loop.bpm": args.loop or None,
+        }
+    )
     socket_file = args.socket or socket_path()
-    claim = InstanceClaim(socket_file, config.midi.virtual_port)  # before any port opens: one instrument per port and socket
+    claim = InstanceClaim(
+        socket_file, config.midi.virtual_port
+    )  # before any port opens: one instrument per port and socket
     terminal = Terminal(live_status=not args.no_status)
     instrument = Instrument(config, args.model, say=terminal.say, socket_file=socket_file)
     stop = threading.Event()
@@ -378,10 +451,14 @@ def run_service(args) -> int:
     try:
         instrument.start()
         block = instrument.audio.block_size
-        print(f"latent-snare: ready: model {instrument.worker.now_playing.model.name}, {instrument.sample_rate} Hz, block {block} "
-              f"({block / instrument.sample_rate * 1e3:.1f} ms, {instrument.audio.backend}); MIDI in: {', '.join(instrument.midi.connected()) or 'none'}; "
-              f"knobs CC{instrument.router.controls['midi.cc_x']}/CC{instrument.router.controls['midi.cc_y']}; "
-              + (f"page: {instrument.web.url}; " if instrument.web else "") + "Ctrl-C to stop", flush=True)
+        print(
+            f"latent-snare: ready: model {instrument.worker.now_playing.model.name}, {instrument.sample_rate} Hz, block {block} "
+            f"({block / instrument.sample_rate * 1e3:.1f} ms, {instrument.audio.backend}); MIDI in: {', '.join(instrument.midi.connected()) or 'none'}; "
+            f"knobs CC{instrument.router.controls['midi.cc_x']}/CC{instrument.router.controls['midi.cc_y']}; "
+            + (f"page: {instrument.web.url}; " if instrument.web else "")
+            + "Ctrl-C to stop",
+            flush=True,
+        )
         if terminal.keys:
             terminal.say(KEYS_HELP)
         with terminal.raw_keys():
@@ -396,6 +473,9 @@ def run_service(args) -> int:
         claim.release()
     if terminal.live:
         sys.stdout.write("\n")
-    print(f"latent-snare: stopped ({instrument.engine.stats.notes} notes, {instrument.audio.underflows} underflows, "
-          f"{instrument.audio.callback_errors} callback errors)", flush=True)
+    print(
+        f"latent-snare: stopped ({instrument.engine.stats.notes} notes, {instrument.audio.underflows} underflows, "
+        f"{instrument.audio.callback_errors} callback errors)",
+        flush=True,
+    )
     return 0

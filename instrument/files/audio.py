@@ -55,8 +55,10 @@ def read_audio(path: str | Path, max_duration_s: float = MAX_DURATION_S) -> tupl
     # Read at most the allowed duration: a header that lies about its length cannot make us read more.
     max_frames = int(max_duration_s * info.samplerate)
     if min(info.frames, max_frames) * info.channels > MAX_SAMPLES:
-        raise UserError(f"{path}: {info.channels} channels x {min(info.frames, max_frames)} frames is too much audio; "
-                        f"allowed {MAX_SAMPLES} samples in all")
+        raise UserError(
+            f"{path}: {info.channels} channels x {min(info.frames, max_frames)} frames is too much audio; "
+            f"allowed {MAX_SAMPLES} samples in all"
+        )
     try:
         data, sample_rate = sf.read(str(path), frames=min(info.frames, max_frames), dtype="float32", always_2d=True)
     except Exception as err:

@@ -25,8 +25,14 @@ def _tile(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     freqs = np.fft.rfftfreq(FFT_SIZE, 1 / sample_rate)
     edges = np.geomspace(60, min(16_000, sample_rate / 2), TILE_FREQ_BANDS + 1)
     # Low bands are narrower than one FFT bin: they take the bin nearest their centre, not an empty stripe.
-    bands = np.stack([spec[inside].mean(axis=0) if np.any(inside := (freqs >= lo) & (freqs < hi))
-                      else spec[np.argmin(np.abs(freqs - np.sqrt(lo * hi)))] for lo, hi in zip(edges[:-1], edges[1:])])
+    bands = np.stack(
+        [
+            spec[inside].mean(axis=0)
+            if np.any(inside := (freqs >= lo) & (freqs < hi))
+            else spec[np.argmin(np.abs(freqs - np.sqrt(lo * hi)))]
+            for lo, hi in zip(edges[:-1], edges[1:])
+        ]
+    )
     db = 20 * np.log10(bands + 1e-9)
     db = np.clip(db - db.max(), SPECTRO_FLOOR_DB, 0)
     cols = np.linspace(0, db.shape[1] - 1, TILE_FRAMES).astype(int)
@@ -40,7 +46,9 @@ def _mosaic(model, ccs: np.ndarray) -> np.ndarray:
     for row, cy in enumerate(ccs):
         for col, cx in enumerate(ccs):
             tile = _tile(model.decode_cc(cx, cy), model.sample_rate)
-            mosaic[row * TILE_FREQ_BANDS:(row + 1) * TILE_FREQ_BANDS, col * TILE_FRAMES:(col + 1) * TILE_FRAMES] = tile
+            mosaic[row * TILE_FREQ_BANDS : (row + 1) * TILE_FREQ_BANDS, col * TILE_FRAMES : (col + 1) * TILE_FRAMES] = (
+                tile
+            )
     return mosaic
 
 
@@ -69,13 +77,27 @@ def draw_grid_map(model, ccs: np.ndarray, out_path: Path, labels: list[str], cc_
     plt = _pyplot()
     n = len(ccs)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * n + 2), max(4.5, 0.9 * n + 1.5)))
-    ax.imshow(_mosaic(model, ccs), origin="lower", aspect="auto", cmap="magma", extent=(0, n, 0, n), vmin=SPECTRO_FLOOR_DB, vmax=0)
+    ax.imshow(
+        _mosaic(model, ccs),
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        extent=(0, n, 0, n),
+        vmin=SPECTRO_FLOOR_DB,
+        vmax=0,
+    )
     for i, label in enumerate(labels):
         row, col = divmod(i, n)
         ax.text(col + 0.04, row + 0.9, label, color="white", fontsize=7, va="top")
-    ax.set(xticks=np.arange(n) + 0.5, yticks=np.arange(n) + 0.5, xticklabels=ccs.round().astype(int), yticklabels=ccs.round().astype(int),
-           xlabel=f"CC {cc_names[0]} (x): brighter →", ylabel=f"CC {cc_names[1]} (y): longer decay →",
-           title=f"{model.name}: {n}×{n} pack\nspectrograms, 60 Hz–16 kHz over 0.75 s")
+    ax.set(
+        xticks=np.arange(n) + 0.5,
+        yticks=np.arange(n) + 0.5,
+        xticklabels=ccs.round().astype(int),
+        yticklabels=ccs.round().astype(int),
+        xlabel=f"CC {cc_names[0]} (x): brighter →",
+        ylabel=f"CC {cc_names[1]} (y): longer decay →",
+        title=f"{model.name}: {n}×{n} pack\nspectrograms, 60 Hz–16 kHz over 0.75 s",
+    )
     fig.tight_layout()
     fig.savefig(out_path, dpi=90)
     plt.close(fig)
@@ -93,15 +115,29 @@ def draw_latent_map(model, data, out_path: Path, cc_names: tuple[int, int] = (74
             continue
         cc = np.array([model.knobs.latent_to_cc(z) for z in model.encode(snares.waves)])
         brightness, _ = describe(snares.waves, model.sample_rate)
-        points = ax_dots.scatter(cc[:, 0], cc[:, 1], c=brightness, cmap="viridis", marker=marker, s=36, vmin=500, vmax=6000, label=label)
+        points = ax_dots.scatter(
+            cc[:, 0], cc[:, 1], c=brightness, cmap="viridis", marker=marker, s=36, vmin=500, vmax=6000, label=label
+        )
     fig.colorbar(points, ax=ax_dots, label="brightness: spectral centroid of the attack (Hz)")
-    ax_dots.set(xlim=(-4, 131), ylim=(-4, 131), title="Where the corpus snares land",
-                xlabel=f"CC {cc_names[0]} (x): brighter →", ylabel=f"CC {cc_names[1]} (y): longer decay →")
+    ax_dots.set(
+        xlim=(-4, 131),
+        ylim=(-4, 131),
+        title="Where the corpus snares land",
+        xlabel=f"CC {cc_names[0]} (x): brighter →",
+        ylabel=f"CC {cc_names[1]} (y): longer decay →",
+    )
     ax_dots.legend(loc="upper left", fontsize=8)
 
-    ax_grid.imshow(mosaic, origin="lower", aspect="auto", cmap="magma", extent=(-8, 135, -8, 135), vmin=SPECTRO_FLOOR_DB, vmax=0)
-    ax_grid.set(title=f"What the knobs play ({model.name}): spectrograms, 60 Hz–16 kHz, 0.75 s",
-                xlabel=f"CC {cc_names[0]} (x)", ylabel=f"CC {cc_names[1]} (y)", xticks=ccs.round(), yticks=ccs.round())
+    ax_grid.imshow(
+        mosaic, origin="lower", aspect="auto", cmap="magma", extent=(-8, 135, -8, 135), vmin=SPECTRO_FLOOR_DB, vmax=0
+    )
+    ax_grid.set(
+        title=f"What the knobs play ({model.name}): spectrograms, 60 Hz–16 kHz, 0.75 s",
+        xlabel=f"CC {cc_names[0]} (x)",
+        ylabel=f"CC {cc_names[1]} (y)",
+        xticks=ccs.round(),
+        yticks=ccs.round(),
+    )
     ax_grid.tick_params(labelsize=7)
     fig.tight_layout()
     out_path = Path(out_path)
@@ -117,15 +153,25 @@ def draw_reconstructions(model, originals: np.ndarray, names: list[str], out_pat
     fig, axes = plt.subplots(2, n, figsize=(2.1 * n + 0.6, 4.6), squeeze=False)
     for col, (wave, name) in enumerate(zip(originals, names)):
         cc = model.knobs.latent_to_cc(model.encode(wave))
-        for row, (snare, title) in enumerate(((wave, Path(name).stem[:22]),
-                                              (model.decode_cc(*cc), f"{model.name} at CC ({cc[0]:.0f}, {cc[1]:.0f})"))):
+        for row, (snare, title) in enumerate(
+            ((wave, Path(name).stem[:22]), (model.decode_cc(*cc), f"{model.name} at CC ({cc[0]:.0f}, {cc[1]:.0f})"))
+        ):
             ax = axes[row, col]
-            ax.imshow(_tile(snare, model.sample_rate), origin="lower", aspect="auto", cmap="magma", vmin=SPECTRO_FLOOR_DB, vmax=0)
+            ax.imshow(
+                _tile(snare, model.sample_rate),
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=SPECTRO_FLOOR_DB,
+                vmax=0,
+            )
             ax.set(xticks=[], yticks=[])
             ax.set_title(title, fontsize=7)
     axes[0, 0].set_ylabel("held-out original", fontsize=8)
     axes[1, 0].set_ylabel("dropped on the model", fontsize=8)
-    fig.suptitle("Held-out kits: spectrograms (60 Hz–16 kHz, 0.75 s), originals above their closest knob positions", fontsize=9)
+    fig.suptitle(
+        "Held-out kits: spectrograms (60 Hz–16 kHz, 0.75 s), originals above their closest knob positions", fontsize=9
+    )
     fig.tight_layout()
     out_path = Path(out_path)
     fig.savefig(out_path, dpi=90)

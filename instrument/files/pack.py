@@ -36,14 +36,29 @@ def render_pack(model, grid_n: int, out_dir: Path, config) -> list[dict]:
                 name = f"{model.name}-r{r + 1:02d}c{c + 1:02d}-x{int(cc_x):03d}-y{int(cc_y):03d}.wav"
                 wave = render_snare(model, latent, 127, config.voices.velocity_range_db, config.audio.ceiling_db)
                 write_snare(out_dir / name, wave, model.sample_rate, model, latent)
-                rows.append({"file": name, "row": r + 1, "col": c + 1, "cc_x": int(cc_x), "cc_y": int(cc_y),
-                             "latent_x": f"{latent[0]:.6f}", "latent_y": f"{latent[1]:.6f}", "model": model.name})
+                rows.append(
+                    {
+                        "file": name,
+                        "row": r + 1,
+                        "col": c + 1,
+                        "cc_x": int(cc_x),
+                        "cc_y": int(cc_y),
+                        "latent_x": f"{latent[0]:.6f}",
+                        "latent_y": f"{latent[1]:.6f}",
+                        "model": model.name,
+                    }
+                )
         with open(out_dir / INDEX_NAME, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        draw_grid_map(model, ccs, out_dir / MAP_NAME, [f"r{row['row']:02d}c{row['col']:02d}" for row in rows],
-                      (config.midi.cc_x, config.midi.cc_y))
+        draw_grid_map(
+            model,
+            ccs,
+            out_dir / MAP_NAME,
+            [f"r{row['row']:02d}c{row['col']:02d}" for row in rows],
+            (config.midi.cc_x, config.midi.cc_y),
+        )
     except (OSError, sf.LibsndfileError) as err:
         raise UserError(f"{out_dir}: cannot write the pack there: {getattr(err, 'strerror', None) or err}") from err
     return rows

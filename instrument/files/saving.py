@@ -21,8 +21,8 @@ import numpy as np
 import soundfile as sf
 from threadpoolctl import ThreadpoolController
 
-from ..play.dsp import db_to_gain, finish_snare, velocity_to_gain
 from ..errors import UserError
+from ..play.dsp import db_to_gain, finish_snare, velocity_to_gain
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def render_snare(model, latent, velocity: int = 127, velocity_range_db: float = 30.0, ceiling_db: float = -1.0) -> np.ndarray:
+def render_snare(
+    model, latent, velocity: int = 127, velocity_range_db: float = 30.0, ceiling_db: float = -1.0
+) -> np.ndarray:
     """The snare at `latent` as the instrument plays it, at the model rate, never above the ceiling.
     Decoded on one BLAS thread, as the instrument decodes: BLAS splits a product differently over
     more threads, which changes the last bits of the sums, and `render`, `serve` and saves must
@@ -79,7 +81,9 @@ def write_snare(path: Path, wave: np.ndarray, sample_rate: int, model, latent) -
     return write_snare_to(str(path), wave, sample_rate, model, latent, fmt, subtype)
 
 
-def write_snare_to(file, wave: np.ndarray, sample_rate: int, model, latent, fmt: str = "WAV", subtype: str = SUBTYPE) -> dict:
+def write_snare_to(
+    file, wave: np.ndarray, sample_rate: int, model, latent, fmt: str = "WAV", subtype: str = SUBTYPE
+) -> dict:
     """`write_snare` into a path or a binary file object (the web app answers with these bytes)."""
     cc = list(model.knobs.latent_to_cc_int(latent))
     meta = {"model": model.name, "latent": [float(latent[0]), float(latent[1])], "cc": cc}
@@ -111,8 +115,17 @@ class History:
             if not self.path.is_file() or self.path.stat().st_size > MAX_HISTORY_BYTES:
                 raise ValueError("not a history file")
             raw = json.loads(self.path.read_text())
-            return [Saved(int(e["number"]), str(e["file"]), str(e["model"]), tuple(map(float, e["latent"])),
-                          tuple(map(int, e["cc"])), str(e["time"])) for e in raw]
+            return [
+                Saved(
+                    int(e["number"]),
+                    str(e["file"]),
+                    str(e["model"]),
+                    tuple(map(float, e["latent"])),
+                    tuple(map(int, e["cc"])),
+                    str(e["time"]),
+                )
+                for e in raw
+            ]
         except (OSError, ValueError, KeyError, TypeError) as err:
             aside = self.path.with_name(f"history.corrupt-{time.strftime('%Y%m%d-%H%M%S')}.json")
             try:
@@ -150,11 +163,15 @@ def save_snare(folder: Path, model, latent, ceiling_db: float = -1.0) -> Saved:
         cc = model.knobs.latent_to_cc_int(latent)
         name = f"{number:04d}-{model.name}-x{cc[0]:03d}-y{cc[1]:03d}.wav"
         try:
-            meta = write_snare(folder / name, render_snare(model, latent, ceiling_db=ceiling_db), model.sample_rate, model, latent)
+            meta = write_snare(
+                folder / name, render_snare(model, latent, ceiling_db=ceiling_db), model.sample_rate, model, latent
+            )
         except BaseException:
             (folder / name).unlink(missing_ok=True)  # no half-written file left behind (disk full)
             raise
-        entry = Saved(number, name, model.name, tuple(meta["latent"]), tuple(meta["cc"]), time.strftime("%Y-%m-%d %H:%M:%S"))
+        entry = Saved(
+            number, name, model.name, tuple(meta["latent"]), tuple(meta["cc"]), time.strftime("%Y-%m-%d %H:%M:%S")
+        )
         history.add(entry)
     except (OSError, sf.LibsndfileError) as err:
         raise UserError(f"{folder}: cannot save there: {getattr(err, 'strerror', None) or err}") from err

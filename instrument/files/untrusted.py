@@ -22,13 +22,20 @@ PARSE_TIMEOUT_S = 10.0
 PARSE_MEMORY_BYTES = 2 << 30  # address space, not resident memory: numpy and BLAS reserve a lot
 
 
-def load_snare_isolated(path: str | Path, model_rate: int, n_samples: int, timeout_s: float = PARSE_TIMEOUT_S) -> np.ndarray:
+def load_snare_isolated(
+    path: str | Path, model_rate: int, n_samples: int, timeout_s: float = PARSE_TIMEOUT_S
+) -> np.ndarray:
     """`audiofile.load_snare` in a child process: a finite (n_samples,) array, or UserError naming the file."""
     path = Path(path)
     env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     try:
-        done = subprocess.run([sys.executable, "-m", "instrument.files.untrusted", str(path), str(model_rate), str(n_samples)],
-                              capture_output=True, timeout=timeout_s, env=env, cwd=REPO_DIR)
+        done = subprocess.run(
+            [sys.executable, "-m", "instrument.files.untrusted", str(path), str(model_rate), str(n_samples)],
+            capture_output=True,
+            timeout=timeout_s,
+            env=env,
+            cwd=REPO_DIR,
+        )
     except subprocess.TimeoutExpired as err:
         raise UserError(f"{path}: reading it took longer than {timeout_s:g} s; refused") from err
     if done.returncode == 2:

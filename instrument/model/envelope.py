@@ -34,7 +34,9 @@ from .knobs import CC_MAX
 
 FAMILY = "envelope"
 PARTIAL_FLOOR_DB = 140.0  # a partial is rendered until it has decayed this far: below a 24-bit file's last bit
-PARTIAL_FLOOR_DECAYS = PARTIAL_FLOOR_DB / 20 * np.log(10)  # in time constants: exp(-t / tau) reaches the floor at t = 16.1 tau
+PARTIAL_FLOOR_DECAYS = (
+    PARTIAL_FLOOR_DB / 20 * np.log(10)
+)  # in time constants: exp(-t / tau) reaches the floor at t = 16.1 tau
 LOG_EPS = 1e-10  # power floor of the spectral distance: magnitude 1e-5, the evaluation's floor
 RESOLUTIONS = ((2048, 512), (512, 128), (128, 32))  # (n_fft, hop) of the spectral distance
 GRID_STEPS = 17  # encode: a 17 x 17 grid of knob positions (127 / 16 = 7.9 CC apart), then refinement
@@ -92,6 +94,7 @@ class EnvelopeConfig:
 
 
 # --- fixed parts: band shapes, noise bank, STFT smoothing ------------------------------------------
+
 
 def band_edges_hz(config: EnvelopeConfig) -> np.ndarray:
     """n_bands + 2 log-spaced points: band b rises from edge b, peaks at b + 1, falls to b + 2."""
@@ -181,8 +184,10 @@ def partial_shape(freqs_hz, partial_hz, n_fft: int, sample_rate: int, lib=np):
     """|W|^2 / W(0)^2 at each bin for a sine at `partial_hz`, its negative-frequency image included
     (it matters near DC at small FFT sizes). Broadcasting; `lib` as in `hann_response`."""
     scale = n_fft / sample_rate
-    return (hann_response((freqs_hz - partial_hz) * scale, lib) ** 2
-            + hann_response((freqs_hz + partial_hz) * scale, lib) ** 2)
+    return (
+        hann_response((freqs_hz - partial_hz) * scale, lib) ** 2
+        + hann_response((freqs_hz + partial_hz) * scale, lib) ** 2
+    )
 
 
 def spectral_geometry(config: EnvelopeConfig, n_fft: int, hop: int) -> SpectralGeometry:
@@ -200,8 +205,9 @@ def spectral_geometry(config: EnvelopeConfig, n_fft: int, hop: int) -> SpectralG
     # 1.5: the Hann window's equivalent noise bandwidth, in bins (white noise in, 1 out).
     kernel = partial_shape(freqs[:, None], fine[None, :], n_fft, config.sample_rate) * (df / bin_hz / 1.5)
     band_power = kernel @ density.T
-    return SpectralGeometry(n_fft, hop, freqs, band_power, frame_weights(config, n_fft, hop, 2),
-                            frame_weights(config, n_fft, hop, 1))
+    return SpectralGeometry(
+        n_fft, hop, freqs, band_power, frame_weights(config, n_fft, hop, 2), frame_weights(config, n_fft, hop, 1)
+    )
 
 
 def stft_power(waves: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
@@ -215,6 +221,7 @@ def stft_power(waves: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 
 
 # --- the model -------------------------------------------------------------------------------------
+
 
 @dataclass
 class Params:
@@ -291,7 +298,11 @@ class EnvelopeSnare:
             # The phase in cycles is reduced in float64 (a float32 f*t drifts by 1e-3 rad after
             # 0.75 s at 1 kHz); the sine and decay run in float32, which is fast.
             cycles = np.mod(float(f) * self._time_s[:n], 1.0).astype(np.float32)
-            snare[:n] += np.float32(a) * np.exp(self._time_s32[:n] * np.float32(-1.0 / tau)) * np.sin(np.float32(2 * np.pi) * cycles)
+            snare[:n] += (
+                np.float32(a)
+                * np.exp(self._time_s32[:n] * np.float32(-1.0 / tau))
+                * np.sin(np.float32(2 * np.pi) * cycles)
+            )
         return snare
 
     def decode(self, latent) -> np.ndarray:

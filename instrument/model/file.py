@@ -17,12 +17,12 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from ..errors import UserError
+from ..paths import MODELS_DIR
 from .architecture import ModelConfig
 from .decoder import DenseAutoencoder, DenseStack, SnareModel
 from .envelope import FAMILY as ENVELOPE_FAMILY
 from .envelope import EnvelopeConfig, EnvelopeSnare
-from ..errors import UserError
-from ..paths import MODELS_DIR
 from .knobs import KnobMap
 
 FORMAT = "latent-snare-model"
@@ -38,7 +38,9 @@ def resolve(model: str | Path | None, default_name: str) -> Path:
         model = default_name
     path = Path(model)
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise UserError(f"{path}: pickle checkpoints are refused (they can run code); a model is NAME.safetensors + NAME.json")
+        raise UserError(
+            f"{path}: pickle checkpoints are refused (they can run code); a model is NAME.safetensors + NAME.json"
+        )
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
     elif path.suffix != ".safetensors":
@@ -57,7 +59,9 @@ def load_model(model: str | Path | None = None, default_name: str = "") -> Snare
     asked = model if model is not None else default_name
     path = resolve(model, default_name)
     meta_path = path.with_suffix(".json")
-    what = "a model is NAME.safetensors with NAME.json beside it, or a name from models/: " + (", ".join(available_models()) or "none")
+    what = "a model is NAME.safetensors with NAME.json beside it, or a name from models/: " + (
+        ", ".join(available_models()) or "none"
+    )
     if not path.is_file():
         # Name what the user typed: `--model notes.txt` is not a model, whatever we looked for.
         raise UserError(f"{asked}: {'not a model' if Path(asked).is_file() else 'no such model'} ({what})")
@@ -79,23 +83,36 @@ def load_model(model: str | Path | None = None, default_name: str = "") -> Snare
         raise UserError(f"{path}: not a valid safetensors file (truncated or corrupt?): {err}") from err
     parts = {"mlp": config.widths} if envelope else {"encoder": config.encoder_widths, "decoder": config.decoder_widths}
     layers = {part: _layers(tensors, part, widths, path) for part, widths in parts.items()}
-    extra = set(tensors) - {f"{part}.{i}.{kind}" for part, w in parts.items() for i in range(len(w) - 1) for kind in ("weight", "bias")}
+    extra = set(tensors) - {
+        f"{part}.{i}.{kind}" for part, w in parts.items() for i in range(len(w) - 1) for kind in ("weight", "bias")
+    }
     if extra:
         raise UserError(f"{path}: unexpected tensors {sorted(extra)[:3]} for the architecture in its .json")
     if envelope:
         net = EnvelopeSnare(config, layers["mlp"])
     else:
-        net = DenseAutoencoder(DenseStack(layers["encoder"], config.activation, config.encoder_last_activated),
-                               DenseStack(layers["decoder"], config.activation, last_activated=False))
-    return SnareModel(name=meta.get("name", path.stem), path=path, config=config, sample_rate=sample_rate,
-                      knobs=knobs, net=net, meta=meta)
+        net = DenseAutoencoder(
+            DenseStack(layers["encoder"], config.activation, config.encoder_last_activated),
+            DenseStack(layers["decoder"], config.activation, last_activated=False),
+        )
+    return SnareModel(
+        name=meta.get("name", path.stem),
+        path=path,
+        config=config,
+        sample_rate=sample_rate,
+        knobs=knobs,
+        net=net,
+        meta=meta,
+    )
 
 
 def _refuse_pickle(path: Path) -> None:
     with open(path, "rb") as fh:
         head = fh.read(9)
     if head.startswith(PICKLE_MAGICS):
-        raise UserError(f"{path}: this is a pickle/torch.save checkpoint, refused (it can run code); export it to safetensors")
+        raise UserError(
+            f"{path}: this is a pickle/torch.save checkpoint, refused (it can run code); export it to safetensors"
+        )
     if len(head) < 9 or head[8:9] != b"{":
         raise UserError(f"{path}: not a safetensors file (bad header)")
 
@@ -108,7 +125,9 @@ def _read_meta(meta_path: Path) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{meta_path}: not a Latent Snare model description (format must be {FORMAT!r})")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{meta_path}: format_version {meta.get('format_version')!r} is not supported (this build reads {FORMAT_VERSION})")
+        raise UserError(
+            f"{meta_path}: format_version {meta.get('format_version')!r} is not supported (this build reads {FORMAT_VERSION})"
+        )
     return meta
 
 
@@ -119,7 +138,9 @@ def _layers(tensors: dict, part: str, widths: list[int], path: Path) -> list[tup
         if weight is None or bias is None:
             raise UserError(f"{path}: missing tensor {part}.{i} for the architecture in its .json")
         if weight.shape != (n_out, n_in) or bias.shape != (n_out,):
-            raise UserError(f"{path}: {part}.{i} has shape {weight.shape}, the .json's architecture needs ({n_out}, {n_in})")
+            raise UserError(
+                f"{path}: {part}.{i} has shape {weight.shape}, the .json's architecture needs ({n_out}, {n_in})"
+            )
         if not (np.all(np.isfinite(weight)) and np.all(np.isfinite(bias))):
             raise UserError(f"{path}: {part}.{i} contains NaN or Inf")
         layers.append((np.ascontiguousarray(weight, np.float32), np.ascontiguousarray(bias, np.float32)))
@@ -133,7 +154,10 @@ def save_model(path: Path, tensors: dict[str, np.ndarray], meta: dict) -> None:
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     tmp = path.with_name(path.name + ".tmp")
     # float16 stays float16 (half the bytes in git); everything else is stored as float32.
-    save_file({k: np.ascontiguousarray(v, np.float16 if v.dtype == np.float16 else np.float32) for k, v in tensors.items()}, str(tmp))
+    save_file(
+        {k: np.ascontiguousarray(v, np.float16 if v.dtype == np.float16 else np.float32) for k, v in tensors.items()},
+        str(tmp),
+    )
     os.replace(tmp, path)
     meta_tmp = path.with_suffix(".json.tmp")
     meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")

@@ -62,7 +62,7 @@ class KnobMap:
         return data if self.warp is None else {**data, "warp": self.warp.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "KnobMap":
+    def from_dict(cls, data: dict) -> KnobMap:
         axes = np.asarray(data["axes"], dtype=np.float64)
         lo, hi = np.asarray(data["lo"], dtype=np.float64), np.asarray(data["hi"], dtype=np.float64)
         if axes.shape != (2, 2) or lo.shape != (2,) or hi.shape != (2,):
@@ -76,8 +76,14 @@ class KnobMap:
         warp = data.get("warp")
         if warp is not None:
             warp = np.asarray(warp, dtype=np.float64)
-            if (warp.ndim != 2 or warp.shape[0] != 2 or warp.shape[1] < 2 or not np.all(np.isfinite(warp))
-                    or np.any(np.diff(warp, axis=1) <= 0) or not np.allclose(warp[:, [0, -1]], [[0, 1], [0, 1]])):
+            if (
+                warp.ndim != 2
+                or warp.shape[0] != 2
+                or warp.shape[1] < 2
+                or not np.all(np.isfinite(warp))
+                or np.any(np.diff(warp, axis=1) <= 0)
+                or not np.allclose(warp[:, [0, -1]], [[0, 1], [0, 1]])
+            ):
                 raise ValueError("knobs.warp must be two increasing lists from 0 to 1")
         return cls(axes, lo, hi, warp)
 

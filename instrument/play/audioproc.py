@@ -193,7 +193,10 @@ def run_jack(shared, engine, channels: int, midi_port: str, pipe: int) -> int:
         try:
             client.connect(cycle.outs[i % len(cycle.outs)], speaker)
         except jack.JackError as err:
-            print(f"latent-snare: could not connect {cycle.outs[i % len(cycle.outs)].name} to {speaker.name}: {err}", file=sys.stderr)
+            print(
+                f"latent-snare: could not connect {cycle.outs[i % len(cycle.outs)].name} to {speaker.name}: {err}",
+                file=sys.stderr,
+            )
     shared.stats.realtime = int(client.realtime)
     shared.stats.ready_pid = os.getpid()
     woken = select.select([pipe, cycle.wake_r], [], [])[0]  # the main process went away, a SIGTERM, or the server
@@ -219,8 +222,15 @@ def run_portaudio(shared, engine, channels: int, device_name: str, block_size: i
         if device_rate(device) != shared.sample_rate:
             return EXIT_WRONG_RATE
         cycle = PortAudioCycle(engine, shared, c_mixer(engine, shared))
-        stream = sd.OutputStream(device=device, samplerate=shared.sample_rate, blocksize=block_size, channels=channels,
-                                 dtype="float32", latency="low", callback=cycle.callback)
+        stream = sd.OutputStream(
+            device=device,
+            samplerate=shared.sample_rate,
+            blocksize=block_size,
+            channels=channels,
+            dtype="float32",
+            latency="low",
+            callback=cycle.callback,
+        )
     except (UserError, sd.PortAudioError) as err:
         print(f"latent-snare: audio device: {err}", file=sys.stderr)
         return EXIT_SERVER_GONE

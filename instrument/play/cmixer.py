@@ -25,15 +25,37 @@ _i64, _f64, _ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
 
 
 class _Settings(ctypes.Structure):
-    _fields_ = [("sample_rate", _i64), ("max_block", _i64), ("polyphony", _i64), ("choke", _i64),
-                ("steal_fade", _i64), ("panic_fade", _i64), ("loop_velocity", _i64), ("clock_timeout", _i64),
-                ("ceiling", _f64), ("master_gain", _f64), ("release_coef", _f64), ("frames_per_step", _f64),
-                ("ticks_per_step", _i64), ("velocity_gain", _f64 * 128)]
+    _fields_ = [
+        ("sample_rate", _i64),
+        ("max_block", _i64),
+        ("polyphony", _i64),
+        ("choke", _i64),
+        ("steal_fade", _i64),
+        ("panic_fade", _i64),
+        ("loop_velocity", _i64),
+        ("clock_timeout", _i64),
+        ("ceiling", _f64),
+        ("master_gain", _f64),
+        ("release_coef", _f64),
+        ("frames_per_step", _f64),
+        ("ticks_per_step", _i64),
+        ("velocity_gain", _f64 * 128),
+    ]
 
 
 class _Layout(ctypes.Structure):
-    _fields_ = [("stats", _ptr), ("snares", _ptr), ("routes", _ptr), ("events_index", _ptr), ("events", _ptr),
-                ("midi_index", _ptr), ("midi", _ptr), ("ring_records", _i64), ("slots", _ptr), ("slot_frames", _i64)]
+    _fields_ = [
+        ("stats", _ptr),
+        ("snares", _ptr),
+        ("routes", _ptr),
+        ("events_index", _ptr),
+        ("events", _ptr),
+        ("midi_index", _ptr),
+        ("midi", _ptr),
+        ("ring_records", _i64),
+        ("slots", _ptr),
+        ("slot_frames", _i64),
+    ]
 
 
 @functools.cache
@@ -54,8 +76,15 @@ def _library() -> ctypes.CDLL | str:
     lib.lsn_jack_attach.restype = ctypes.c_int
     lib.lsn_jack_attach.argtypes = [_ptr, ctypes.c_char_p, _ptr, _ptr, _ptr, _i64]
     lib.lsn_layout_size.restype, lib.lsn_layout_size.argtypes = _i64, [_i64]
-    ours = [ctypes.sizeof(SharedStats), ctypes.sizeof(SnareTable), ctypes.sizeof(Routes), ctypes.sizeof(RingIndex),
-            SharedStats.cycle_end_hist.offset, ctypes.sizeof(_Settings), ctypes.sizeof(_Layout)]
+    ours = [
+        ctypes.sizeof(SharedStats),
+        ctypes.sizeof(SnareTable),
+        ctypes.sizeof(Routes),
+        ctypes.sizeof(RingIndex),
+        SharedStats.cycle_end_hist.offset,
+        ctypes.sizeof(_Settings),
+        ctypes.sizeof(_Layout),
+    ]
     if [lib.lsn_layout_size(k) for k in range(len(ours))] != ours:
         return f"{spec.origin} was built for another shared layout (reinstall: pip install -e .)"
     return lib
@@ -77,18 +106,34 @@ class CMixer:
         self.shared = shared
         # The loop's clock timeout and starting tempo are engine.py's internals: read, not recomputed.
         self.settings = _Settings(
-            sample_rate=engine.sample_rate, max_block=engine.max_block, polyphony=engine.polyphony,
-            choke=engine.choke, steal_fade=engine.steal_fade, panic_fade=engine.panic_fade,
-            loop_velocity=engine.loop_velocity, clock_timeout=engine._clock_timeout, ceiling=engine.ceiling,
-            master_gain=engine.master_gain, release_coef=engine.release_coef,
-            frames_per_step=engine._frames_per_step, ticks_per_step=engine._ticks_per_step,
-            velocity_gain=(_f64 * 128)(*engine.velocity_gain))
+            sample_rate=engine.sample_rate,
+            max_block=engine.max_block,
+            polyphony=engine.polyphony,
+            choke=engine.choke,
+            steal_fade=engine.steal_fade,
+            panic_fade=engine.panic_fade,
+            loop_velocity=engine.loop_velocity,
+            clock_timeout=engine._clock_timeout,
+            ceiling=engine.ceiling,
+            master_gain=engine.master_gain,
+            release_coef=engine.release_coef,
+            frames_per_step=engine._frames_per_step,
+            ticks_per_step=engine._ticks_per_step,
+            velocity_gain=(_f64 * 128)(*engine.velocity_gain),
+        )
         events, midi = shared.events, shared.midi
         self.layout = _Layout(
-            stats=ctypes.addressof(shared.stats), snares=ctypes.addressof(shared.snares),
-            routes=ctypes.addressof(shared.routes), events_index=ctypes.addressof(events.index),
-            events=events.records.ctypes.data, midi_index=ctypes.addressof(midi.index), midi=midi.records.ctypes.data,
-            ring_records=events.capacity, slots=shared.slots.ctypes.data, slot_frames=shared.slot_frames)
+            stats=ctypes.addressof(shared.stats),
+            snares=ctypes.addressof(shared.snares),
+            routes=ctypes.addressof(shared.routes),
+            events_index=ctypes.addressof(events.index),
+            events=events.records.ctypes.data,
+            midi_index=ctypes.addressof(midi.index),
+            midi=midi.records.ctypes.data,
+            ring_records=events.capacity,
+            slots=shared.slots.ctypes.data,
+            slot_frames=shared.slot_frames,
+        )
         self.state = self.lib.lsn_new(ctypes.byref(self.settings), ctypes.byref(self.layout))
         if not self.state:
             raise MemoryError("the C mixer's buffers could not be allocated")
@@ -114,7 +159,9 @@ class CMixer:
         libjack = jack._libname.encode()  # the name JACK-Client loaded libjack by: C takes its functions from that copy
         status = self.lib.lsn_jack_attach(self.state, libjack, address(client), address(midi_in), ports, len(outs))
         if status:
-            raise RuntimeError(f"the C mixer could not attach to JACK ({'libjack not found' if status == -1 else 'refused'})")
+            raise RuntimeError(
+                f"the C mixer could not attach to JACK ({'libjack not found' if status == -1 else 'refused'})"
+            )
 
     def close(self) -> None:
         """Free the C state; only once no host can call it any more."""

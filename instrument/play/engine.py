@@ -51,10 +51,22 @@ class EngineStats:
 
 
 class Engine:
-    def __init__(self, sample_rate: int, max_block: int, polyphony: int = 16, mode: str = "oneshot",
-                 steal_fade_ms: float = 5.0, velocity_range_db: float = 30.0, gain_db: float = 0.0,
-                 ceiling_db: float = -1.0, limiter_release_ms: float = 80.0,
-                 loop_bpm: float = 120.0, loop_steps_per_beat: int = 4, loop_velocity: int = 100, stats=None):
+    def __init__(
+        self,
+        sample_rate: int,
+        max_block: int,
+        polyphony: int = 16,
+        mode: str = "oneshot",
+        steal_fade_ms: float = 5.0,
+        velocity_range_db: float = 30.0,
+        gain_db: float = 0.0,
+        ceiling_db: float = -1.0,
+        limiter_release_ms: float = 80.0,
+        loop_bpm: float = 120.0,
+        loop_steps_per_beat: int = 4,
+        loop_velocity: int = 100,
+        stats=None,
+    ):
         """`stats`: where the counters live (EngineStats' fields); the audio process passes shared memory."""
         self.sample_rate = sample_rate
         self.max_block = max_block
@@ -96,10 +108,18 @@ class Engine:
         self._frames_since_clock = None  # None: no clock heard yet
         self._clock_timeout = int(CLOCK_TIMEOUT_S * sample_rate)
         # Event type -> handler, bound once here so dispatching on the audio thread creates nothing.
-        self._handlers = {NoteOn: self._on_note_on, NoteOff: self._on_note_off, Clock: self._on_clock,
-                          Start: self._on_start, Continue: self._on_continue, Stop: self._on_stop,
-                          Loop: self._on_loop, Tempo: self._on_tempo, AllSoundOff: self._on_all_sound_off,
-                          AllNotesOff: self._on_all_notes_off}
+        self._handlers = {
+            NoteOn: self._on_note_on,
+            NoteOff: self._on_note_off,
+            Clock: self._on_clock,
+            Start: self._on_start,
+            Continue: self._on_continue,
+            Stop: self._on_stop,
+            Loop: self._on_loop,
+            Tempo: self._on_tempo,
+            AllSoundOff: self._on_all_sound_off,
+            AllNotesOff: self._on_all_notes_off,
+        }
 
     # --- called from other threads --------------------------------------------------------
 

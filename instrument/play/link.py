@@ -60,7 +60,10 @@ class EngineLink:
         busy = (table.published, table.playing)
         slot = min((k for k in range(SNARE_SLOTS) if k not in busy), key=lambda k: table.last_started[k])
         deadline = time.monotonic() + SLOT_WAIT_S
-        while table.frames - table.last_started[slot] <= table.length[slot] + self.max_block and time.monotonic() < deadline:
+        while (
+            table.frames - table.last_started[slot] <= table.length[slot] + self.max_block
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.001)
         return slot
 

@@ -19,8 +19,8 @@ import mido
 
 from ..errors import UserError
 from .backends import CLIENT_NAME
-from .shared import ROUTE_LOOP, ROUTE_MAIN, ROUTE_OMNI, ROUTE_PLAY, Routes
 from .events import ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, LOOP_TOGGLE, START, STOP, Clock, Loop, NoteOff, NoteOn
+from .shared import ROUTE_LOOP, ROUTE_MAIN, ROUTE_OMNI, ROUTE_PLAY, Routes
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,10 @@ PLATFORM_APIS = {"Linux": ("alsa", "jack"), "Darwin": ("coremidi", "jack")}  # e
 
 # --- pure helpers ------------------------------------------------------------------------------
 
+
 def match_ports(names: list[str], include: tuple, exclude: tuple) -> list[str]:
     """Port names matching any include pattern and no exclude pattern (case-insensitive wildcards)."""
+
     def hit(name, patterns):
         return any(fnmatch.fnmatch(name.lower(), p.lower()) for p in patterns)
 
@@ -149,9 +151,14 @@ class MidiRouter:
         self.on_program = on_program or (lambda program: None)
         self.channel = None if midi.channel == "omni" else midi.channel - 1  # mido counts from 0
         # The assignable controls, by config key; MIDI learn rewrites them while playing.
-        self.controls = {"midi.cc_x": midi.cc_x, "midi.cc_y": midi.cc_y,
-                         "loop.toggle_cc": config.loop.toggle_cc, "loop.toggle_note": config.loop.toggle_note,
-                         "save.cc": config.save.cc, "save.note": config.save.note}
+        self.controls = {
+            "midi.cc_x": midi.cc_x,
+            "midi.cc_y": midi.cc_y,
+            "loop.toggle_cc": config.loop.toggle_cc,
+            "loop.toggle_note": config.loop.toggle_note,
+            "save.cc": config.save.cc,
+            "save.note": config.save.note,
+        }
         self.triggers = frozenset(midi.trigger_notes)
         self._button_down: dict[int, bool] = {}
         self._learning = None  # (target, callback) while waiting for the control to move
@@ -213,7 +220,9 @@ class MidiRouter:
             if self._learning or note == c["save.note"]:
                 route = ROUTE_MAIN  # saving writes files, learning changes the assignments: not in the cycle
             else:
-                route = (ROUTE_PLAY if not self.triggers or note in self.triggers else 0) | (ROUTE_LOOP if note == c["loop.toggle_note"] else 0)
+                route = (ROUTE_PLAY if not self.triggers or note in self.triggers else 0) | (
+                    ROUTE_LOOP if note == c["loop.toggle_note"] else 0
+                )
                 route = route or ROUTE_IGNORE
             self.routes.note[note] = route
         self.routes.channel = ROUTE_OMNI if self.channel is None else self.channel
@@ -274,7 +283,11 @@ class MidiRouter:
         else:
             return False  # not something this target can learn: play it as usual
         is_note = key == note_key
-        taken = [k for k, v in self.controls.items() if v == number and k.endswith("note") == is_note and k not in (cc_key, note_key)]
+        taken = [
+            k
+            for k, v in self.controls.items()
+            if v == number and k.endswith("note") == is_note and k not in (cc_key, note_key)
+        ]
         if taken:
             self.learn_skipped[f"{'note' if is_note else 'CC'} {number}"] = taken[0]
             return False
@@ -334,19 +347,23 @@ class MidiPorts:
         try:
             self._scanner = open_scanner(self.api)
         except Exception as err:
-            raise UserError(f"MIDI api {config.api!r} ({self.api}) is not available here: {err}; "
-                            f"try --midi-api with one of {', '.join(RTMIDI_APIS)}") from err
+            raise UserError(
+                f"MIDI api {config.api!r} ({self.api}) is not available here: {err}; "
+                f"try --midi-api with one of {', '.join(RTMIDI_APIS)}"
+            ) from err
         self.virtual = None
         self.inputs: dict[str, object] = {}
         self._lock = threading.Lock()  # guards `inputs` between the rescan thread and close()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._rescan_loop, name="midi-rescan", daemon=True)
 
-    def open(self) -> "MidiPorts":
+    def open(self) -> MidiPorts:
         if self.config.virtual_port:
             if self.api == "WINDOWS_MM":
-                raise UserError("Windows MIDI has no virtual ports: set midi.virtual_port to \"\" and "
-                                "use a loopback driver such as loopMIDI, listed under midi.inputs")
+                raise UserError(
+                    'Windows MIDI has no virtual ports: set midi.virtual_port to "" and '
+                    "use a loopback driver such as loopMIDI, listed under midi.inputs"
+                )
             try:
                 self.virtual = RtInput(self.api, self.handler, self.config.virtual_port)
             except Exception as err:

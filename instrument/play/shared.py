@@ -46,25 +46,40 @@ ROUTE_OMNI = 16  # in the channel byte: every channel
 class SharedStats(ctypes.Structure):
     """EngineStats' fields (engine.py), plus what the audio process's JACK client counts."""
 
-    _fields_ = [("blocks", ctypes.c_int64), ("notes", ctypes.c_int64), ("stolen", ctypes.c_int64),
-                ("loop_hits", ctypes.c_int64), ("loop_on", ctypes.c_bool), ("transport_running", ctypes.c_bool),
-                ("nonfinite_blocks", ctypes.c_int64), ("limited_blocks", ctypes.c_int64),
-                ("clipped_samples", ctypes.c_int64), ("voices", ctypes.c_int64), ("last_velocity", ctypes.c_int64),
-                ("peak", ctypes.c_double),
-                # the audio process's own:
-                ("own_xruns", ctypes.c_int64),  # our xruns as the cycle sees them (audioproc.py: late or skipped)
-                ("callback_errors", ctypes.c_int64),
-                ("ready_pid", ctypes.c_int64),  # set by an audio process once it plays; 0 before
-                ("memory_locked", ctypes.c_int64),  # 1: its pages are locked in memory (no page faults on the cycle)
-                ("realtime", ctypes.c_int64),  # 1: the server runs real-time, 0: it does not, -1: not known yet
-                ("mixer", ctypes.c_int64),  # 1: the C mixer (mixer.c) runs the cycle, 0: engine.py does
-                # Where in its period each JACK cycle began and finished (C mixer): tenths, then past its end.
-                ("cycle_start_hist", ctypes.c_int64 * CYCLE_HIST_BINS), ("cycle_end_hist", ctypes.c_int64 * CYCLE_HIST_BINS)]
+    _fields_ = [
+        ("blocks", ctypes.c_int64),
+        ("notes", ctypes.c_int64),
+        ("stolen", ctypes.c_int64),
+        ("loop_hits", ctypes.c_int64),
+        ("loop_on", ctypes.c_bool),
+        ("transport_running", ctypes.c_bool),
+        ("nonfinite_blocks", ctypes.c_int64),
+        ("limited_blocks", ctypes.c_int64),
+        ("clipped_samples", ctypes.c_int64),
+        ("voices", ctypes.c_int64),
+        ("last_velocity", ctypes.c_int64),
+        ("peak", ctypes.c_double),
+        # the audio process's own:
+        ("own_xruns", ctypes.c_int64),  # our xruns as the cycle sees them (audioproc.py: late or skipped)
+        ("callback_errors", ctypes.c_int64),
+        ("ready_pid", ctypes.c_int64),  # set by an audio process once it plays; 0 before
+        ("memory_locked", ctypes.c_int64),  # 1: its pages are locked in memory (no page faults on the cycle)
+        ("realtime", ctypes.c_int64),  # 1: the server runs real-time, 0: it does not, -1: not known yet
+        ("mixer", ctypes.c_int64),  # 1: the C mixer (mixer.c) runs the cycle, 0: engine.py does
+        # Where in its period each JACK cycle began and finished (C mixer): tenths, then past its end.
+        ("cycle_start_hist", ctypes.c_int64 * CYCLE_HIST_BINS),
+        ("cycle_end_hist", ctypes.c_int64 * CYCLE_HIST_BINS),
+    ]
 
 
 class SnareTable(ctypes.Structure):
-    _fields_ = [("published", ctypes.c_int64), ("playing", ctypes.c_int64), ("frames", ctypes.c_int64),
-                ("length", ctypes.c_int64 * SNARE_SLOTS), ("last_started", ctypes.c_int64 * SNARE_SLOTS)]
+    _fields_ = [
+        ("published", ctypes.c_int64),
+        ("playing", ctypes.c_int64),
+        ("frames", ctypes.c_int64),
+        ("length", ctypes.c_int64 * SNARE_SLOTS),
+        ("last_started", ctypes.c_int64 * SNARE_SLOTS),
+    ]
 
 
 class Routes(ctypes.Structure):
@@ -142,7 +157,7 @@ class SharedAudio:
         return size
 
     @classmethod
-    def create(cls, sample_rate: int) -> "SharedAudio":
+    def create(cls, sample_rate: int) -> SharedAudio:
         """A fresh layout in an unlinked file (so nothing is left behind if this process dies); its
         descriptor is inherited by each audio process."""
         folder = "/dev/shm" if Path("/dev/shm").is_dir() else tempfile.gettempdir()
@@ -159,7 +174,7 @@ class SharedAudio:
         return shared
 
     @classmethod
-    def attach(cls, fd: int, sample_rate: int) -> "SharedAudio":
+    def attach(cls, fd: int, sample_rate: int) -> SharedAudio:
         return cls(mmap.mmap(fd, cls.layout_size(sample_rate)), fd, sample_rate)
 
     def release(self) -> None:

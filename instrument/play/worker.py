@@ -74,7 +74,7 @@ class DecodeWorker:
         self._alive: list[np.ndarray] = []  # published samples not yet known to be unreferenced
         self._thread = threading.Thread(target=self._run, name="decode-worker", daemon=True)
 
-    def start(self) -> "DecodeWorker":
+    def start(self) -> DecodeWorker:
         self._thread.start()
         self._wake.set()
         return self
@@ -141,7 +141,12 @@ class DecodeWorker:
             sample = finish_snare(model.decode(latent), model.sample_rate, self.out_rate)
         except Exception as err:  # a bad decode must never stop the instrument: keep the last good snare
             self.rejected += 1
-            log.warning("decode of %s at CC %s rejected: %s", getattr(model, "name", model), np.round(target.cc, 2).tolist(), err)
+            log.warning(
+                "decode of %s at CC %s rejected: %s",
+                getattr(model, "name", model),
+                np.round(target.cc, 2).tolist(),
+                err,
+            )
             return
         self.engine.publish(sample)
         self.now_playing = Position(model, target.cc, latent)

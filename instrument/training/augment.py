@@ -41,8 +41,14 @@ def augment_one(wave: np.ndarray, sample_rate: int, rng: np.random.Generator) ->
     noise_gain = 10 ** (rng.uniform(-REMIX_DB, REMIX_DB) / 20)
     tilt = rng.uniform(-TILT_DB_PER_OCTAVE, TILT_DB_PER_OCTAVE)
     # One spectral pass: a smooth tone/noise crossover, then the tilt around 1 kHz.
-    x = _spectral(x, sample_rate, lambda f: (1 + (noise_gain - 1) / (1 + (split_hz / np.maximum(f, 1.0)) ** 4))
-                  * 10 ** (tilt * np.log2(np.maximum(f, 20.0) / REFERENCE_HZ) / 20))
+    x = _spectral(
+        x,
+        sample_rate,
+        lambda f: (
+            (1 + (noise_gain - 1) / (1 + (split_hz / np.maximum(f, 1.0)) ** 4))
+            * 10 ** (tilt * np.log2(np.maximum(f, 20.0) / REFERENCE_HZ) / 20)
+        ),
+    )
     t = np.arange(x.size) / sample_rate
     attack = int(ATTACK_MS * 1e-3 * sample_rate)
     attack_gain = 10 ** (rng.uniform(-ATTACK_DB, ATTACK_DB) / 20)

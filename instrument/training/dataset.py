@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from ..files.audio import find_audio_files, load_snare
 from .corpus import corpus_hash, read_manifest, sha256_of
 from .corpus.sources import SNARE_FAMILY
-from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,11 @@ VAL_FRACTION = 0.2
 MIN_KITS_FOR_KIT_SPLIT = 3
 # Drum names in file and folder names, as kits spell them ("Snare-2.wav", "BD01.wav", "HiHat_open.flac").
 SNARE_NAME = re.compile(SNARE_FAMILY.pattern + r"|(?<![a-z])(sd|sn)(?![a-z])", re.IGNORECASE)
-OTHER_DRUM_NAME = re.compile(r"(?<![a-z])(kick|bd|bass ?drum|hi-?hats?|hh|oh|ch|toms?|floor ?tom|cymbals?|crash|ride|"
-                             r"splash|china|cowbell|conga|bongo|shaker|tambourine|tamb|perc\w*)(?![a-z])", re.IGNORECASE)
+OTHER_DRUM_NAME = re.compile(
+    r"(?<![a-z])(kick|bd|bass ?drum|hi-?hats?|hh|oh|ch|toms?|floor ?tom|cymbals?|crash|ride|"
+    r"splash|china|cowbell|conga|bongo|shaker|tambourine|tamb|perc\w*)(?![a-z])",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -72,7 +75,7 @@ def _split_user_folder(folder: Path, files: list[Path]) -> list[tuple[Path, str,
 
 
 def drum_kind(relative_path: str) -> str:
-    """"snare" (named as a snare, rim or clap), "other" (named as another drum) or "unnamed"."""
+    """ "snare" (named as a snare, rim or clap), "other" (named as another drum) or "unnamed"."""
     if SNARE_NAME.search(relative_path):
         return "snare"
     return "other" if OTHER_DRUM_NAME.search(relative_path) else "unnamed"
@@ -82,8 +85,11 @@ def _pick_snares(folder: Path, files: list[Path], all_files: bool) -> tuple[list
     kinds = {f: drum_kind(str(f.relative_to(folder))) for f in files}
     count = {kind: sum(k == kind for k in kinds.values()) for kind in ("snare", "other", "unnamed")}
     kits = len({f.relative_to(folder).parts[0] for f in files if len(f.relative_to(folder).parts) > 1})
-    found = (f"{len(files)} audio files" + (f" in {kits} kit folders" if kits else "") +
-             f": {count['snare']} named as snares, rims or claps, {count['other']} as other drums, {count['unnamed']} unnamed")
+    found = (
+        f"{len(files)} audio files"
+        + (f" in {kits} kit folders" if kits else "")
+        + f": {count['snare']} named as snares, rims or claps, {count['other']} as other drums, {count['unnamed']} unnamed"
+    )
     if all_files or not count["other"]:
         return files, found + "; using all of them"
     return [f for f in files if kinds[f] != "other"], found + "; leaving out the other drums (--all-files keeps them)"
@@ -103,7 +109,9 @@ def load_dataset(folder: str | Path, sample_rate: int, n_samples: int, all_files
         files, found = _pick_snares(folder, find_audio_files(folder), all_files)
         listing = _split_user_folder(folder, files)
         expected = {}
-        digest = hashlib.sha256("".join(f"{f.relative_to(folder)}\t{sha256_of(f)}\n" for f in files).encode()).hexdigest()
+        digest = hashlib.sha256(
+            "".join(f"{f.relative_to(folder)}\t{sha256_of(f)}\n" for f in files).encode()
+        ).hexdigest()
     if not listing:
         raise UserError(f"{folder}: no snares found (looked for .wav, .flac, .aif, .aiff, .ogg; {found})")
 

@@ -57,8 +57,9 @@ class EnvelopeDecoder(nn.Module):
         out = []
         for i, (n_fft, _hop) in enumerate(RESOLUTIONS):
             power = getattr(self, f"band_power_{i}") @ (env2 @ getattr(self, f"w2_{i}"))
-            shape = partial_shape(getattr(self, f"freqs_{i}")[None, None, :], freq[..., None], n_fft,
-                                  self.config.sample_rate, lib=torch)
+            shape = partial_shape(
+                getattr(self, f"freqs_{i}")[None, None, :], freq[..., None], n_fft, self.config.sample_rate, lib=torch
+            )
             window_amp = partial_env @ getattr(self, f"w1_{i}")
             out.append(power + 0.25 * torch.einsum("bkf,bkm->bfm", shape, window_amp**2))
         return out
@@ -82,11 +83,16 @@ class EnvelopeDecoder(nn.Module):
 def stft_power(waves: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     """(B, n) -> (B, bins, frames) |STFT|^2 with the numpy twin's framing (periodic Hann, zero padding)."""
     window = torch.hann_window(n_fft, dtype=waves.dtype, device=waves.device)
-    spec = torch.stft(waves, n_fft, hop_length=hop, window=window, center=True, pad_mode="constant", return_complex=True)
+    spec = torch.stft(
+        waves, n_fft, hop_length=hop, window=window, center=True, pad_mode="constant", return_complex=True
+    )
     return spec.real**2 + spec.imag**2
 
 
 def to_numpy_layers(model: EnvelopeDecoder) -> dict[str, np.ndarray]:
     """The MLP's weights as the model file stores them: mlp.{i}.weight / mlp.{i}.bias."""
-    return {f"mlp.{i}.{kind}": getattr(layer, kind).detach().cpu().numpy()
-            for i, layer in enumerate(model.layers) for kind in ("weight", "bias")}
+    return {
+        f"mlp.{i}.{kind}": getattr(layer, kind).detach().cpu().numpy()
+        for i, layer in enumerate(model.layers)
+        for kind in ("weight", "bias")
+    }

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.file import load_model
 from ..paths import DEFAULT_CONFIG_PATH
 from .dataset import Dataset
-from ..model.file import load_model
 from .sound import GRID_STEPS, knob_grid, lsd, references, sound_metrics
 
 SILENT_PEAK = 1e-3  # -60 dBFS
@@ -52,8 +52,13 @@ def grid_metrics(waves: np.ndarray) -> dict:
     down = lsd(grid[:-1, :].reshape(-1, grid.shape[-1]), grid[1:, :].reshape(-1, grid.shape[-1]))
     corners = lsd(np.stack([grid[0, 0], grid[0, -1]]), np.stack([grid[-1, -1], grid[-1, 0]]))
     attacks = [(grid[0, 0], grid[-1, -1]), (grid[0, -1], grid[-1, 0])]
-    attack_corr = min(float(np.dot(a[:ATTACK_SAMPLES], b[:ATTACK_SAMPLES])
-                            / (np.linalg.norm(a[:ATTACK_SAMPLES]) * np.linalg.norm(b[:ATTACK_SAMPLES]) + 1e-12)) for a, b in attacks)
+    attack_corr = min(
+        float(
+            np.dot(a[:ATTACK_SAMPLES], b[:ATTACK_SAMPLES])
+            / (np.linalg.norm(a[:ATTACK_SAMPLES]) * np.linalg.norm(b[:ATTACK_SAMPLES]) + 1e-12)
+        )
+        for a, b in attacks
+    )
     return {
         "all_finite": finite,
         "silent": int(np.sum(peaks < SILENT_PEAK)),
@@ -97,8 +102,13 @@ def evaluate_model(model_path: Path, data: Dataset) -> dict:
 
 def usable(metrics: dict) -> bool:
     grid = metrics["grid"]
-    return (grid["all_finite"] and grid["silent"] == 0 and grid["corner_log_stft"] >= MIN_CORNER_LOG_STFT
-            and grid["corner_attack_correlation"] <= MAX_CORNER_ATTACK_CORRELATION and metrics["file_mb"] <= MAX_SHIPPED_MB)
+    return (
+        grid["all_finite"]
+        and grid["silent"] == 0
+        and grid["corner_log_stft"] >= MIN_CORNER_LOG_STFT
+        and grid["corner_attack_correlation"] <= MAX_CORNER_ATTACK_CORRELATION
+        and metrics["file_mb"] <= MAX_SHIPPED_MB
+    )
 
 
 def choose_default(results: dict[str, dict]) -> str:
@@ -114,8 +124,10 @@ def choose_default(results: dict[str, dict]) -> str:
     return min(pool, key=lambda name: pool[name].get("sound", {}).get("val_log_stft", pool[name]["val"]["log_stft"]))
 
 
-TABLE_HEADER = ("| model | val log-STFT (median) | × PCA-2 | tail dB median / worst | cells hit /16 | diversity "
-                "| largest step / median | round trip CC | grid plays | params | MB | decode ms | training |")
+TABLE_HEADER = (
+    "| model | val log-STFT (median) | × PCA-2 | tail dB median / worst | cells hit /16 | diversity "
+    "| largest step / median | round trip CC | grid plays | params | MB | decode ms | training |"
+)
 
 
 def _row(name: str, m: dict, meta: dict, default: str, pca2: float) -> str:
@@ -125,24 +137,31 @@ def _row(name: str, m: dict, meta: dict, default: str, pca2: float) -> str:
     epochs = training.get("epochs_run") or training.get("epochs")
     minutes = training.get("seconds_per_epoch", 0) * (epochs or 0) / 60
     best = f" (best {training['best_epoch']})" if "best_epoch" in training else ""
-    return (f"| `{name}`{star} | {s['val_log_stft']:.3f} | {s['val_log_stft'] / pca2:.2f} "
-            f"| {s['tail_db_median']:.0f} / {s['tail_db_worst']:.0f} | {s['cells_hit']} | {s['diversity']:.2f} "
-            f"| {s['step_max_over_median']:.1f} | {s['round_trip_cc']:.1f} | {plays} "
-            f"| {m['parameters'] / 1e6:.2f} M | {m['file_mb']:.1f} | {m['decode_ms_numpy']:.2f} | {epochs} ep{best}, {minutes:.0f} min |")
+    return (
+        f"| `{name}`{star} | {s['val_log_stft']:.3f} | {s['val_log_stft'] / pca2:.2f} "
+        f"| {s['tail_db_median']:.0f} / {s['tail_db_worst']:.0f} | {s['cells_hit']} | {s['diversity']:.2f} "
+        f"| {s['step_max_over_median']:.1f} | {s['round_trip_cc']:.1f} | {plays} "
+        f"| {m['parameters'] / 1e6:.2f} M | {m['file_mb']:.1f} | {m['decode_ms_numpy']:.2f} | {epochs} ep{best}, {minutes:.0f} min |"
+    )
 
 
 def render_table(results: dict[str, dict], meta: dict[str, dict], refs: dict, default: str) -> str:
     pca2 = refs["pca2"]
     blank = " – |" * 10
-    lines = [TABLE_HEADER, "|" + "---|" * 13,
-             f"| mean training snare, every time | {refs['mean_snare']:.3f} | {refs['mean_snare'] / pca2:.2f} |{blank}",
-             f"| PCA-2 on the training split | {pca2:.3f} | 1.00 |{blank}",
-             f"| nearest training snare (oracle) | {refs['nearest_train']:.3f} | {refs['nearest_train'] / pca2:.2f} |{blank}"]
+    lines = [
+        TABLE_HEADER,
+        "|" + "---|" * 13,
+        f"| mean training snare, every time | {refs['mean_snare']:.3f} | {refs['mean_snare'] / pca2:.2f} |{blank}",
+        f"| PCA-2 on the training split | {pca2:.3f} | 1.00 |{blank}",
+        f"| nearest training snare (oracle) | {refs['nearest_train']:.3f} | {refs['nearest_train'] / pca2:.2f} |{blank}",
+    ]
     lines += [_row(name, results[name], meta[name], default, pca2) for name in results]
     return "\n".join(lines)
 
 
-def evaluate_zoo(zoo_dir: Path, data: Dataset, card: Path, ship_dir: Path | None = None, second: str | None = None) -> str:
+def evaluate_zoo(
+    zoo_dir: Path, data: Dataset, card: Path, ship_dir: Path | None = None, second: str | None = None
+) -> str:
     """Evaluate every model in `zoo_dir`, write the card's table, and optionally ship the default
     (and `second`, for program change 1)."""
     from ..files.latent_map import draw_latent_map, draw_reconstructions
@@ -161,7 +180,9 @@ def evaluate_zoo(zoo_dir: Path, data: Dataset, card: Path, ship_dir: Path | None
     refs = references(data.train.waves, data.val.waves)
     default = choose_default(results)
     table = render_table(results, metas, refs, default)
-    (Path(zoo_dir) / "zoo.json").write_text(json.dumps({"default": default, "references": refs, "models": results}, indent=2) + "\n")
+    (Path(zoo_dir) / "zoo.json").write_text(
+        json.dumps({"default": default, "references": refs, "models": results}, indent=2) + "\n"
+    )
     _write_table(card, table)
     print(table)
     print(f"default: {default}")
@@ -175,7 +196,9 @@ def evaluate_zoo(zoo_dir: Path, data: Dataset, card: Path, ship_dir: Path | None
         draw_latent_map(shipped, data, ship_dir / "latent-map.png")
         # One held-out snare from each of a few held-out units, spread over them.
         picks = sorted({kit: i for i, kit in enumerate(data.val.kits)}.values())[:RECONSTRUCTION_COLUMNS]
-        draw_reconstructions(shipped, data.val.waves[picks], [data.val.names[i] for i in picks], ship_dir / "reconstructions.png")
+        draw_reconstructions(
+            shipped, data.val.waves[picks], [data.val.names[i] for i in picks], ship_dir / "reconstructions.png"
+        )
         _set_default_model(default, second)
     return default
 

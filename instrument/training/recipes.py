@@ -23,10 +23,18 @@ ENVELOPE_EPOCHS = 300
 def envelope_recipes(n_samples: int = MODEL_N_SAMPLES, epochs: int | None = None) -> list[EnvelopeRecipe]:
     epochs = epochs or ENVELOPE_EPOCHS
     return [
-        EnvelopeRecipe("env", EnvelopeConfig(n_samples=n_samples), epochs=epochs,
-                       note="envelope snare: 32 noise bands x 2.9 ms frames + 4 partials, MLP 2-256-256"),
-        EnvelopeRecipe("env-small", EnvelopeConfig(n_samples=n_samples, hidden=(64, 64)), epochs=epochs,
-                       note="the same, MLP 2-64-64: a smoother, simpler plane"),
+        EnvelopeRecipe(
+            "env",
+            EnvelopeConfig(n_samples=n_samples),
+            epochs=epochs,
+            note="envelope snare: 32 noise bands x 2.9 ms frames + 4 partials, MLP 2-256-256",
+        ),
+        EnvelopeRecipe(
+            "env-small",
+            EnvelopeConfig(n_samples=n_samples, hidden=(64, 64)),
+            epochs=epochs,
+            note="the same, MLP 2-64-64: a smoother, simpler plane",
+        ),
     ]
 
 

@@ -37,8 +37,12 @@ def lsd(a: np.ndarray, b: np.ndarray, batch: int = 64) -> np.ndarray:
     out = []
     with torch.no_grad():
         for i in range(0, len(a), batch):
-            out.append(log_stft_distance(torch.from_numpy(np.ascontiguousarray(a[i : i + batch], np.float32)),
-                                         torch.from_numpy(np.ascontiguousarray(b[i : i + batch], np.float32))).numpy())
+            out.append(
+                log_stft_distance(
+                    torch.from_numpy(np.ascontiguousarray(a[i : i + batch], np.float32)),
+                    torch.from_numpy(np.ascontiguousarray(b[i : i + batch], np.float32)),
+                ).numpy()
+            )
     return np.concatenate(out)
 
 
@@ -55,8 +59,11 @@ def references(train: np.ndarray, val: np.ndarray) -> dict:
     basis = vt[:2]
     pca = (mean + ((val - mean) @ basis.T) @ basis).astype(np.float32)
     nearest = np.array([lsd(np.repeat(v[None], len(train), 0), train).min() for v in val])
-    return {"pca2": float(np.median(lsd(val, pca))), "mean_snare": float(np.median(lsd(val, np.repeat(mean[None], len(val), 0)))),
-            "nearest_train": float(np.median(nearest))}
+    return {
+        "pca2": float(np.median(lsd(val, pca))),
+        "mean_snare": float(np.median(lsd(val, np.repeat(mean[None], len(val), 0)))),
+        "nearest_train": float(np.median(nearest)),
+    }
 
 
 def tail_db(waves: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -88,27 +95,48 @@ def knob_grid(model, steps: int = GRID_STEPS) -> tuple[np.ndarray, np.ndarray]:
 def plane_metrics(model, grid_waves: np.ndarray, train: np.ndarray, val_cc: np.ndarray) -> dict:
     n = int(round(np.sqrt(len(grid_waves))))
     grid = grid_waves.reshape(n, n, -1)
-    steps = np.concatenate([lsd(grid[:, :-1].reshape(-1, grid.shape[-1]), grid[:, 1:].reshape(-1, grid.shape[-1])),
-                            lsd(grid[:-1].reshape(-1, grid.shape[-1]), grid[1:].reshape(-1, grid.shape[-1]))])
+    steps = np.concatenate(
+        [
+            lsd(grid[:, :-1].reshape(-1, grid.shape[-1]), grid[:, 1:].reshape(-1, grid.shape[-1])),
+            lsd(grid[:-1].reshape(-1, grid.shape[-1]), grid[1:].reshape(-1, grid.shape[-1])),
+        ]
+    )
     i, j = np.triu_indices(len(grid_waves), 1)
     grid_pairwise = float(np.mean(lsd(grid_waves[i], grid_waves[j])))
     subset = train[np.random.default_rng(0).permutation(len(train))[:PAIRWISE_SUBSET]]
     i, j = np.triu_indices(len(subset), 1)
     corpus_pairwise = float(np.mean(lsd(subset[i], subset[j])))
-    cells = {(min(int(x * PLANE_CELLS / (CC_MAX + 1)), PLANE_CELLS - 1), min(int(y * PLANE_CELLS / (CC_MAX + 1)), PLANE_CELLS - 1))
-             for x, y in val_cc}
-    return {"cells_hit": len(cells), "diversity": grid_pairwise / corpus_pairwise,
-            "step_max_over_median": float(steps.max() / np.median(steps)), "step_median": float(np.median(steps))}
+    cells = {
+        (
+            min(int(x * PLANE_CELLS / (CC_MAX + 1)), PLANE_CELLS - 1),
+            min(int(y * PLANE_CELLS / (CC_MAX + 1)), PLANE_CELLS - 1),
+        )
+        for x, y in val_cc
+    }
+    return {
+        "cells_hit": len(cells),
+        "diversity": grid_pairwise / corpus_pairwise,
+        "step_max_over_median": float(steps.max() / np.median(steps)),
+        "step_median": float(np.median(steps)),
+    }
 
 
 def round_trip_cc(model, grid_points: np.ndarray, grid_waves: np.ndarray) -> float:
     """The largest knob error (in CC) when each grid snare is encoded again."""
-    errors = [np.max(np.abs(np.array(model.knobs.latent_to_cc(model.encode(w))) - cc)) for cc, w in zip(grid_points, grid_waves)]
+    errors = [
+        np.max(np.abs(np.array(model.knobs.latent_to_cc(model.encode(w))) - cc))
+        for cc, w in zip(grid_points, grid_waves)
+    ]
     return float(np.max(errors))
 
 
-def sound_metrics(model, train: np.ndarray, val: np.ndarray, val_latents: np.ndarray | None = None,
-                  grid: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+def sound_metrics(
+    model,
+    train: np.ndarray,
+    val: np.ndarray,
+    val_latents: np.ndarray | None = None,
+    grid: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
     """`val_latents` and `grid` (from `knob_grid`): what the caller has already computed, if anything."""
     val_latents = model.encode(val) if val_latents is None else val_latents
     recon = model.decode(val_latents)
@@ -133,7 +161,9 @@ def even_steps(model, steps: int = WARP_STEPS) -> KnobMap:
     ccs = np.linspace(0, CC_MAX, steps)
     grid = peak_normalized(np.stack([model.decode(knobs.cc_to_latent(x, y)) for y in ccs for x in ccs]))
     grid = grid.reshape(steps, steps, -1)  # [row = y, col = x]
-    along_x = lsd(grid[:, :-1].reshape(-1, grid.shape[-1]), grid[:, 1:].reshape(-1, grid.shape[-1])).reshape(steps, steps - 1)
+    along_x = lsd(grid[:, :-1].reshape(-1, grid.shape[-1]), grid[:, 1:].reshape(-1, grid.shape[-1])).reshape(
+        steps, steps - 1
+    )
     along_y = lsd(grid[:-1].reshape(-1, grid.shape[-1]), grid[1:].reshape(-1, grid.shape[-1])).reshape(steps - 1, steps)
     warp = []
     for step in (along_x.mean(axis=0), along_y.mean(axis=1)):

@@ -23,13 +23,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..model.architecture import HIDDEN, ModelConfig
-from .dataset import Dataset
-from ..model.descriptors import describe
 from ..errors import UserError
+from ..model.architecture import HIDDEN, ModelConfig
+from ..model.descriptors import describe
+from ..model.file import save_model
 from ..model.knobs import fit_knob_map
 from .autoencoder import SnareAutoencoder
-from ..model.file import save_model
+from .dataset import Dataset
 from .spectral import spectral_loss
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,22 @@ def seed_recipes(n_samples: int = MODEL_N_SAMPLES, epochs: int = SEED_EPOCHS) ->
 def extra_recipes(n_samples: int = MODEL_N_SAMPLES, epochs: int = SEED_EPOCHS) -> list[Recipe]:
     """Improvements beyond the seed, trained beside it, never instead of it."""
     return [
-        Recipe("med-tanh-spec", ModelConfig("med", "tanh", n_samples), epochs=epochs, spectral_weight=0.05,
-               note="seed med-tanh + multi-resolution STFT loss"),
-        Recipe("med-tanh-vae", ModelConfig("med", "tanh", n_samples, variational=True), epochs=epochs,
-               spectral_weight=0.05, kl_weight=1e-3, augment=True,
-               note="variational latent + STFT loss + augmentation"),
+        Recipe(
+            "med-tanh-spec",
+            ModelConfig("med", "tanh", n_samples),
+            epochs=epochs,
+            spectral_weight=0.05,
+            note="seed med-tanh + multi-resolution STFT loss",
+        ),
+        Recipe(
+            "med-tanh-vae",
+            ModelConfig("med", "tanh", n_samples, variational=True),
+            epochs=epochs,
+            spectral_weight=0.05,
+            kl_weight=1e-3,
+            augment=True,
+            note="variational latent + STFT loss + augmentation",
+        ),
     ]
 
 
@@ -95,7 +106,9 @@ def _augment(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     n = batch.shape[1]
     sign = torch.where(torch.rand(batch.shape[0], 1, generator=gen) < 0.5, -1.0, 1.0).to(batch)
     speed = 1.0 + PITCH_AUGMENT * (2 * torch.rand(1, generator=gen).item() - 1)
-    stretched = F.interpolate(batch[:, None, :], size=max(2, int(round(n / speed))), mode="linear", align_corners=False)[:, 0]
+    stretched = F.interpolate(
+        batch[:, None, :], size=max(2, int(round(n / speed))), mode="linear", align_corners=False
+    )[:, 0]
     out = torch.zeros_like(batch)
     m = min(n, stretched.shape[1])
     out[:, :m] = stretched[:, :m]
@@ -136,8 +149,16 @@ def _checkpoint_path(out_path: Path) -> Path:
     return out_path.with_name(out_path.stem + ".ckpt.safetensors")
 
 
-def _save_checkpoint(path: Path, recipe, model, optimizer, gen: torch.Generator, epoch: int,
-                     extra: dict | None = None, best: dict | None = None) -> None:
+def _save_checkpoint(
+    path: Path,
+    recipe,
+    model,
+    optimizer,
+    gen: torch.Generator,
+    epoch: int,
+    extra: dict | None = None,
+    best: dict | None = None,
+) -> None:
     """`extra`: small JSON-able training state (early stopping); `best`: the best state dict so far."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if best is not None:
@@ -148,8 +169,12 @@ def _save_checkpoint(path: Path, recipe, model, optimizer, gen: torch.Generator,
             tensors[f"opt.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.shuffle"] = gen.get_state()
-    metadata = {"epoch": str(epoch), "recipe": json.dumps(recipe.to_dict()), "param_groups": json.dumps(opt_state["param_groups"]),
-                "extra": json.dumps(extra or {})}
+    metadata = {
+        "epoch": str(epoch),
+        "recipe": json.dumps(recipe.to_dict()),
+        "param_groups": json.dumps(opt_state["param_groups"]),
+        "extra": json.dumps(extra or {}),
+    }
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)  # atomic: Ctrl-C mid-write leaves the previous checkpoint intact
@@ -161,6 +186,7 @@ def _load_checkpoint(path: Path, recipe, model, optimizer, gen: torch.Generator,
 
     with safe_open(str(path), framework="pt") as fh:
         metadata = fh.metadata()
+
     def settings(recipe_dict: dict) -> dict:  # the note is a comment, not a setting; tuples come back as lists
         return {k: v for k, v in json.loads(json.dumps(recipe_dict)).items() if k != "note"}
 
@@ -199,8 +225,15 @@ def train(recipe: Recipe, data: Dataset, out_path: Path, device: str = "auto", p
     if start_epoch:
         log.info("%s: resuming from epoch %d (%s)", recipe.name, start_epoch, ckpt)
 
-    bar = tqdm(range(start_epoch, recipe.epochs), initial=start_epoch, total=recipe.epochs,
-               desc=f"{recipe.name:<14}", unit="epoch", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        range(start_epoch, recipe.epochs),
+        initial=start_epoch,
+        total=recipe.epochs,
+        desc=f"{recipe.name:<14}",
+        unit="epoch",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     started = time.perf_counter()
     try:
         with _DeferredInterrupt() as interrupt:
@@ -222,8 +255,10 @@ def train(recipe: Recipe, data: Dataset, out_path: Path, device: str = "auto", p
                     _save_checkpoint(ckpt, recipe, model, optimizer, gen, epoch + 1)
                     bar.set_postfix(loss=f"{total / len(train_waves):.4g}", val_mse=f"{_val_mse(model, val_waves):.4g}")
                 if interrupt.requested:
-                    raise UserError(f"interrupted after epoch {epoch + 1}; checkpoint saved to {ckpt}, "
-                                    "run the same command to resume")
+                    raise UserError(
+                        f"interrupted after epoch {epoch + 1}; checkpoint saved to {ckpt}, "
+                        "run the same command to resume"
+                    )
     finally:
         bar.close()
     seconds_per_epoch = (time.perf_counter() - started) / max(1, recipe.epochs - start_epoch)
@@ -240,7 +275,9 @@ def _val_mse(model: SnareAutoencoder, val_waves: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def _export(model: SnareAutoencoder, recipe: Recipe, data: Dataset, out_path: Path, seconds_per_epoch: float, dev) -> None:
+def _export(
+    model: SnareAutoencoder, recipe: Recipe, data: Dataset, out_path: Path, seconds_per_epoch: float, dev
+) -> None:
     model.eval()
     latents = model.encode(torch.from_numpy(data.train.waves).to(dev))[0].cpu().numpy()
     brightness, decay = describe(data.train.waves, recipe.sample_rate)
@@ -251,11 +288,19 @@ def _export(model: SnareAutoencoder, recipe: Recipe, data: Dataset, out_path: Pa
         "architecture": recipe.model.to_dict(),
         "sample_rate": recipe.sample_rate,
         "knobs": {**knobs.to_dict(), "x_follows": "brightness", "y_follows": "decay"},
-        "corpus": {"sha256": data.corpus_hash, "source": data.source, "n_train": len(data.train), "n_val": len(data.val),
-                   "val_kits": sorted(set(data.val.kits))},
-        "training": {**recipe.to_dict(), "seconds_per_epoch": round(seconds_per_epoch, 4),
-                     "device": str(dev), "torch": torch.__version__},
+        "corpus": {
+            "sha256": data.corpus_hash,
+            "source": data.source,
+            "n_train": len(data.train),
+            "n_val": len(data.val),
+            "val_kits": sorted(set(data.val.kits)),
+        },
+        "training": {
+            **recipe.to_dict(),
+            "seconds_per_epoch": round(seconds_per_epoch, 4),
+            "device": str(dev),
+            "torch": torch.__version__,
+        },
         "metrics": {},
     }
     save_model(out_path, tensors, meta)
-

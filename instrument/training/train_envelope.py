@@ -163,7 +163,9 @@ def initial_points(waves: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def grid_encode_distance(decoder: EnvelopeDecoder, targets: list[torch.Tensor], steps: int = VAL_GRID_STEPS) -> np.ndarray:
+def grid_encode_distance(
+    decoder: EnvelopeDecoder, targets: list[torch.Tensor], steps: int = VAL_GRID_STEPS
+) -> np.ndarray:
     """Each clip's distance to its closest point of a grid over the plane (validation's encode)."""
     axis = torch.linspace(-1, 1, steps, device=targets[0].device)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1).reshape(-1, 2)
@@ -183,7 +185,9 @@ def knob_map_for(points: np.ndarray, brightness: np.ndarray, decay: np.ndarray) 
     for swap in (False, True):
         for sx in (1, -1):
             for sy in (1, -1):
-                axes = np.array([[0, 1], [1, 0]] if swap else [[1, 0], [0, 1]], dtype=np.float64) * np.array([[sx], [sy]])
+                axes = np.array([[0, 1], [1, 0]] if swap else [[1, 0], [0, 1]], dtype=np.float64) * np.array(
+                    [[sx], [sy]]
+                )
                 uv = points @ axes.T
                 score = np.corrcoef(uv[:, 0], brightness)[0, 1] + np.corrcoef(uv[:, 1], decay)[0, 1]
                 if best is None or score > best[0]:
@@ -193,7 +197,9 @@ def knob_map_for(points: np.ndarray, brightness: np.ndarray, decay: np.ndarray) 
     return KnobMap(axes, lo, hi)
 
 
-def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device: str = "auto", progress: bool = True) -> Path:
+def train_envelope(
+    recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device: str = "auto", progress: bool = True
+) -> Path:
     """Train (or resume) one envelope recipe on `data`; returns the saved model's .safetensors path."""
     out_path = Path(out_path).with_suffix(".safetensors")
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,8 +225,12 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
         head = config.n_bands * config.n_frames
         last.bias[:head] = torch.tensor(mean_log_envelope(real, config).reshape(-1), dtype=torch.float32)
         last.bias[head + config.n_partials : head + 2 * config.n_partials] = INITIAL_PARTIAL_LOG_AMP
-    optimizer = torch.optim.Adam([{"params": model.decoder.parameters(), "lr": recipe.learning_rate},
-                                  {"params": [model.points], "lr": recipe.point_learning_rate}])
+    optimizer = torch.optim.Adam(
+        [
+            {"params": model.decoder.parameters(), "lr": recipe.learning_rate},
+            {"params": [model.points], "lr": recipe.point_learning_rate},
+        ]
+    )
     tail_prior = TailPrior(config, recipe.tail_ceiling_db)
     ckpt = _checkpoint_path(out_path)
     start_epoch, state = 0, {"best_val": float("inf"), "bad_evals": 0, "best_epoch": 0}
@@ -229,8 +239,15 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
         start_epoch, state, best_state = _load_checkpoint(ckpt, recipe, model, optimizer, gen, dev, with_best=True)
         log.info("%s: resuming from epoch %d (%s)", recipe.name, start_epoch, ckpt)
 
-    bar = tqdm(range(start_epoch, recipe.epochs), initial=start_epoch, total=recipe.epochs,
-               desc=f"{recipe.name:<14}", unit="epoch", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        range(start_epoch, recipe.epochs),
+        initial=start_epoch,
+        total=recipe.epochs,
+        desc=f"{recipe.name:<14}",
+        unit="epoch",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     started = time.perf_counter()
     epochs_run = start_epoch
     try:
@@ -246,9 +263,14 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
                 total = 0.0
                 for idx in torch.randperm(len(waves), generator=gen).to(dev).split(recipe.batch_size):
                     expected = model.decoder.expected_power(model.decoder(model.points[idx]))
-                    rec = (spectral_distance(expected, [t[idx] for t in targets]) * weights[idx]).sum() / weights[idx].sum()
-                    loss = (rec + recipe.uniform_weight * uniform_penalty(model.points, gen)
-                            + recipe.tail_weight * tail_prior(model.decoder, model.points, gen))
+                    rec = (spectral_distance(expected, [t[idx] for t in targets]) * weights[idx]).sum() / weights[
+                        idx
+                    ].sum()
+                    loss = (
+                        rec
+                        + recipe.uniform_weight * uniform_penalty(model.points, gen)
+                        + recipe.tail_weight * tail_prior(model.decoder, model.points, gen)
+                    )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -260,15 +282,26 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
                         best_state = copy.deepcopy(model.state_dict())
                     else:
                         state["bad_evals"] += 1
-                    bar.set_postfix(train=f"{total / len(waves):.3f}", val=f"{val:.3f}", best=f"{state['best_val']:.3f}@{state['best_epoch']}")
+                    bar.set_postfix(
+                        train=f"{total / len(waves):.3f}",
+                        val=f"{val:.3f}",
+                        best=f"{state['best_val']:.3f}@{state['best_epoch']}",
+                    )
                     _save_checkpoint(ckpt, recipe, model, optimizer, gen, epoch + 1, extra=state, best=best_state)
                     if state["bad_evals"] >= recipe.patience_evals:
-                        log.info("%s: stopped early at epoch %d; best validation at epoch %d", recipe.name, epoch + 1, state["best_epoch"])
+                        log.info(
+                            "%s: stopped early at epoch %d; best validation at epoch %d",
+                            recipe.name,
+                            epoch + 1,
+                            state["best_epoch"],
+                        )
                         break
                 if interrupt.requested:
                     _save_checkpoint(ckpt, recipe, model, optimizer, gen, epoch + 1, extra=state, best=best_state)
-                    raise UserError(f"interrupted after epoch {epoch + 1}; checkpoint saved to {ckpt}, "
-                                    "run the same command to resume")
+                    raise UserError(
+                        f"interrupted after epoch {epoch + 1}; checkpoint saved to {ckpt}, "
+                        "run the same command to resume"
+                    )
     finally:
         bar.close()
     seconds_per_epoch = (time.perf_counter() - started) / max(1, epochs_run - start_epoch)
@@ -278,27 +311,50 @@ def train_envelope(recipe: EnvelopeRecipe, data: Dataset, out_path: Path, device
     return out_path
 
 
-def _export(model: PointsAndDecoder, recipe: EnvelopeRecipe, data: Dataset, real: np.ndarray, out_path: Path,
-            seconds_per_epoch: float, epochs_run: int, state: dict, dev) -> None:
+def _export(
+    model: PointsAndDecoder,
+    recipe: EnvelopeRecipe,
+    data: Dataset,
+    real: np.ndarray,
+    out_path: Path,
+    seconds_per_epoch: float,
+    epochs_run: int,
+    state: dict,
+    dev,
+) -> None:
     points = model.points.detach().cpu().numpy().astype(np.float64)
     brightness, decay = describe(real, recipe.model.sample_rate)
     # float16 halves the file; the evaluation is run on the stored weights, so it shows any loss.
     tensors = {k: v.astype(np.float16) for k, v in to_numpy_layers(model.decoder).items()}
-    stored = [(tensors[f"mlp.{i}.weight"].astype(np.float32), tensors[f"mlp.{i}.bias"].astype(np.float32))
-              for i in range(len(model.decoder.layers))]
-    playable = SimpleNamespace(knobs=knob_map_for(points[: len(real)], brightness, decay),
-                               decode=EnvelopeSnare(recipe.model, stored).decode)
+    stored = [
+        (tensors[f"mlp.{i}.weight"].astype(np.float32), tensors[f"mlp.{i}.bias"].astype(np.float32))
+        for i in range(len(model.decoder.layers))
+    ]
+    playable = SimpleNamespace(
+        knobs=knob_map_for(points[: len(real)], brightness, decay), decode=EnvelopeSnare(recipe.model, stored).decode
+    )
     knobs = even_steps(playable)
     meta = {
         "name": recipe.name,
         "architecture": recipe.model.to_dict(),
         "sample_rate": recipe.model.sample_rate,
         "knobs": {**knobs.to_dict(), "x_follows": "brightness", "y_follows": "decay"},
-        "corpus": {"sha256": data.corpus_hash, "source": data.source, "n_train": len(data.train), "n_val": len(data.val),
-                   "val_kits": sorted(set(data.val.kits))},
-        "training": {**recipe.to_dict(), "seconds_per_epoch": round(seconds_per_epoch, 4), "epochs_run": epochs_run,
-                     "best_epoch": state["best_epoch"],
-                     "best_val_distance": state["best_val"], "device": str(dev), "torch": torch.__version__},
+        "corpus": {
+            "sha256": data.corpus_hash,
+            "source": data.source,
+            "n_train": len(data.train),
+            "n_val": len(data.val),
+            "val_kits": sorted(set(data.val.kits)),
+        },
+        "training": {
+            **recipe.to_dict(),
+            "seconds_per_epoch": round(seconds_per_epoch, 4),
+            "epochs_run": epochs_run,
+            "best_epoch": state["best_epoch"],
+            "best_val_distance": state["best_val"],
+            "device": str(dev),
+            "torch": torch.__version__,
+        },
         "metrics": {},
     }
     save_model(out_path, tensors, meta)

@@ -41,8 +41,12 @@ def start_service(tmp_path_factory, user_folders, backend: str) -> ServiceProces
     # Only the virtual port: the rig's own MIDI output must not also arrive as a "hardware" input.
     # Saves and drops go to this test's folders, never the user's ~/Music.
     config = tmp_path_factory.mktemp("config") / "virtual-only.yaml"
-    config.write_text(f"midi:\n  inputs: []\nsave:\n  folder: {user_folders['save']}\n  drop_folder: {user_folders['drop']}\n")
-    return ServiceProcess(["--config", str(config), "--audio-backend", backend], log_path=ARTIFACTS / f"service-{backend}.log")
+    config.write_text(
+        f"midi:\n  inputs: []\nsave:\n  folder: {user_folders['save']}\n  drop_folder: {user_folders['drop']}\n"
+    )
+    return ServiceProcess(
+        ["--config", str(config), "--audio-backend", backend], log_path=ARTIFACTS / f"service-{backend}.log"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from instrument.model.architecture import ModelConfig
 from instrument.config import load_config
-from instrument.play.dsp import finish_snare, velocity_to_gain
-from instrument.model.knobs import KnobMap
+from instrument.model.architecture import ModelConfig
 from instrument.model.file import load_model, save_model
+from instrument.model.knobs import KnobMap
+from instrument.play.dsp import finish_snare, velocity_to_gain
 
 from ..jackrig import first_sound, service_state
 
@@ -120,9 +120,10 @@ def matches(recorded, right, wrong) -> bool:
 
 
 def assert_matches(recorded, right, wrong):
-    assert matches(recorded, right, wrong), \
-        (f"similarity to the right snare {similarity(recorded, right):.2f}, to the wrong one {similarity(recorded, wrong):.2f}"
-         f" over {min(recorded.size, ATTACK_SAMPLES)} xrun-free samples")
+    assert matches(recorded, right, wrong), (
+        f"similarity to the right snare {similarity(recorded, right):.2f}, to the wrong one {similarity(recorded, wrong):.2f}"
+        f" over {min(recorded.size, ATTACK_SAMPLES)} xrun-free samples"
+    )
 
 
 def random_model(path: Path, seed: int) -> Path:
@@ -135,5 +136,9 @@ def random_model(path: Path, seed: int) -> Path:
             tensors[f"{part}.{i}.weight"] = rng.normal(0, 1 / np.sqrt(n_in), (n_out, n_in))
             tensors[f"{part}.{i}.bias"] = np.zeros(n_out)
     knobs = KnobMap(np.eye(2), np.array([-1.0, -1.0]), np.array([1.0, 1.0]))
-    save_model(path, tensors, {"name": path.stem, "architecture": config.to_dict(), "sample_rate": 44100, "knobs": knobs.to_dict()})
+    save_model(
+        path,
+        tensors,
+        {"name": path.stem, "architecture": config.to_dict(), "sample_rate": 44100, "knobs": knobs.to_dict()},
+    )
     return path.with_suffix(".safetensors")

@@ -13,8 +13,8 @@ import pytest
 
 from instrument.config import load_config
 
-from .conftest import ARTIFACTS
 from ..jackrig import SERVER_NAME, ServiceProcess, service_state, wait_for
+from .conftest import ARTIFACTS
 
 pytestmark = pytest.mark.e2e
 
@@ -81,8 +81,10 @@ def test_save_history_and_recall(service, user_folders, tmp_path):
     ok("model", 1)  # move away in model, then come back by recall
     wait_for(lambda: service_state()["model"] != before["model"], what="the other model")
     assert ok("recall", number).startswith(f"recalled #{number}")
-    wait_for(lambda: service_state()["model"] == before["model"] and service_state()["cc"] == before["cc"],
-             what="the recalled snare")
+    wait_for(
+        lambda: service_state()["model"] == before["model"] and service_state()["cc"] == before["cc"],
+        what="the recalled snare",
+    )
     refused("recall", 9999, needle="no saved snare number 9999")
 
 
@@ -98,9 +100,16 @@ def test_a_second_run_is_refused_unless_it_has_its_own_port_and_socket(service, 
     base = ["run", "--midi-api", "jack", "--audio-backend", "jack", "--no-status", "--web-port", 0]
     stderr = refused(*base, needle=f"(PID {service.proc.pid})")
     assert "--virtual-port and --socket" in stderr
-    refused(*base, "--socket", tmp_path / "own.sock", needle=f"MIDI port '{DEFAULT.midi.virtual_port}' (PID {service.proc.pid})")
+    refused(
+        *base,
+        "--socket",
+        tmp_path / "own.sock",
+        needle=f"MIDI port '{DEFAULT.midi.virtual_port}' (PID {service.proc.pid})",
+    )
     other = tmp_path / "other.sock"
-    second = ServiceProcess(["--virtual-port", "Latent Snare Two", "--socket", str(other)], log_path=ARTIFACTS / "service-second.log")
+    second = ServiceProcess(
+        ["--virtual-port", "Latent Snare Two", "--socket", str(other)], log_path=ARTIFACTS / "service-second.log"
+    )
     try:
         assert json.loads(ok("status", "--json", "--socket", other))["inputs"] != service_state()["inputs"]
     finally:

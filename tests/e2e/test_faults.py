@@ -16,9 +16,9 @@ import pytest
 from instrument.play.engine import Engine
 from instrument.play.events import NoteOn
 
+from ..jackrig import SERVER_NAME, Rig, ServiceProcess, first_sound, service_state, start_jackd, stop_process
 from .conftest import ARTIFACTS
 from .listen import assert_matches, expected_snare, hit, set_knobs
-from ..jackrig import SERVER_NAME, Rig, ServiceProcess, first_sound, service_state, start_jackd, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -40,8 +40,11 @@ def service_on_its_own_server(tmp_path_factory, backend: str, role: str):
     config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
     jackd = start_jackd(name=SERVER)
     try:
-        return jackd, ServiceProcess(["--config", str(config), "--audio-backend", backend], server=SERVER,
-                                     log_path=ARTIFACTS / f"service-{role}-{backend}.log")
+        return jackd, ServiceProcess(
+            ["--config", str(config), "--audio-backend", backend],
+            server=SERVER,
+            log_path=ARTIFACTS / f"service-{role}-{backend}.log",
+        )
     except BaseException:
         stop_process(jackd)
         raise
@@ -102,7 +105,9 @@ class FaultyEngine(Engine):
 
 
 @pytest.mark.parametrize("backend", ["jack", "portaudio"])
-def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_runs_on(jack_server, monkeypatch, backend):
+def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_runs_on(
+    jack_server, monkeypatch, backend
+):
     """The audio cycle in this process (`separate_process: false` on JACK, and PortAudio)."""
     from instrument.config import AudioConfig
     from instrument.play.backends import open_output
@@ -113,7 +118,9 @@ def test_an_exception_in_the_audio_callback_silences_one_block_and_the_stream_ru
     engine.publish(np.full(output.sample_rate, 0.25, dtype=np.float32))  # a 1 s plateau: any dropout shows
     output.attach(engine, None)
     output.start()
-    rig = Rig(midi_targets=(), audio_sources=(f"{'latent-snare' if backend == 'jack' else 'latent-snare-audio'}:out_0",))
+    rig = Rig(
+        midi_targets=(), audio_sources=(f"{'latent-snare' if backend == 'jack' else 'latent-snare-audio'}:out_0",)
+    )
     try:
         start = rig.last_frame
         engine.post(NoteOn(127))
@@ -157,9 +164,13 @@ def start_audio_process(monkeypatch, backend="jack"):
 
 
 @pytest.mark.parametrize("backend", ["jack", "portaudio"])
-def test_an_exception_in_the_audio_process_callback_silences_one_block_and_it_plays_on(jack_server, monkeypatch, backend):
+def test_an_exception_in_the_audio_process_callback_silences_one_block_and_it_plays_on(
+    jack_server, monkeypatch, backend
+):
     output, engine = start_audio_process(monkeypatch, backend)
-    rig = Rig(midi_targets=(), audio_sources=(f"{'latent-snare' if backend == 'jack' else 'latent-snare-audio'}:out_0",))
+    rig = Rig(
+        midi_targets=(), audio_sources=(f"{'latent-snare' if backend == 'jack' else 'latent-snare-audio'}:out_0",)
+    )
     try:
         start = rig.last_frame
         engine.post(NoteOn(127))
@@ -262,7 +273,9 @@ def listen_again(rig, source: str) -> None:
 
 
 @pytest.mark.parametrize("backend", ["jack", "portaudio"])
-def test_the_audio_process_killed_mid_play_comes_back_within_a_second_at_the_same_knobs(jack_server, tmp_path_factory, backend):
+def test_the_audio_process_killed_mid_play_comes_back_within_a_second_at_the_same_knobs(
+    jack_server, tmp_path_factory, backend
+):
     jackd, service = service_on_its_own_server(tmp_path_factory, backend, "crash")
     try:
         rig = play_at_the_corner(service)

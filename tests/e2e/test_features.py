@@ -14,15 +14,27 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from instrument.files.audio import load_snare
 from instrument.app.control import send_command
-from instrument.model.file import load_model
+from instrument.files.audio import load_snare
 from instrument.files.saving import read_snare_metadata
+from instrument.model.file import load_model
 
-from .conftest import ARTIFACTS
-from .listen import (CC_X, CONFIG, assert_matches, expected_snare, hit, press, random_model, rendered, send_state,
-                     server_xruns, set_knobs, wait_state)
 from ..jackrig import ServiceProcess, first_sound, service_state, wait_for
+from .conftest import ARTIFACTS
+from .listen import (
+    CC_X,
+    CONFIG,
+    assert_matches,
+    expected_snare,
+    hit,
+    press,
+    random_model,
+    rendered,
+    send_state,
+    server_xruns,
+    set_knobs,
+    wait_state,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -41,9 +53,11 @@ def second_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def service(jack_server, tmp_path_factory, user_folders, second_model):
     config = tmp_path_factory.mktemp("config") / "features.yaml"
-    config.write_text(f"midi:\n  inputs: []\n  programs: [{CONFIG.model}, {second_model}]\n"
-                      f"loop:\n  steps_per_beat: 1\n"
-                      f"save:\n  folder: {user_folders['save']}\n  drop_folder: {user_folders['drop']}\n")
+    config.write_text(
+        f"midi:\n  inputs: []\n  programs: [{CONFIG.model}, {second_model}]\n"
+        f"loop:\n  steps_per_beat: 1\n"
+        f"save:\n  folder: {user_folders['save']}\n  drop_folder: {user_folders['drop']}\n"
+    )
     svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service-features.log")
     yield svc
     assert svc.stop() == 0
@@ -61,7 +75,7 @@ def test_loop_follows_midi_clock_beats_and_transport(rig):
         time.sleep(max(0.0, t0 + n * tick_s - time.monotonic()))
         tick_frames.append(rig.send(CLOCK))
     send_state(rig, [STOP], lambda state: not state["transport"])  # transport state: stopping twice is stopping
-    for n in range(24):  # ticks after stop: the transport is stopped, nothing may play
+    for _ in range(24):  # ticks after stop: the transport is stopped, nothing may play
         time.sleep(tick_s)
         rig.send(CLOCK)
     rig.send(LOOP_OFF)
@@ -76,7 +90,9 @@ def test_loop_follows_midi_clock_beats_and_transport(rig):
     # A tick sent in a cycle the dummy driver xruns is lost for every client (see the README), and
     # a DAW does not resend clock: one missed beat is excused only if the server reported an xrun.
     xruns = server_xruns() - xruns_before
-    assert not missed or (len(missed) == 1 and xruns > 0), f"no loop hit on beats {missed} ({xruns} server xruns meanwhile)"
+    assert not missed or (len(missed) == 1 and xruns > 0), (
+        f"no loop hit on beats {missed} ({xruns} server xruns meanwhile)"
+    )
     # On the JACK backend a tick plays in the cycle it arrives in; on PortAudio it crosses rtmidi's
     # thread into the next block. "Within one period of arrival" is <= 2 periods of sending on either.
     assert all(0 <= late <= 2 * rig.period for late in lateness), f"hit onsets vs their clock ticks: {lateness} frames"
@@ -139,7 +155,9 @@ def test_the_drop_command_moves_the_running_instrument_to_a_file(rig, service, t
     done = subprocess.run([str(script), "drop", str(source)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "drop: typed-drop.wav ->" in done.stdout, done.stdout + done.stderr
     wait_state(lambda state: np.allclose(state["latent"], latent, atol=1e-4), "the typed drop's point playing")
-    missing = subprocess.run([str(script), "drop", str(tmp_path / "nothing.wav")], capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(
+        [str(script), "drop", str(tmp_path / "nothing.wav")], capture_output=True, text=True, timeout=60
+    )
     assert missing.returncode == 2 and "nothing.wav" in missing.stderr and "Traceback" not in missing.stderr
     assert np.allclose(service_state()["latent"], latent, atol=1e-4)  # a failed drop moves nothing
 

@@ -10,7 +10,18 @@ import pytest
 
 from instrument.play.dsp import db_to_gain, velocity_to_gain
 
-from .listen import CC_X, CC_Y, CONFIG, assert_matches, expected_snare, hit, matches, recorded_hit, set_knobs, similarity
+from .listen import (
+    CC_X,
+    CC_Y,
+    CONFIG,
+    assert_matches,
+    expected_snare,
+    hit,
+    matches,
+    recorded_hit,
+    set_knobs,
+    similarity,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +62,12 @@ def sysex_dump_in_a_clock_flood(dump_done: threading.Event, clocks_per_period: i
     chunks = [sysex[i : i + SYSEX_CHUNK_BYTES] for i in range(0, len(sysex), SYSEX_CHUNK_BYTES)]
     clocks = [b"\xf8"] * clocks_per_period
     for at in range(0, len(chunks), CHUNKS_PER_PERIOD):
-        yield [event for pair in itertools.zip_longest(chunks[at : at + CHUNKS_PER_PERIOD], clocks) for event in pair if event]
+        yield [
+            event
+            for pair in itertools.zip_longest(chunks[at : at + CHUNKS_PER_PERIOD], clocks)
+            for event in pair
+            if event
+        ]
     dump_done.set()
     while True:
         yield clocks
@@ -87,10 +103,14 @@ def test_a_64_kb_sysex_and_a_clock_flood_neither_delay_nor_change_notes(rig, ser
     # included (README): one bad hit of the four is excused, and only if the server reported an xrun.
     bad = len(flooded) - sum(matches(audio, right, wrong) for _, audio in heard)
     similarities = [(round(similarity(audio, right), 2), round(similarity(audio, wrong), 2)) for _, audio in heard]
-    assert bad == 0 or (bad == 1 and xruns > 0), (f"{len(flooded) - len(heard)} hits unheard; similarity to the "
-                                                   f"right and wrong snares {similarities}; {xruns} xruns meanwhile")
+    assert bad == 0 or (bad == 1 and xruns > 0), (
+        f"{len(flooded) - len(heard)} hits unheard; similarity to the "
+        f"right and wrong snares {similarities}; {xruns} xruns meanwhile"
+    )
     latencies = [latency for latency, _ in heard]
-    assert np.median(latencies) <= bound, f"note-on -> sound latencies {latencies} frames after the dumps ({service.backend})"
+    assert np.median(latencies) <= bound, (
+        f"note-on -> sound latencies {latencies} frames after the dumps ({service.backend})"
+    )
 
 
 def test_a_sysex_cut_short_does_not_deafen_the_input(rig, service):
@@ -125,7 +145,7 @@ def test_distant_knob_positions_sound_different_and_match_offline_render(rig):
 
 def test_flood_of_ccs_ends_at_the_final_value(rig):
     rng = np.random.default_rng(0)
-    for chunk in range(20):  # 1000 CCs in 20 periods, then the final position
+    for _ in range(20):  # 1000 CCs in 20 periods, then the final position
         rig.send(*[[0xB0, int(rng.choice([CC_X, CC_Y])), int(v)] for v in rng.integers(0, 128, 50)])
     set_knobs(rig, 0, 0)  # the corners are proven distinct by the test above
     recorded = hit(rig)[1]

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from .conftest import ARTIFACTS
 from ..jackrig import Rig, ServiceProcess, first_sound, service_inputs, wait_for
+from .conftest import ARTIFACTS
 
 pytestmark = pytest.mark.e2e
 
@@ -22,12 +22,16 @@ def test_on_jack_another_programs_midi_output_is_not_connected_unless_named(jack
     # First in this module: no other service may be running beside this one.
     config = tmp_path / "default-inputs.yaml"  # midi.inputs as shipped: ["*"]
     config.write_text('midi:\n  virtual_port: ""\n  reconnect_s: 0.1\nsave:\n  drop_folder: ""\n')
-    service = ServiceProcess(["--config", str(config), "--audio-backend", "jack"], log_path=ARTIFACTS / "service-default-inputs.log")
+    service = ServiceProcess(
+        ["--config", str(config), "--audio-backend", "jack"], log_path=ARTIFACTS / "service-default-inputs.log"
+    )
     try:
         rig = Rig(midi_targets=(), audio_sources=(service.audio_source,))  # a software port, as a DAW track's is
         try:
             rig.wait_frames(int(1.0 * rig.rate))  # ten rescans
-            assert not rig.midi_client.get_all_connections(rig.midi_out), "a software MIDI output was connected by default"
+            assert not rig.midi_client.get_all_connections(rig.midi_out), (
+                "a software MIDI output was connected by default"
+            )
             assert service_inputs() == []
         finally:
             rig.close()
@@ -41,10 +45,14 @@ def test_on_jack_another_programs_midi_output_is_not_connected_unless_named(jack
 def hardware_only_service(request, jack_server, tmp_path_factory):
     # No virtual port: notes can only arrive through the input named under software_inputs.
     config = tmp_path_factory.mktemp("config") / "hardware-only.yaml"
-    config.write_text('midi:\n  virtual_port: ""\n  inputs: []\n  software_inputs: ["rig-midi:*"]\n  exclude: []\n'
-                      'save:\n  drop_folder: ""\n')
-    svc = ServiceProcess(["--config", str(config), "--audio-backend", request.param],
-                         log_path=ARTIFACTS / f"service-hardware-{request.param}.log")
+    config.write_text(
+        'midi:\n  virtual_port: ""\n  inputs: []\n  software_inputs: ["rig-midi:*"]\n  exclude: []\n'
+        'save:\n  drop_folder: ""\n'
+    )
+    svc = ServiceProcess(
+        ["--config", str(config), "--audio-backend", request.param],
+        log_path=ARTIFACTS / f"service-hardware-{request.param}.log",
+    )
     yield svc
     assert svc.stop() == 0
 
@@ -67,7 +75,9 @@ def test_a_controller_plugged_in_later_is_found_played_and_found_again_after_unp
             found_s = wait_connected(rig)
             sent = rig.note(38, 127)
             audio = rig.audio(sent, int(0.3 * rig.rate))
-            assert first_sound(audio) is not None, f"cycle {cycle}: connected after {found_s:.1f} s but the note was not heard"
+            assert first_sound(audio) is not None, (
+                f"cycle {cycle}: connected after {found_s:.1f} s but the note was not heard"
+            )
             assert np.max(np.abs(audio)) > 0.05
             rig.wait_frames(int(0.6 * rig.rate))  # let the snare ring out before the next cycle
         finally:

@@ -25,8 +25,8 @@ from instrument.files.audio import load_snare
 from instrument.model.file import load_model
 from instrument.play.dsp import velocity_to_gain
 
-from .conftest import ARTIFACTS, _require
 from ..serveproc import Serve, http
+from .conftest import ARTIFACTS, _require
 from .test_web import CHROMIUM, CHROMIUM_ARGS, drag, drop_file, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +52,9 @@ def browser(server):
     playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip install -e .[test])")
     with playwright_api.sync_playwright() as p:
         # Headless Chromium has no user to tap: let the page's AudioContext run without a gesture.
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + ["--autoplay-policy=no-user-gesture-required"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS + ["--autoplay-policy=no-user-gesture-required"]
+        )
         yield browser
         browser.close()
 
@@ -92,12 +94,16 @@ def wait_ready(page, model, x, y):
 
 def rendered_file(tmp_path, x, y, model=CONFIG.model) -> Path:
     out = tmp_path / f"render-{model}-{x}-{y}.wav"
-    subprocess.run([sys.executable, "-m", "instrument.app.cli", "render", "--model", model, "--cc", str(x), str(y), str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "instrument.app.cli", "render", "--model", model, "--cc", str(x), str(y), str(out)],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
 # --- each tab its own instrument ---------------------------------------------------------------
+
 
 def test_two_tabs_move_independently(browser, server, tab):
     other = open_tab(browser, server)
@@ -108,7 +114,9 @@ def test_two_tabs_move_independently(browser, server, tab):
         other.keyboard.press("Shift+ArrowLeft")  # 8 steps left of the centre
         wait_until(other, lambda: tab_cc(other) == (56, 64), f"the second tab at (56, 64), not {tab_cc(other)}")
         assert tab_cc(tab)[0] >= 110 and tab_cc(other) == (56, 64)  # neither moved the other
-        wait_until(tab, lambda: "x=56" in other.url and f"x={tab_cc(tab)[0]}" in tab.url, "each URL following its own tab")
+        wait_until(
+            tab, lambda: "x=56" in other.url and f"x={tab_cc(tab)[0]}" in tab.url, "each URL following its own tab"
+        )
     finally:
         other.close()
 
@@ -116,13 +124,17 @@ def test_two_tabs_move_independently(browser, server, tab):
 def test_a_tap_plays_the_snare_render_writes_from_a_buffer_in_memory(tab, tmp_path):
     tab.evaluate("latentSnare.midi([0xB0, 74, 30]); latentSnare.midi([0xB0, 75, 100])")
     wait_ready(tab, CONFIG.model, 30, 100)
-    tab.evaluate("(() => { const v = document.getElementById('velocity'); v.value = 90; v.dispatchEvent(new Event('input')); })()")
+    tab.evaluate(
+        "(() => { const v = document.getElementById('velocity'); v.value = 90; v.dispatchEvent(new Event('input')); })()"
+    )
     tab.dispatch_event("#hit", "pointerdown")
-    played = tab.evaluate("(() => { const p = latentSnare.lastPlayed();"
-                          " return { key: p.key, gain: p.gain, rate: p.buffer.sampleRate, data: Array.from(p.buffer.getChannelData(0)) }; })()")
+    played = tab.evaluate(
+        "(() => { const p = latentSnare.lastPlayed();"
+        " return { key: p.key, gain: p.gain, rate: p.buffer.sampleRate, data: Array.from(p.buffer.getChannelData(0)) }; })()"
+    )
     expected, rate = sf.read(rendered_file(tmp_path, 30, 100), dtype="float32")
     assert played["key"] == f"{CONFIG.model} 30 100" and played["rate"] == rate
-    assert np.max(np.abs(np.asarray(played["data"], np.float32) - expected)) <= 2 ** -23
+    assert np.max(np.abs(np.asarray(played["data"], np.float32) - expected)) <= 2**-23
     assert played["gain"] == pytest.approx(velocity_to_gain(90, CONFIG.voices.velocity_range_db), rel=1e-6)
 
 
@@ -138,11 +150,15 @@ def test_web_midi_moves_the_point_plays_switches_models_and_learns(tab):
     second = CONFIG.midi.programs[1]
     # One script: the veil must be up when the switch returns, before any load event can take it down
     # (a map already in the browser's cache arrives within a task).
-    assert tab.evaluate("latentSnare.midi([0xC0, 1]); document.getElementById('pad').classList.contains('loading')"), \
+    assert tab.evaluate("latentSnare.midi([0xC0, 1]); document.getElementById('pad').classList.contains('loading')"), (
         "no loading state on a switch"
+    )
     wait_ready(tab, second, 20, 110)
-    wait_js(tab, f"document.querySelector('#map').src.endsWith('/map/{second}.png') && "
-                          "!document.querySelector('#pad').classList.contains('loading')")
+    wait_js(
+        tab,
+        f"document.querySelector('#map').src.endsWith('/map/{second}.png') && "
+        "!document.querySelector('#pad').classList.contains('loading')",
+    )
     wait_js(tab, f"location.search.includes('model={second}')")
 
     tab.click("[data-learn=x]")
@@ -154,6 +170,7 @@ def test_web_midi_moves_the_point_plays_switches_models_and_learns(tab):
 
 
 # --- drops and downloads -----------------------------------------------------------------------
+
 
 def test_dropping_a_sample_moves_the_point_where_the_model_puts_it(tab, tmp_path):
     model = load_model(None, CONFIG.model)
@@ -199,6 +216,7 @@ def test_the_pack_download_is_a_zip_with_the_grid_the_index_and_the_map(tab):
 
 # --- links, the API, workers -------------------------------------------------------------------
 
+
 def test_the_share_link_reopens_the_same_snare(browser, server, tab):
     second = CONFIG.midi.programs[1]
     tab.select_option("#model", second)
@@ -214,15 +232,21 @@ def test_the_share_link_reopens_the_same_snare(browser, server, tab):
 
 
 def test_bad_api_parameters_get_a_400_with_one_line_reason(server):
-    for query, reason in [("x=128&y=1", "out of range"), ("x=ten&y=1", "not a number"),
-                          ("x=1&y=1&model=nope", "unknown model"), ("x=1&y=1&model=..%2Fmodels%2Fenv", "not a path")]:
+    for query, reason in [
+        ("x=128&y=1", "out of range"),
+        ("x=ten&y=1", "not a number"),
+        ("x=1&y=1&model=nope", "unknown model"),
+        ("x=1&y=1&model=..%2Fmodels%2Fenv", "not a path"),
+    ]:
         status, body, _ = http(server.url, f"/snare.wav?{query}")
         assert status == 400 and reason in body.decode() and body.decode().count("\n") == 1, (query, body)
     status, body, headers = http(server.url, "/snare.wav?x=1&y=2")
     assert status == 200 and headers["ETag"] and "script-src 'self'" in headers["Content-Security-Policy"]
     assert http(server.url, "/", headers={"Host": "rebound.example"})[0] == 403
     assert http(server.url, "/encode", "POST", {"Origin": "http://evil.example"}, b"x")[0] == 403
-    status, body, _ = http(server.url, "/encode", "POST", {"X-File-Name": "big.wav"}, b"\0" * int((MAX_UPLOAD_MB + 0.1) * 1e6))
+    status, body, _ = http(
+        server.url, "/encode", "POST", {"X-File-Name": "big.wav"}, b"\0" * int((MAX_UPLOAD_MB + 0.1) * 1e6)
+    )
     assert status == 413 and f"{MAX_UPLOAD_MB} MB" in json.loads(body)["error"]
 
 

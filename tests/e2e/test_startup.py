@@ -8,8 +8,8 @@ import pytest
 
 from instrument.app.service import NOT_REALTIME_WARNING
 
-from .conftest import ARTIFACTS
 from ..jackrig import ServiceProcess, start_jackd, stop_process
+from .conftest import ARTIFACTS
 
 pytestmark = pytest.mark.e2e
 
@@ -21,8 +21,11 @@ def test_a_jack_server_that_is_not_real_time_is_named_once_at_start_up(jack_serv
     config = tmp_path_factory.mktemp("config") / "startup.yaml"
     config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
     jackd = start_jackd(name=SERVER, realtime=realtime)
-    service = ServiceProcess(["--config", str(config), "--audio-backend", "jack"], server=SERVER,
-                             log_path=ARTIFACTS / f"service-startup-{'rt' if realtime else 'no-rt'}.log")
+    service = ServiceProcess(
+        ["--config", str(config), "--audio-backend", "jack"],
+        server=SERVER,
+        log_path=ARTIFACTS / f"service-startup-{'rt' if realtime else 'no-rt'}.log",
+    )
     try:
         time.sleep(1.5)  # six status intervals: the warning is said at start-up, not on every tick
     finally:

@@ -66,20 +66,25 @@ def make_app(settings: ServeSettings) -> web.Application:
 
     threadpool_limits(1)  # one core per worker: N workers on N cores, no BLAS threads fighting
     api = Api(settings, Snares(settings.config))
-    app = web.Application(middlewares=[guard_middleware(allowed_host_names(settings.host, settings.public_names))],
-                          client_max_size=api.max_upload_bytes + 1)
+    app = web.Application(
+        middlewares=[guard_middleware(allowed_host_names(settings.host, settings.public_names))],
+        client_max_size=api.max_upload_bytes + 1,
+    )
     app.on_response_prepare.append(add_security_headers)
     app.on_startup.append(api.start)
     app.on_cleanup.append(api.stop)
-    app.add_routes([web.get(url, api.asset(url)) for url in ASSETS] + [
-        web.get("/snare.wav", api.snare),
-        web.get("/models", api.models),
-        web.get("/settings", api.page_settings),
-        web.get("/map/{model}.png", api.map_picture),
-        web.get("/pack.zip", api.pack),
-        web.post("/encode", api.encode),
-        web.get("/health", health),
-    ])
+    app.add_routes(
+        [web.get(url, api.asset(url)) for url in ASSETS]
+        + [
+            web.get("/snare.wav", api.snare),
+            web.get("/models", api.models),
+            web.get("/settings", api.page_settings),
+            web.get("/map/{model}.png", api.map_picture),
+            web.get("/pack.zip", api.pack),
+            web.post("/encode", api.encode),
+            web.get("/health", health),
+        ]
+    )
     return app
 
 
@@ -129,22 +134,41 @@ class Api:
 
     async def models(self, _request) -> web.Response:
         served = self.snares.served
-        return web.json_response({"default": self.snares.default, "models": [
-            {"name": s.name, "sample_rate": s.model.sample_rate, "n_samples": s.model.n_samples, "identity": s.identity}
-            for s in sorted(served.values(), key=lambda s: s.name != self.snares.default)]})
+        return web.json_response(
+            {
+                "default": self.snares.default,
+                "models": [
+                    {
+                        "name": s.name,
+                        "sample_rate": s.model.sample_rate,
+                        "n_samples": s.model.n_samples,
+                        "identity": s.identity,
+                    }
+                    for s in sorted(served.values(), key=lambda s: s.name != self.snares.default)
+                ],
+            }
+        )
 
     async def page_settings(self, _request) -> web.Response:
         c = self.config
-        return web.json_response({
-            "cc": [CC_MIN, CC_MAX],
-            "midi": {"cc_x": c.midi.cc_x, "cc_y": c.midi.cc_y, "trigger_notes": list(c.midi.trigger_notes),
-                     "loop_cc": c.loop.toggle_cc, "save_cc": c.save.cc, "channel": c.midi.channel,
-                     "programs": self.snares.programs},
-            "loop": {"bpm": c.loop.bpm, "steps_per_beat": c.loop.steps_per_beat, "velocity": c.loop.velocity},
-            "velocity_range_db": c.voices.velocity_range_db,
-            "max_upload_mb": c.web.max_upload_mb,
-            "pack_grid": list(PACK_GRID_RANGE),
-        })
+        return web.json_response(
+            {
+                "cc": [CC_MIN, CC_MAX],
+                "midi": {
+                    "cc_x": c.midi.cc_x,
+                    "cc_y": c.midi.cc_y,
+                    "trigger_notes": list(c.midi.trigger_notes),
+                    "loop_cc": c.loop.toggle_cc,
+                    "save_cc": c.save.cc,
+                    "channel": c.midi.channel,
+                    "programs": self.snares.programs,
+                },
+                "loop": {"bpm": c.loop.bpm, "steps_per_beat": c.loop.steps_per_beat, "velocity": c.loop.velocity},
+                "velocity_range_db": c.voices.velocity_range_db,
+                "max_upload_mb": c.web.max_upload_mb,
+                "pack_grid": list(PACK_GRID_RANGE),
+            }
+        )
 
     def _map_future(self, name: str) -> asyncio.Future:
         if name not in self._maps:
@@ -173,8 +197,11 @@ class Api:
         except ParamError as err:
             raise bad_request(err) from None
         etag = self.snares.etag(name, x, y, velocity)
-        headers = {"ETag": etag, "Cache-Control": f"public, max-age={SNARE_MAX_AGE_S}",
-                   "Content-Disposition": f'inline; filename="{self.snares.file_name(name, x, y)}"'}
+        headers = {
+            "ETag": etag,
+            "Cache-Control": f"public, max-age={SNARE_MAX_AGE_S}",
+            "Content-Disposition": f'inline; filename="{self.snares.file_name(name, x, y)}"',
+        }
         if etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)
         body = self.snares.wav(name, x, y, velocity)
@@ -186,10 +213,12 @@ class Api:
         if wait_s:
             raise web.HTTPTooManyRequests(
                 text=f"too many encodes and packs: at most {self.limit.per_minute} a minute; retry in {wait_s:.0f} s\n",
-                headers={"Retry-After": str(max(1, round(wait_s)))})
+                headers={"Retry-After": str(max(1, round(wait_s)))},
+            )
         if self._waiting >= ENCODE_QUEUE_MAX:
-            raise web.HTTPServiceUnavailable(text="busy: too many encodes waiting; retry in a few seconds\n",
-                                             headers={"Retry-After": "5"})
+            raise web.HTTPServiceUnavailable(
+                text="busy: too many encodes waiting; retry in a few seconds\n", headers={"Retry-After": "5"}
+            )
 
     async def encode(self, request: web.Request) -> web.Response:
         """The raw file is the body (its name, URI-encoded, may come in X-File-Name: shown, never a path)."""
@@ -222,10 +251,19 @@ class Api:
             self._waiting -= 1
         x, y = model.knobs.latent_to_cc(latent)
         cc = model.knobs.latent_to_cc_int(latent)
-        return web.json_response({
-            "ok": True, "name": name, "model": model.name, "latent": [float(latent[0]), float(latent[1])],
-            "x": x, "y": y, "cc": list(cc), "match": match,
-            "message": f"{name} -> CC ({cc[0]}, {cc[1]}) on {model.name}, spectral match {match:.0%}"})
+        return web.json_response(
+            {
+                "ok": True,
+                "name": name,
+                "model": model.name,
+                "latent": [float(latent[0]), float(latent[1])],
+                "x": x,
+                "y": y,
+                "cc": list(cc),
+                "match": match,
+                "message": f"{name} -> CC ({cc[0]}, {cc[1]}) on {model.name}, spectral match {match:.0%}",
+            }
+        )
 
     async def pack(self, request: web.Request) -> web.Response:
         q = request.query
@@ -241,8 +279,11 @@ class Api:
             body = await self._job(_pack_zip, self.snares.served[name].model, grid, self.config)
         finally:
             self._waiting -= 1
-        return web.Response(body=body, content_type="application/zip", headers={
-            "Content-Disposition": f'attachment; filename="{name}-pack-{grid}x{grid}.zip"'})
+        return web.Response(
+            body=body,
+            content_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}-pack-{grid}x{grid}.zip"'},
+        )
 
 
 def _encode(model, wave):

@@ -21,9 +21,11 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 # The page loads only its own scripts, styles and pictures, fetches only from this server, and plays
 # decoded audio; nothing may frame it.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                           "connect-src 'self'; media-src 'self' blob:; base-uri 'none'; form-action 'none'; "
-                           "frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; media-src 'self' blob:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -56,7 +58,7 @@ def host_name(host_header: str) -> str:
     """'Example.org:8765' -> 'example.org'; '[::1]:80' -> '::1'."""
     host = host_header.strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
@@ -64,8 +66,9 @@ def guard_middleware(allowed: frozenset[str]):
     @web.middleware
     async def guard(request: web.Request, handler):
         if host_name(request.host or "") not in allowed:
-            return web.Response(status=403, text=f"unknown host {request.host!r}: this server answers to "
-                                                 f"{', '.join(sorted(allowed))}\n")
+            return web.Response(
+                status=403, text=f"unknown host {request.host!r}: this server answers to {', '.join(sorted(allowed))}\n"
+            )
         origin = request.headers.get("Origin")
         if request.method not in ("GET", "HEAD") and origin is not None and urlsplit(origin).netloc != request.host:
             return web.Response(status=403, text=f"refused: a {request.method} from another site ({origin[:80]!r})\n")

@@ -56,8 +56,11 @@ class ServeApplication(BaseApplication):
         port = arbiter.LISTENERS[0].sock.getsockname()[1]
         shown = "127.0.0.1" if self.settings.host in WILDCARD_HOSTS else self.settings.host
         names = ", ".join(self.settings.public_names) or "loopback only"
-        print(f"latent-snare serve: http://{shown}:{port}/ ({self.workers} worker{'s' * (self.workers > 1)}, "
-              f"pid {os.getpid()}, public names: {names})", flush=True)
+        print(
+            f"latent-snare serve: http://{shown}:{port}/ ({self.workers} worker{'s' * (self.workers > 1)}, "
+            f"pid {os.getpid()}, public names: {names})",
+            flush=True,
+        )
 
 
 def _check_port(host: str, port: int) -> None:
@@ -68,7 +71,9 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as err:
-            raise UserError(f"serve: cannot listen on {host}:{port} ({err.strerror}); choose another --port or --host") from err
+            raise UserError(
+                f"serve: cannot listen on {host}:{port} ({err.strerror}); choose another --port or --host"
+            ) from err
 
 
 def run_serve(args) -> int:
@@ -84,12 +89,15 @@ def run_serve(args) -> int:
     if not public and args.host not in WILDCARD_HOSTS and not is_loopback(args.host):
         public = (args.host,)
     if not public and args.host in WILDCARD_HOSTS:
-        raise UserError(f"--host {args.host or '0.0.0.0'} listens on every interface: name the host visitors use "
-                        f"with --public-name NAME (Host and Origin are checked against it)")
+        raise UserError(
+            f"--host {args.host or '0.0.0.0'} listens on every interface: name the host visitors use "
+            f"with --public-name NAME (Host and Origin are checked against it)"
+        )
     _check_port(args.host, args.port)
     config = load_config(args.config)
     Snares(config)  # check the models here, once, before any worker is forked
-    settings = ServeSettings(config=config, host=args.host, public_names=public,
-                             encodes_per_minute=args.encodes_per_minute)
+    settings = ServeSettings(
+        config=config, host=args.host, public_names=public, encodes_per_minute=args.encodes_per_minute
+    )
     ServeApplication(settings, args.port, args.workers).run()
     return 0

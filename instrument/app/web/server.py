@@ -71,7 +71,12 @@ async def receive_upload(request: web.Request, folder: str, name: str, max_bytes
 
 def _number(msg: dict, key: str, lo: float, hi: float) -> float:
     value = msg.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not lo <= value <= hi
+    ):
         raise ValueError(f"{key} must be a number in {lo:g}..{hi:g}")
     return value
 
@@ -100,7 +105,9 @@ class WebPage:
         if self._error is not None or self.url is None:
             c = self.config
             reason = self._error.strerror if self._error else "it did not start"
-            raise UserError(f"web page: cannot listen on {c.host}:{c.port} ({reason}); set web.port, or web.enabled: false")
+            raise UserError(
+                f"web page: cannot listen on {c.host}:{c.port} ({reason}); set web.port, or web.enabled: false"
+            )
         return self.url
 
     def close(self) -> None:
@@ -137,16 +144,18 @@ class WebPage:
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=self._max_upload_bytes + 1)
-        app.add_routes([
-            web.get("/", lambda _: web.FileResponse(STATIC / "index.html")),
-            web.get("/ws", self._websocket),
-            web.get("/map/{model}.png", self._map),
-            web.get("/snare.wav", self._snare),
-            web.get("/history", self._history),
-            web.get("/saved/{number:\\d+}", self._saved),
-            web.post("/save", self._save),
-            web.post("/upload", self._upload),
-        ])
+        app.add_routes(
+            [
+                web.get("/", lambda _: web.FileResponse(STATIC / "index.html")),
+                web.get("/ws", self._websocket),
+                web.get("/map/{model}.png", self._map),
+                web.get("/snare.wav", self._snare),
+                web.get("/history", self._history),
+                web.get("/saved/{number:\\d+}", self._saved),
+                web.post("/save", self._save),
+                web.post("/upload", self._upload),
+            ]
+        )
         app.router.add_static("/static", STATIC)
         return app
 
@@ -158,7 +167,9 @@ class WebPage:
     async def _guard(self, request: web.Request, handler):
         if self._hosts is not None and request.host not in self._hosts:
             return web.Response(status=403, text=f"unknown host {request.host!r}: open {self.url}")
-        if (request.method != "GET" or request.path == "/ws") and request.headers.get("Origin") != f"http://{request.host}":
+        if (request.method != "GET" or request.path == "/ws") and request.headers.get(
+            "Origin"
+        ) != f"http://{request.host}":
             return web.json_response({"ok": False, "error": "refused: request from another site"}, status=403)
         return await handler(request)
 
@@ -170,8 +181,13 @@ class WebPage:
 
     def _hello(self) -> dict:
         controls = self.instrument.router.controls  # live: MIDI learn may have changed them since start
-        return {**self._state(), "type": "hello", "models": self.instrument.program_names(),
-                "cc_names": [controls["midi.cc_x"], controls["midi.cc_y"]], "max_upload_mb": self.config.max_upload_mb}
+        return {
+            **self._state(),
+            "type": "hello",
+            "models": self.instrument.program_names(),
+            "cc_names": [controls["midi.cc_x"], controls["midi.cc_y"]],
+            "max_upload_mb": self.config.max_upload_mb,
+        }
 
     def _state(self) -> dict:
         return {"type": "state", **self.instrument.snapshot()}
@@ -265,8 +281,14 @@ class WebPage:
             raise web.HTTPBadRequest(text="velocity must be 1..127")
         playing = self.instrument.worker.now_playing
         audio = self.instrument.config.audio
-        wave = await self._job(render_snare, playing.model, playing.latent, int(velocity),
-                               self.instrument.config.voices.velocity_range_db, audio.ceiling_db)
+        wave = await self._job(
+            render_snare,
+            playing.model,
+            playing.latent,
+            int(velocity),
+            self.instrument.config.voices.velocity_range_db,
+            audio.ceiling_db,
+        )
         data = io.BytesIO()
         sf.write(data, wave, playing.model.sample_rate, subtype="PCM_16", format="WAV")
         return web.Response(body=data.getvalue(), content_type="audio/wav", headers={"Cache-Control": "no-store"})
@@ -275,8 +297,12 @@ class WebPage:
 
     async def _history(self, _request: web.Request) -> web.Response:
         entries = await self._job(self.instrument.history)
-        return web.json_response([{"number": e.number, "file": e.file, "model": e.model, "cc": list(e.cc), "time": e.time}
-                                  for e in reversed(entries)])
+        return web.json_response(
+            [
+                {"number": e.number, "file": e.file, "model": e.model, "cc": list(e.cc), "time": e.time}
+                for e in reversed(entries)
+            ]
+        )
 
     async def _save(self, _request: web.Request) -> web.Response:
         try:
@@ -284,7 +310,9 @@ class WebPage:
         except UserError as err:
             return web.json_response({"ok": False, "error": str(err)})
         self.instrument.say(f"saved #{entry.number} from the page: {self.instrument.save_folder / entry.file}")
-        return web.json_response({"ok": True, "number": entry.number, "file": entry.file, "url": f"/saved/{entry.number}"})
+        return web.json_response(
+            {"ok": True, "number": entry.number, "file": entry.file, "url": f"/saved/{entry.number}"}
+        )
 
     async def _saved(self, request: web.Request) -> web.StreamResponse:
         number = int(request.match_info["number"])
@@ -293,8 +321,9 @@ class WebPage:
         # The name comes from our own history.json; still, only a plain name inside the save folder is served.
         if entry is None or Path(entry.file).name != entry.file or not path.is_file():
             raise web.HTTPNotFound(text=f"no saved snare #{number}")
-        return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{entry.file}"',
-                                               "Content-Type": "audio/wav"})
+        return web.FileResponse(
+            path, headers={"Content-Disposition": f'attachment; filename="{entry.file}"', "Content-Type": "audio/wav"}
+        )
 
     async def _upload(self, request: web.Request) -> web.Response:
         """The raw file as the body; its name in X-File-Name (URI-encoded), shown but never used as a path."""

@@ -154,7 +154,7 @@ class JackPorts:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._rescan_loop, name="midi-rescan", daemon=True)
 
-    def open(self) -> "JackPorts":
+    def open(self) -> JackPorts:
         self._thread.start()
         return self
 
@@ -165,8 +165,11 @@ class JackPorts:
         if self.output.server_lost or not (self.config.inputs or self.config.software_inputs):
             return
         try:
-            ports = [(p.name, p.is_physical) for p in client.get_ports(is_midi=True, is_output=True)
-                     if not p.name.startswith(f"{client.name}:")]
+            ports = [
+                (p.name, p.is_physical)
+                for p in client.get_ports(is_midi=True, is_output=True)
+                if not p.name.startswith(f"{client.name}:")
+            ]
             connected = {p.name for p in client.get_all_connections(port)}
             for name in choose_jack_inputs(ports, self.config):
                 if name not in connected:

@@ -35,7 +35,9 @@ def name_jack_client() -> None:
 def output_devices() -> list[tuple[int, str, str]]:
     """(index, device name, host API name) of every device with outputs."""
     apis = sd.query_hostapis()
-    return [(d["index"], d["name"], apis[d["hostapi"]]["name"]) for d in sd.query_devices() if d["max_output_channels"] > 0]
+    return [
+        (d["index"], d["name"], apis[d["hostapi"]]["name"]) for d in sd.query_devices() if d["max_output_channels"] > 0
+    ]
 
 
 def device_rate(device: int | None) -> int:
@@ -61,8 +63,10 @@ def find_output_device(name: str) -> int | None:
     """Device index whose name (or 'host API' name) contains `name`; None for the default."""
     devices = output_devices()
     if not devices:
-        raise UserError("no audio output device found (on Linux, start JACK or PulseAudio/PipeWire); "
-                        "`latent-snare devices` lists what exists")
+        raise UserError(
+            "no audio output device found (on Linux, start JACK or PulseAudio/PipeWire); "
+            "`latent-snare devices` lists what exists"
+        )
     if not name:
         return None
     matches = [i for i, dev, api in devices if name.lower() in dev.lower() or name.lower() in api.lower()]
@@ -89,8 +93,15 @@ class AudioOutput(RendersHere):
         self.block_size = block_size
         self.sample_rate = sample_rate = device_rate(device)
         try:
-            self.stream = sd.OutputStream(device=device, samplerate=sample_rate, blocksize=block_size, channels=channels,
-                                          dtype="float32", latency="low", callback=self._callback)
+            self.stream = sd.OutputStream(
+                device=device,
+                samplerate=sample_rate,
+                blocksize=block_size,
+                channels=channels,
+                dtype="float32",
+                latency="low",
+                callback=self._callback,
+            )
         except sd.PortAudioError as err:
             raise UserError(f"cannot open audio device {device if device is not None else 'default'}: {err}") from err
 

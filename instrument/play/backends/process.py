@@ -29,7 +29,9 @@ from ..link import EngineLink
 
 log = logging.getLogger(__name__)
 
-WATCH_POLL_S = 0.002  # a dead audio process is noticed, and the MIDI the JACK one hands over reaches the router, within 2 ms
+WATCH_POLL_S = (
+    0.002  # a dead audio process is noticed, and the MIDI the JACK one hands over reaches the router, within 2 ms
+)
 READY_TIMEOUT_S = 10.0
 # The audio process mixes on one thread: numpy's BLAS would otherwise start idle worker threads there.
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -82,10 +84,22 @@ class ProcessOutput:
         self.engine.audio_starting()
         shared.stats.ready_pid = 0
         child_end, self._parent_end = os.pipe()
-        args = [self.backend, str(shared.fd), str(child_end), str(self.sample_rate), str(self.channels), self.target,
-                str(self.block_size), json.dumps(self.engine.settings)]
-        self.process = subprocess.Popen([sys.executable, "-m", "instrument.play.audioproc", *args], env={**os.environ, **ONE_BLAS_THREAD},
-                                        pass_fds=(shared.fd, child_end), stdin=subprocess.DEVNULL)
+        args = [
+            self.backend,
+            str(shared.fd),
+            str(child_end),
+            str(self.sample_rate),
+            str(self.channels),
+            self.target,
+            str(self.block_size),
+            json.dumps(self.engine.settings),
+        ]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "instrument.play.audioproc", *args],
+            env={**os.environ, **ONE_BLAS_THREAD},
+            pass_fds=(shared.fd, child_end),
+            stdin=subprocess.DEVNULL,
+        )
         os.close(child_end)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while shared.stats.ready_pid != self.process.pid:

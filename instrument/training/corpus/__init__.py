@@ -29,6 +29,15 @@ from .debian import RESERVED_PACKAGES, ReservedSourceError, check_allowed
 from .manifest import HOLDOUT_KITS, MANIFEST_FIELDS, CorpusFile, corpus_hash, read_manifest, sha256_of, write_manifest
 
 __all__ = [
-    "build_corpus", "check_allowed", "RESERVED_PACKAGES", "ReservedSourceError", "HOLDOUT_KITS", "MANIFEST_FIELDS",
-    "CorpusFile", "corpus_hash", "read_manifest", "sha256_of", "write_manifest",
+    "build_corpus",
+    "check_allowed",
+    "RESERVED_PACKAGES",
+    "ReservedSourceError",
+    "HOLDOUT_KITS",
+    "MANIFEST_FIELDS",
+    "CorpusFile",
+    "corpus_hash",
+    "read_manifest",
+    "sha256_of",
+    "write_manifest",
 ]

@@ -66,8 +66,13 @@ def select_sources(names: list[str] | None) -> list[Source]:
     return [s for s in SOURCES if s.package in names]
 
 
-def build_corpus(out_dir: Path, manifest_path: Path | None = None, cache_dir: Path | None = None,
-                 sources: list[str] | None = None, progress: bool = True) -> list[CorpusFile]:
+def build_corpus(
+    out_dir: Path,
+    manifest_path: Path | None = None,
+    cache_dir: Path | None = None,
+    sources: list[str] | None = None,
+    progress: bool = True,
+) -> list[CorpusFile]:
     """Build the corpus folder `out_dir` (WAVs + manifest.csv) from Debian packages; also write the
     manifest to `manifest_path` if given. The old folder is replaced only once the new one is complete."""
     chosen = select_sources(sources)
@@ -101,8 +106,9 @@ def build_corpus(out_dir: Path, manifest_path: Path | None = None, cache_dir: Pa
     return files
 
 
-def assemble(sources: list[Source], roots: dict[str, Path], out_dir: Path,
-             progress: bool = True) -> tuple[list[CorpusFile], dict[str, SourceReport]]:
+def assemble(
+    sources: list[Source], roots: dict[str, Path], out_dir: Path, progress: bool = True
+) -> tuple[list[CorpusFile], dict[str, SourceReport]]:
     """Gather every source's candidates from its package unpacked under `roots[package]`, drop what
     is silent, sustained or a near-duplicate of a hit already kept, and write the rest as mono WAVs
     under `out_dir/<unit>/`."""
@@ -149,20 +155,33 @@ def assemble(sources: list[Source], roots: dict[str, Path], out_dir: Path,
         target.parent.mkdir(parents=True, exist_ok=True)
         sf.write(target, audio, rate, subtype="PCM_24")
         split = unit_split.setdefault(c.unit, split_for(c.unit, c.package))
-        files.append(CorpusFile(
-            path=rel, kit=c.unit, instrument=c.instrument, license=c.license, split=split,
-            sha256=sha256_of(target), source=c.package, origin=c.origin,
-            velocity="" if c.velocity is None else str(c.velocity), sample_rate=str(rate),
-            seconds=f"{audio.size / rate:.3f}"))
+        files.append(
+            CorpusFile(
+                path=rel,
+                kit=c.unit,
+                instrument=c.instrument,
+                license=c.license,
+                split=split,
+                sha256=sha256_of(target),
+                source=c.package,
+                origin=c.origin,
+                velocity="" if c.velocity is None else str(c.velocity),
+                sample_rate=str(rate),
+                seconds=f"{audio.size / rate:.3f}",
+            )
+        )
         report.units.add(c.unit)
         report.files += 1
         setattr(report, split, getattr(report, split) + 1)
         if split == "val":
             report.val_units.add(c.unit)
     counts = Counter(d.reason for d in dropped)
-    print(f"corpus: kept {len(files)} of {len(candidates)} hits; dropped {counts['duplicate']} near-duplicates, "
-          f"{counts['silent']} silent renders (preset lacks the note), {counts['sustained']} sustained renders "
-          f"(not one-shots), {counts['unreadable']} unreadable; the list is in {DROPPED_NAME}", file=sys.stderr)
+    print(
+        f"corpus: kept {len(files)} of {len(candidates)} hits; dropped {counts['duplicate']} near-duplicates, "
+        f"{counts['silent']} silent renders (preset lacks the note), {counts['sustained']} sustained renders "
+        f"(not one-shots), {counts['unreadable']} unreadable; the list is in {DROPPED_NAME}",
+        file=sys.stderr,
+    )
     write_dropped(dropped, out_dir / DROPPED_NAME)
     return files, dict(reports)
 
@@ -183,8 +202,12 @@ def write_dropped(dropped: list[Dropped], path: Path) -> None:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow([f.name for f in fields(Dropped)])
         for d in dropped:
-            writer.writerow([("" if v is None else f"{v:.3f}" if isinstance(v, float) else v)
-                             for v in (getattr(d, f.name) for f in fields(Dropped))])
+            writer.writerow(
+                [
+                    ("" if v is None else f"{v:.3f}" if isinstance(v, float) else v)
+                    for v in (getattr(d, f.name) for f in fields(Dropped))
+                ]
+            )
 
 
 def _reject_reason(audio: np.ndarray, rate: int, rendered: bool) -> str | None:
@@ -224,11 +247,29 @@ def summary_table(reports: dict[str, SourceReport]) -> str:
     header = ("source", "units", "files", "dups", "silent", "sustained", "train", "val", "val units")
     rows = []
     for package, r in reports.items():
-        rows.append((package, len(r.units), r.files, r.duplicates, r.silent, r.sustained, r.train, r.val,
-                     len(r.val_units) if not r.note else r.note))
-    total = ("total", sum(r[1] for r in rows), *(sum(r[i] for r in rows) for i in range(2, 8)),
-             sum(len(r.val_units) for r in reports.values()))
+        rows.append(
+            (
+                package,
+                len(r.units),
+                r.files,
+                r.duplicates,
+                r.silent,
+                r.sustained,
+                r.train,
+                r.val,
+                len(r.val_units) if not r.note else r.note,
+            )
+        )
+    total = (
+        "total",
+        sum(r[1] for r in rows),
+        *(sum(r[i] for r in rows) for i in range(2, 8)),
+        sum(len(r.val_units) for r in reports.values()),
+    )
     rows.append(total)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda row: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))
+
+    def line(row):
+        return "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))
+
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])

@@ -18,22 +18,25 @@ from ...errors import UserError
 log = logging.getLogger(__name__)
 
 # Reserved for evaluation outside the project: never training data, not even read by the corpus code.
-RESERVED_PACKAGES = frozenset({
-    "fluid-soundfont-gm",
-    "fluid-soundfont-gs",
-    "fluidr3mono-gm-soundfont",
-    "musescore-general-soundfont",  # its drum kits are Fluid R3
-    "musescore-general-soundfont-small",
-    "musescore-general-soundfont-lossless",
-    "avldrums.lv2-soundfont",
-    "avldrums.lv2",
-    "sonic-pi-samples",
-    "foxdot",
-})
+RESERVED_PACKAGES = frozenset(
+    {
+        "fluid-soundfont-gm",
+        "fluid-soundfont-gs",
+        "fluidr3mono-gm-soundfont",
+        "musescore-general-soundfont",  # its drum kits are Fluid R3
+        "musescore-general-soundfont-small",
+        "musescore-general-soundfont-lossless",
+        "avldrums.lv2-soundfont",
+        "avldrums.lv2",
+        "sonic-pi-samples",
+        "foxdot",
+    }
+)
 # The same sources by the names their files carry (checked on resolved paths, so a symlink such as
 # /usr/share/sounds/sf2/default-GM.sf2 pointing at FluidR3_GM.sf2 is caught), and on soundfont bank names.
-RESERVED_NAME = re.compile(r"fluid[-_ ]?r3|fluid-soundfont|musescore[-_ ]?general|avl[-_ ]?drums|sonic[-_ ]?pi|foxdot",
-                           re.IGNORECASE)
+RESERVED_NAME = re.compile(
+    r"fluid[-_ ]?r3|fluid-soundfont|musescore[-_ ]?general|avl[-_ ]?drums|sonic[-_ ]?pi|foxdot", re.IGNORECASE
+)
 
 
 class ReservedSourceError(UserError):
@@ -97,6 +100,7 @@ def unpack(deb: Path, into: Path) -> Path:
 
 
 # --- licences from debian/copyright -------------------------------------------------------
+
 
 def copyright_text(root: Path, package: str) -> str:
     path = root / "usr/share/doc" / package / "copyright"

@@ -63,7 +63,9 @@ def _band_matrix() -> np.ndarray:
     for b in range(N_BANDS):
         inside = (freqs >= edges[b]) & (freqs < edges[b + 1])
         if not inside.any():  # a low band narrower than one bin: take the nearest bin
-            inside = np.abs(freqs - np.sqrt(edges[b] * edges[b + 1])) == np.min(np.abs(freqs - np.sqrt(edges[b] * edges[b + 1])))
+            inside = np.abs(freqs - np.sqrt(edges[b] * edges[b + 1])) == np.min(
+                np.abs(freqs - np.sqrt(edges[b] * edges[b + 1]))
+            )
         weights[inside, b] = 1.0
     return weights
 

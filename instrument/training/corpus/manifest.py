@@ -77,9 +77,13 @@ def read_manifest(manifest_path: Path) -> list[CorpusFile]:
     except OSError as err:
         raise UserError(f"{manifest_path}: cannot read the corpus manifest: {err.strerror}") from err
     try:
-        return [CorpusFile(**{field: row[field] for field in MANIFEST_FIELDS if row.get(field) is not None}) for row in rows]
+        return [
+            CorpusFile(**{field: row[field] for field in MANIFEST_FIELDS if row.get(field) is not None}) for row in rows
+        ]
     except (KeyError, TypeError) as err:
-        raise UserError(f"{manifest_path}: not a corpus manifest (columns must include {', '.join(REQUIRED_FIELDS)})") from err
+        raise UserError(
+            f"{manifest_path}: not a corpus manifest (columns must include {', '.join(REQUIRED_FIELDS)})"
+        ) from err
 
 
 def corpus_hash(files: list[CorpusFile]) -> str:

@@ -91,8 +91,9 @@ def _chunks(data: bytes, start: int, end: int, want_list: bool = False):
 def require_fluidsynth() -> str:
     exe = shutil.which("fluidsynth")
     if exe is None:
-        raise UserError("rendering the soundfont drum kits needs FluidSynth: "
-                        "apt-get install --no-install-recommends fluidsynth")
+        raise UserError(
+            "rendering the soundfont drum kits needs FluidSynth: apt-get install --no-install-recommends fluidsynth"
+        )
     return exe
 
 
@@ -130,10 +131,28 @@ def render_hits(sf2: Path, hits: list[Hit], sample_rate: int = RENDER_RATE) -> l
     with tempfile.TemporaryDirectory() as tmp:
         midi_path, wav_path = Path(tmp) / "hits.mid", Path(tmp) / "hits.wav"
         hits_midi(hits).save(midi_path)
-        command = [exe, "-n", "-i", "-q", "-g", str(SYNTH_GAIN), "-r", str(sample_rate),
-                   "-o", "synth.reverb.active=0", "-o", "synth.chorus.active=0",
-                   "-o", "audio.file.type=wav", "-o", "audio.file.format=float",
-                   "-F", str(wav_path), str(sf2), str(midi_path)]
+        command = [
+            exe,
+            "-n",
+            "-i",
+            "-q",
+            "-g",
+            str(SYNTH_GAIN),
+            "-r",
+            str(sample_rate),
+            "-o",
+            "synth.reverb.active=0",
+            "-o",
+            "synth.chorus.active=0",
+            "-o",
+            "audio.file.type=wav",
+            "-o",
+            "audio.file.format=float",
+            "-F",
+            str(wav_path),
+            str(sf2),
+            str(midi_path),
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0 or not wav_path.is_file():
             raise UserError(f"fluidsynth failed on {sf2.name}: {(result.stderr.strip() or 'no output')[-300:]}")

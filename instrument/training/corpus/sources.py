@@ -8,17 +8,18 @@ name and licence. Audio is read (or rendered) only when asked for.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ...files.audio import AUDIO_SUFFIXES, read_audio
 from ...errors import UserError
+from ...files.audio import AUDIO_SUFFIXES, read_audio
 from .debian import check_allowed, copyright_text, license_from_copyright
 from .soundfont import DRUM_BANK, RENDER_RATE, SNARE_NOTES, Hit, read_sf2_header, render_hits
 
@@ -69,6 +70,7 @@ def _mono_file_reader(path: Path) -> Reader:
         check_allowed(path=path)
         data, rate = read_audio(path)
         return data.mean(axis=1), rate
+
     return read
 
 
@@ -76,8 +78,13 @@ def _origin(path: Path, root: Path) -> str:
     return "/" + str(path.relative_to(root))
 
 
-def _licence(root: Path, package: str, upstream_path: str, aliases: dict[str, str] | None = None,
-             fallback: tuple[str, str] | None = None) -> str:
+def _licence(
+    root: Path,
+    package: str,
+    upstream_path: str,
+    aliases: dict[str, str] | None = None,
+    fallback: tuple[str, str] | None = None,
+) -> str:
     """The licence debian/copyright gives `upstream_path`; `fallback` is (licence, a phrase the
     non-machine-readable copyright file must contain for it to apply)."""
     text = copyright_text(root, package)
@@ -90,6 +97,7 @@ def _licence(root: Path, package: str, upstream_path: str, aliases: dict[str, st
 
 
 # --- Hydrogen drum kits --------------------------------------------------------------------
+
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]  # drop the XML namespace, which varies between kit versions
@@ -127,6 +135,7 @@ def scan_kit(drumkit_xml: Path) -> list[tuple[str, str, str | None, Path]]:
 def hydrogen_kits(package: str, upstream_path: str) -> Source:
     """Every kit under usr/share/hydrogen/data/drumkits; a kit without <license> takes the one
     debian/copyright gives `upstream_path` ("{kit}" is the kit's folder)."""
+
     def gather(root: Path) -> list[Candidate]:
         out, seen = [], set()
         for drumkit_xml in sorted((root / HYDROGEN_KITS_DIR).glob("*/drumkit.xml")):
@@ -137,32 +146,61 @@ def hydrogen_kits(package: str, upstream_path: str) -> Source:
                 if license is None:
                     folder = drumkit_xml.parent.name
                     license = _licence(root, package, upstream_path.format(kit=folder))
-                out.append(Candidate(package, kit, instrument, license, _origin(path, root), path.stem,
-                                     _mono_file_reader(path)))
+                out.append(
+                    Candidate(
+                        package, kit, instrument, license, _origin(path, root), path.stem, _mono_file_reader(path)
+                    )
+                )
         return out
+
     return Source(package, gather)
 
 
 # --- sample folders picked by file name ------------------------------------------------------
 
-def named_files(package: str, folder: str, unit: str, pattern: str, upstream_path: str,
-                license_aliases: dict[str, str] | None = None) -> Source:
+
+def named_files(
+    package: str,
+    folder: str,
+    unit: str,
+    pattern: str,
+    upstream_path: str,
+    license_aliases: dict[str, str] | None = None,
+) -> Source:
     """Audio files in `folder` (and below) whose names match `pattern` (and are not rolls), as one
     unit. `upstream_path` ("{name}" is the file name) is looked up in debian/copyright."""
     wanted = re.compile(pattern, re.IGNORECASE)
 
     def gather(root: Path) -> list[Candidate]:
         base = root / folder
-        files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                       and wanted.search(p.stem) and not EXCLUDED.search(p.stem))
+        files = sorted(
+            p
+            for p in base.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in AUDIO_SUFFIXES
+            and wanted.search(p.stem)
+            and not EXCLUDED.search(p.stem)
+        )
         if not files:
             return []
-        return [Candidate(package, unit, p.stem, _licence(root, package, upstream_path.format(name=p.name), license_aliases),
-                          _origin(p, root), p.stem, _mono_file_reader(p)) for p in files]
+        return [
+            Candidate(
+                package,
+                unit,
+                p.stem,
+                _licence(root, package, upstream_path.format(name=p.name), license_aliases),
+                _origin(p, root),
+                p.stem,
+                _mono_file_reader(p),
+            )
+            for p in files
+        ]
+
     return Source(package, gather)
 
 
 # --- FreePats: Gravis UltraSound patches -----------------------------------------------------
+
 
 def read_gus_patch(path: Path) -> tuple[np.ndarray, int]:
     """The first wave of a GF1 patch as mono float32. Drum patches are unlooped one-shots, so the
@@ -186,18 +224,30 @@ def read_gus_patch(path: Path) -> tuple[np.ndarray, int]:
     return x.astype(np.float32), int(rate)
 
 
-def gus_drum_patches(package: str, folder: str, unit: str, notes: tuple[int, ...], license: str,
-                     license_phrase: str) -> Source:
+def gus_drum_patches(
+    package: str, folder: str, unit: str, notes: tuple[int, ...], license: str, license_phrase: str
+) -> Source:
     """Patches named '<note>_<Name>.pat' for the given GM notes (FreePats' Drum_000)."""
+
     def gather(root: Path) -> list[Candidate]:
         text_license = _licence(root, package, "*", fallback=(license, license_phrase))
         out = []
         for path in sorted((root / folder).glob("*.pat")):
             note, _, name = path.stem.partition("_")
             if note.isdigit() and int(note) in notes and not EXCLUDED.search(name):
-                out.append(Candidate(package, unit, name.replace("_", " "), text_license, _origin(path, root),
-                                     path.stem, lambda p=path: read_gus_patch(p)))
+                out.append(
+                    Candidate(
+                        package,
+                        unit,
+                        name.replace("_", " "),
+                        text_license,
+                        _origin(path, root),
+                        path.stem,
+                        lambda p=path: read_gus_patch(p),
+                    )
+                )
         return out
+
     return Source(package, gather)
 
 
@@ -206,24 +256,33 @@ def gus_drum_patches(package: str, folder: str, unit: str, notes: tuple[int, ...
 STK_RAW_RATE = 22_050  # STK's rawwaves: headerless 16-bit big-endian mono at 22.05 kHz
 
 
-def stk_raw(package: str, files: tuple[str, ...], unit: str, upstream_dir: str, license_aliases: dict[str, str]) -> Source:
+def _read_stk_raw(path: Path) -> tuple[np.ndarray, int]:
+    return np.frombuffer(path.read_bytes(), ">i2").astype(np.float32) / 32768, STK_RAW_RATE
+
+
+def stk_raw(
+    package: str, files: tuple[str, ...], unit: str, upstream_dir: str, license_aliases: dict[str, str]
+) -> Source:
     def gather(root: Path) -> list[Candidate]:
         out = []
         for rel in files:
             path = root / rel
             if path.is_file():
                 license = _licence(root, package, f"{upstream_dir}/{path.name}", license_aliases)
-                read = lambda p=path: (np.frombuffer(p.read_bytes(), ">i2").astype(np.float32) / 32768, STK_RAW_RATE)
+                read = functools.partial(_read_stk_raw, path)
                 out.append(Candidate(package, unit, path.stem, license, _origin(path, root), path.stem, read))
         return out
+
     return Source(package, gather)
 
 
 # --- soundfonts ------------------------------------------------------------------------------
 
+
 def soundfont_drums(package: str, sf2: str, short_name: str, upstream_path: str) -> Source:
     """Every drum preset (bank 128) of one soundfont, each a unit, on the GM snare-family notes at
     VELOCITIES, rendered through FluidSynth."""
+
     def gather(root: Path) -> list[Candidate]:
         path = root / sf2
         check_allowed(path=path)
@@ -231,18 +290,32 @@ def soundfont_drums(package: str, sf2: str, short_name: str, upstream_path: str)
         check_allowed(name=bank_name)
         license = _licence(root, package, upstream_path)
         drums = [p for p in presets if p.bank == DRUM_BANK and not NOT_A_DRUM_KIT.search(p.name)]
-        hits = [Hit(p, note, v) for p in drums for note in SNARE_NOTES for v in VELOCITIES
-                if not any(kit.search(p.name) and note == n for kit, n, _ in NOT_SNARE_NOTES)]
+        hits = [
+            Hit(p, note, v)
+            for p in drums
+            for note in SNARE_NOTES
+            for v in VELOCITIES
+            if not any(kit.search(p.name) and note == n for kit, n, _ in NOT_SNARE_NOTES)
+        ]
         rendered = render_hits(path, hits) if hits else []
         out = []
         for hit, audio in zip(hits, rendered):
             unit = f"{short_name} {hit.preset.program:03d} {hit.preset.name}"
-            out.append(Candidate(
-                package, unit, f"{hit.note} {SNARE_NOTES[hit.note]}", license,
-                f"{_origin(path, root)} {hit.preset.bank}:{hit.preset.program} note {hit.note}",
-                f"{hit.note}_{SNARE_NOTES[hit.note].replace(' ', '_')}_v{hit.velocity:03d}",
-                lambda a=audio: (a, RENDER_RATE), velocity=hit.velocity, rendered=True))
+            out.append(
+                Candidate(
+                    package,
+                    unit,
+                    f"{hit.note} {SNARE_NOTES[hit.note]}",
+                    license,
+                    f"{_origin(path, root)} {hit.preset.bank}:{hit.preset.program} note {hit.note}",
+                    f"{hit.note}_{SNARE_NOTES[hit.note].replace(' ', '_')}_v{hit.velocity:03d}",
+                    lambda a=audio: (a, RENDER_RATE),
+                    velocity=hit.velocity,
+                    rendered=True,
+                )
+            )
         return out
+
     return Source(package, gather, renders=True)
 
 
@@ -252,21 +325,56 @@ SOURCES: tuple[Source, ...] = (
     hydrogen_kits("hydrogen-drumkits", "drumkits/{kit}.h2drumkit"),
     hydrogen_kits("hydrogen-drumkits-effects", "drumkits/{kit}.h2drumkit"),
     hydrogen_kits("hydrogen-data", "data/drumkits/{kit}/drumkit.xml"),
-    named_files("lmms-common", "usr/share/lmms/samples/drums", "LMMS drums",
-                r"snare|clap|rim|side ?stick", "data/samples/drums/{name}"),
-    named_files("chuck-data", "usr/share/doc/chuck-data/examples/book", "ChucK book samples",
-                r"snare|clap", "examples/book/digital-artists/audio/{name}"),
-    named_files("chuck-data", "usr/share/doc/chuck-data/examples/data", "ChucK example samples",
-                r"snare|clap", "examples/data/{name}"),
-    gus_drum_patches("freepats", "usr/share/midi/freepats/Drum_000", "FreePats Drum_000", tuple(SNARE_NOTES),
-                     "GPL-2+ with composition exception", "GNU General Public License"),
+    named_files(
+        "lmms-common",
+        "usr/share/lmms/samples/drums",
+        "LMMS drums",
+        r"snare|clap|rim|side ?stick",
+        "data/samples/drums/{name}",
+    ),
+    named_files(
+        "chuck-data",
+        "usr/share/doc/chuck-data/examples/book",
+        "ChucK book samples",
+        r"snare|clap",
+        "examples/book/digital-artists/audio/{name}",
+    ),
+    named_files(
+        "chuck-data",
+        "usr/share/doc/chuck-data/examples/data",
+        "ChucK example samples",
+        r"snare|clap",
+        "examples/data/{name}",
+    ),
+    gus_drum_patches(
+        "freepats",
+        "usr/share/midi/freepats/Drum_000",
+        "FreePats Drum_000",
+        tuple(SNARE_NOTES),
+        "GPL-2+ with composition exception",
+        "GNU General Public License",
+    ),
     named_files("exadrums", "usr/share/exadrums", "eXaDrums", r"^snr", "Data/{name}"),
-    named_files("scratch", "usr/share/scratch/Media/Sounds/Percussion", "Scratch percussion", r"clap",
-                "Media/Sounds/Percussion/{name}"),
-    stk_raw("stk", ("usr/share/stk/rawwaves/snardrum.raw",), "STK rawwaves", "rawwaves",
-            {"other": "STK licence (MIT-style)"}),
-    soundfont_drums("minuet-data", "usr/share/minuet/soundfonts/GeneralUser-v1.47.sf2", "GeneralUser GS 1.47",
-                    "data/GeneralUser-v1.47.sf2"),
+    named_files(
+        "scratch",
+        "usr/share/scratch/Media/Sounds/Percussion",
+        "Scratch percussion",
+        r"clap",
+        "Media/Sounds/Percussion/{name}",
+    ),
+    stk_raw(
+        "stk",
+        ("usr/share/stk/rawwaves/snardrum.raw",),
+        "STK rawwaves",
+        "rawwaves",
+        {"other": "STK licence (MIT-style)"},
+    ),
+    soundfont_drums(
+        "minuet-data",
+        "usr/share/minuet/soundfonts/GeneralUser-v1.47.sf2",
+        "GeneralUser GS 1.47",
+        "data/GeneralUser-v1.47.sf2",
+    ),
     soundfont_drums("timgm6mb-soundfont", "usr/share/sounds/sf2/TimGM6mb.sf2", "TimGM6mb", "TimGM6mb.sf2"),
     soundfont_drums("csound-soundfont", "usr/share/sounds/sf2/sf_GMbank.sf2", "sf_GMbank", "samples/sf_GMbank.sf2"),
     soundfont_drums("denemo-data", "usr/share/sounds/sf2/A320U.sf2", "A320U", "soundfonts/A320U.sf2"),
