@@ -70,10 +70,10 @@ def cmd_train(args) -> int:
     from ..training.dataset import load_dataset
     from ..training.evaluate import evaluate_model
     from ..training.recipes import fit, recipe_for
-    from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE
+    from ..training.train import DATA_N_SAMPLES, MODEL_N_SAMPLES, MODEL_SAMPLE_RATE
 
     recipe = recipe_for(args.arch, MODEL_N_SAMPLES, args.epochs)
-    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES, all_files=args.all_files)
+    data = load_dataset(args.data, MODEL_SAMPLE_RATE, DATA_N_SAMPLES, all_files=args.all_files)
     print(f"{args.data}: {data.found}")
     print(
         f"training {recipe.name} on {len(data.train)} snares ({len(data.val)} held out) for up to {recipe.epochs} epochs"
@@ -88,7 +88,7 @@ def cmd_zoo(args) -> int:
     from ..training.dataset import load_dataset
     from ..training.evaluate import evaluate_model
     from ..training.recipes import all_recipes, fit
-    from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, SEED_EPOCHS, seed_recipes
+    from ..training.train import DATA_N_SAMPLES, MODEL_N_SAMPLES, MODEL_SAMPLE_RATE, SEED_EPOCHS, seed_recipes
 
     recipes = (
         seed_recipes(MODEL_N_SAMPLES, args.epochs or SEED_EPOCHS)
@@ -97,7 +97,7 @@ def cmd_zoo(args) -> int:
     )
     if args.only:
         recipes = [r for r in recipes if r.name in args.only]
-    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES, all_files=args.all_files)
+    data = load_dataset(args.data, MODEL_SAMPLE_RATE, DATA_N_SAMPLES, all_files=args.all_files)
     print(f"{args.data}: {data.found}")
     print(f"zoo: {len(recipes)} models on {len(data.train)} snares ({len(data.val)} held out)")
     for recipe in recipes:
@@ -109,9 +109,9 @@ def cmd_zoo(args) -> int:
 def cmd_evaluate(args) -> int:
     from ..training.dataset import load_dataset
     from ..training.evaluate import evaluate_zoo
-    from ..training.train import MODEL_N_SAMPLES, MODEL_SAMPLE_RATE
+    from ..training.train import DATA_N_SAMPLES, MODEL_SAMPLE_RATE
 
-    data = load_dataset(args.data, MODEL_SAMPLE_RATE, MODEL_N_SAMPLES, all_files=args.all_files)
+    data = load_dataset(args.data, MODEL_SAMPLE_RATE, DATA_N_SAMPLES, all_files=args.all_files)
     print(f"{args.data}: {data.found}")
     evaluate_zoo(args.zoo, data, card=args.card, ship_dir=args.ship, second=args.second)
     return 0
@@ -133,14 +133,17 @@ def cmd_render(args) -> int:
         raise UserError(f"{args.out}: no such folder {args.out.parent} (render writes into an existing folder)")
     config = load_config(args.config)
     model = load_model(args.model, config.model)
+    if not 0 <= args.variant < model.n_variants:
+        raise UserError(f"--variant {args.variant}: {model.name} has round robins 0..{model.n_variants - 1}")
     latent = model.knobs.cc_to_latent(*args.cc) if args.cc else np.asarray(args.latent, dtype=np.float32)
-    wave = render_snare(model, latent, args.velocity, config.voices.velocity_range_db, config.audio.ceiling_db)
+    c = config
+    wave = render_snare(model, latent, args.velocity, c.voices.velocity_range_db, c.audio.ceiling_db, args.variant)
     try:
         meta = write_snare(args.out, wave, model.sample_rate, model, latent)
     except (OSError, sf.LibsndfileError) as err:
         raise UserError(f"{args.out}: cannot write: {getattr(err, 'strerror', None) or err}") from err
     print(
-        f"{args.out}: {model.name} latent ({latent[0]:.4f}, {latent[1]:.4f}) cc ({meta['cc'][0]}, {meta['cc'][1]}) velocity {args.velocity}"
+        f"{args.out}: {model.name} latent ({latent[0]:.4f}, {latent[1]:.4f}) cc ({meta['cc'][0]}, {meta['cc'][1]}) velocity {args.velocity} variant {args.variant}"
     )
     return 0
 
@@ -346,7 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--cc", nargs=2, type=_cc, metavar=("X", "Y"), help=f"knob positions {CC_MIN}..{CC_MAX}")
     where.add_argument("--latent", nargs=2, type=float, metavar=("X", "Y"), help="a latent point")
-    p.add_argument("--velocity", type=_velocity, default=127, help="1..127 (default 127)")
+    p.add_argument(
+        "--velocity", type=_velocity, default=127, help="1..127 (default 127): a softer hit is quieter and darker"
+    )
+    p.add_argument(
+        "--variant", type=int, default=0, help="which round robin, from 0 (default 0): each hit of a drum differs"
+    )
     p.add_argument("out", type=Path, metavar="OUT", help="a .wav or .flac (24-bit) or .ogg file in an existing folder")
     p.set_defaults(func=cmd_render)
 

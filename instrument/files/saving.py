@@ -47,14 +47,15 @@ def _blas() -> ThreadpoolController:
 
 
 def render_snare(
-    model, latent, velocity: int = 127, velocity_range_db: float = 30.0, ceiling_db: float = -1.0
+    model, latent, velocity: int = 127, velocity_range_db: float = 30.0, ceiling_db: float = -1.0, variant: int = 0
 ) -> np.ndarray:
-    """The snare at `latent` as the instrument plays it, at the model rate, never above the ceiling.
-    Decoded on one BLAS thread, as the instrument decodes: BLAS splits a product differently over
-    more threads, which changes the last bits of the sums, and `render`, `serve` and saves must
-    give the same bytes for the same point."""
+    """The snare at `latent` as the instrument plays it, at the model rate, never above the ceiling:
+    `velocity` sets its timbre (where the model learned one) and its level, `variant` its round
+    robin. Decoded on one BLAS thread, as the instrument decodes: BLAS splits a product
+    differently over more threads, which changes the last bits of the sums, and `render`, `serve`
+    and saves must give the same bytes for the same point."""
     with _blas().limit(limits=1):
-        wave = finish_snare(model.decode(latent), model.sample_rate, model.sample_rate)
+        wave = finish_snare(model.decode(latent, velocity, variant), model.sample_rate, model.sample_rate)
     wave = wave * velocity_to_gain(velocity, velocity_range_db)
     ceiling, peak = db_to_gain(ceiling_db), float(np.max(np.abs(wave)))
     return wave * (ceiling / peak) if peak > ceiling else wave  # a file is never hotter than the live output

@@ -16,6 +16,8 @@ import numpy as np
 from .architecture import LATENT_DIM
 from .knobs import KnobMap
 
+MIDI_VELOCITY_MAX = 127  # a hit with no velocity (a drop, a file, the page's default) is a hard one
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free form of 1 / (1 + exp(-x))
@@ -79,13 +81,28 @@ class SnareModel:
     def n_samples(self) -> int:
         return self.config.n_samples
 
-    def decode(self, latent) -> np.ndarray:
-        """(2,) -> (n_samples,) or (B, 2) -> (B, n_samples), float32"""
-        return self.net.decode(latent)
+    @property
+    def n_variants(self) -> int:
+        """Round robins: how many different hits one point and velocity has (1: every hit alike)."""
+        return getattr(self.config, "n_variants", 1)
+
+    @property
+    def plays_velocity(self) -> bool:
+        """Whether velocity changes the timbre (the envelope family), not only the level."""
+        return getattr(self.config, "n_velocity_inputs", 0) > 0
+
+    def decode(self, latent, velocity: float = MIDI_VELOCITY_MAX, variant: int = 0) -> np.ndarray:
+        """(2,) -> (n_samples,) or (B, 2) -> (B, n_samples), float32, peak level about 1.
+        `velocity` (MIDI 1..127) chooses the timbre of a softer or harder hit, where the family
+        learned one; the level is the player's (velocity_range_db). `variant` (0..n_variants-1)
+        picks one round robin. The dense family has neither and ignores both."""
+        if self.family == "dense":
+            return self.net.decode(latent)
+        return self.net.decode(latent, velocity=velocity, variant=variant)
 
     def encode(self, wave) -> np.ndarray:
         """(n_samples,) -> (2,) or (B, n_samples) -> (B, 2)"""
         return self.net.encode(wave, self.knobs)
 
-    def decode_cc(self, cc_x: float, cc_y: float) -> np.ndarray:
-        return self.decode(self.knobs.cc_to_latent(cc_x, cc_y))
+    def decode_cc(self, cc_x: float, cc_y: float, velocity: float = MIDI_VELOCITY_MAX, variant: int = 0) -> np.ndarray:
+        return self.decode(self.knobs.cc_to_latent(cc_x, cc_y), velocity, variant)

@@ -1,25 +1,41 @@
-"""The envelope snare: a 2-D point -> time-frequency envelopes -> audio, in numpy.
+"""The envelope snare: a point and a velocity -> band envelopes that decay -> audio, in numpy.
 
-A dense decoder that outputs samples leaves a small error on every sample, and
-that error is white hiss under the whole tail. This family cannot hiss: its
-decoder outputs *envelopes*, and the audio is rendered from them, so where an
-envelope is silent the snare is silent.
+A dense decoder that outputs samples leaves a small error on every sample, and that error is
+white hiss under the whole tail. This family cannot hiss: its decoder outputs *envelopes*, and
+the audio is rendered from them, so where an envelope is silent the snare is silent.
 
-    point (2,) --MLP--> log band amplitudes (n_bands, n_frames)   the snare wires, the crack, the room
-                        partials (n_partials x freq, amp, decay)   the drum head
+    (point (2,), velocity) --MLP--> per band (n_bands):
+        attack levels at ATTACK_KNOTS_S (0 to 8 ms: the stick's crack, at sub-ms resolution)
+        decay rates between DECAY_KNOTS_S and the render's end (the wires and the room)
+    --> log band amplitudes at the knots, linear in time between them (exponential decays)
+                                 partials (n_partials x freq, amp, decay)      the drum head
     audio = sum_b noise_b(t) * env_b(t)  +  sum_k a_k exp(-t / tau_k) sin(2 pi f_k t)
 
-`noise_b` are fixed-seed noises, one per band (a bank built once per model):
-the same point always gives the same samples, in any process. Band envelopes
-are linear between frames `hop` samples apart (2.9 ms at 44.1 kHz), so an
-attack can rise within one frame.
+What makes it sound like a struck drum, by construction:
+- **Crack.** The envelope is rendered on a fine grid (FINE_HOP samples, 0.18 ms) over the first
+  FINE_S, with knots at 0, 0.7, 1.5, 3, 5 and 8 ms: a band can burst and fall within a millisecond.
+- **Tails that decay.** After the attack a band's log level can only fall, at a rate bounded
+  above (no band switches off: at most MAX_LATE_FALL_DB_PER_S once the crack has passed) and
+  below; a soft ceiling that falls from 0 dB at TAIL_CEILING_FROM_S to TAIL_CEILING_END_DB at the
+  render's end takes over wherever a band would ring longer, and every partial has decayed as far
+  by then, so every point and velocity ends in silence.
+- **Velocity.** The MLP's outputs are `base(point) + (1 - velocity / 127) * soft(point)`: one
+  learned change from a hard to a soft hit per point, linear in velocity, so a softer hit moves
+  the whole timbre continuously (darker, less crack, on the data the corpus gives).
+- **Round robins.** Variant k mixes noise of its own seed into the model's and applies a small
+  fixed perturbation of the band levels, decay rates and partials (variant 0 is the model's own
+  mean hit): repeated hits are never the same samples, and stay closer to each other than a
+  4-CC knob step.
 
-The same parameters also give the *expected* power spectrogram of the render
-at any STFT resolution, in closed form and without rendering (`expected_power`).
-Training fits that to the real snares' spectrograms (a multi-resolution
-log-spectral distance; the torch twin in `training/envelope.py`, checked
-against this one by the tests). `encode` searches the knobs for the snare closest to a
-dropped sample in the same distance: a grid of renders, then a pattern search.
+Noise comes from a counter-based integer hash (`hash_uniform`), band-filtered by an FFT of a
+power-of-two length: the same bank in any process, and in any language that has 32-bit integer
+multiplication and an FFT.
+
+The same parameters also give the *expected* power spectrogram of the render at any STFT
+resolution, in closed form and without rendering (`expected_power`). Training fits that to the
+real snares' spectrograms (the torch twin in `training/envelope.py`, checked against this one by
+the tests). `encode` searches the knobs for the snare closest to a dropped sample in the same
+distance: a grid of renders, then a pattern search.
 """
 
 from __future__ import annotations
@@ -29,14 +45,11 @@ from functools import cached_property
 
 import numpy as np
 
-from .decoder import ACTIVATIONS
+from .decoder import ACTIVATIONS, MIDI_VELOCITY_MAX
 from .knobs import CC_MAX
 
 FAMILY = "envelope"
-PARTIAL_FLOOR_DB = 140.0  # a partial is rendered until it has decayed this far: below a 24-bit file's last bit
-PARTIAL_FLOOR_DECAYS = (
-    PARTIAL_FLOOR_DB / 20 * np.log(10)
-)  # in time constants: exp(-t / tau) reaches the floor at t = 16.1 tau
+FAMILY_VERSION = 2  # 1 was free per-frame envelopes (gated tails, no velocity, no round robins)
 LOG_EPS = 1e-10  # power floor of the spectral distance: magnitude 1e-5, the evaluation's floor
 RESOLUTIONS = ((2048, 512), (512, 128), (128, 32))  # (n_fft, hop) of the spectral distance
 GRID_STEPS = 17  # encode: a 17 x 17 grid of knob positions (127 / 16 = 7.9 CC apart), then refinement
@@ -45,44 +58,109 @@ REFINE_STEPS_CC = (4.0, 2.0, 1.0, 0.5)  # pattern-search steps, in knob position
 FINE_GRID_POINTS = 4096  # frequencies at which band shapes are integrated through the window
 NEIGHBOURS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float32)
 
+# Envelope knots. The attack's levels are free; after it, each band falls between decay knots at
+# its own rate. Knots get sparser with time, as a decay's detail does.
+ATTACK_KNOTS_S = (0.0, 0.0007, 0.0015, 0.003, 0.005, 0.008)
+DECAY_KNOTS_S = (0.012, 0.018, 0.026, 0.036, 0.05, 0.07, 0.095, 0.13, 0.18, 0.25, 0.35, 0.5, 0.7, 1.0)
+CRACK_UNTIL_S = 0.05  # before this a band may fall as fast as the crack does; after it, no faster than a ringing drum
+MAX_EARLY_FALL_DB_PER_S = 4000.0  # 40 dB in 10 ms: a crack component dying
+MAX_LATE_FALL_DB_PER_S = 800.0  # 8 dB in 10 ms: real snares' largest 10-ms falls are 6-7 dB (median)
+MIN_FALL_DB_PER_S = 3.0  # every band keeps falling, however slowly
+TAIL_CEILING_FROM_S = 0.1  # the soft ceiling on every band: 0 dB re full scale here,
+TAIL_CEILING_END_DB = -80.0  # falling straight in dB to this at the render's end (57 dB/s over 1.49 s)
+MAX_LOG_LEVEL = 1.0  # e^1: louder than any normalized snare band
+PARTIAL_FLOOR_DB = 140.0  # a partial is rendered until it has decayed this far: below a 24-bit file's last bit
+PARTIAL_FLOOR_DECAYS = (
+    PARTIAL_FLOOR_DB / 20 * np.log(10)
+)  # in time constants: exp(-t / tau) reaches the floor at 16.1 tau
+BAND_FLOOR_LOG = np.log(10 ** (-140 / 20))  # a render stops where every band and partial is below this
+# Round robins: variant k > 0 mixes this much of its own noise into the model's (the rest is
+# variant 0's, so the power is the same), and moves each band's level, each band's decay rate and
+# each partial by these standard deviations (fixed per model and variant, from the hash below).
+# Sized so that two variants sound closer than a 4-CC knob step does (the evaluation's measure):
+# fully independent noise alone made two hits 3-5 dB apart, five times a knob step.
+VARIANT_NOISE_MIX = 0.12
+VARIANT_LEVEL_DB = 0.25
+VARIANT_RATE_FRACTION = 0.015
+VARIANT_PARTIAL_CENTS = 2.0
+VARIANT_PARTIAL_DB = 0.3
+
 
 @dataclass(frozen=True)
 class EnvelopeConfig:
-    n_samples: int
+    n_samples: int = 65_536  # 1.49 s at 44.1 kHz: the longest real snares ring about this long
     sample_rate: int = 44_100
-    hop: int = 128  # samples between envelope frames
+    hop: int = 128  # samples between render frames after the attack
+    fine_hop: int = 8  # samples between render frames over the attack (0.18 ms)
+    fine_hops: int = 11  # the attack's fine grid covers this many coarse hops (31.9 ms)
     n_bands: int = 32
     f_min_hz: float = 40.0  # lowest band edge; bands are log-spaced up to Nyquist
     n_partials: int = 4
     partial_hz: tuple = (80.0, 1200.0)  # the drum head's modes live here
-    partial_decay_s: tuple = (0.005, 1.5)
+    partial_decay_s: tuple = (0.004, 0.16)  # at most: TAIL_CEILING_END_DB down by the render's end
     hidden: tuple = (256, 256)
     activation: str = "tanh"
+    n_variants: int = 4
     noise_seed: int = 0
+    n_velocity_inputs: int = 1  # the MLP's soft-hit head (velocity changes timbre)
     family: str = field(default=FAMILY)
+    version: int = FAMILY_VERSION
 
     def __post_init__(self):
-        if self.family != FAMILY:
-            raise ValueError(f"family must be {FAMILY!r}, got {self.family!r}")
-        if not isinstance(self.n_samples, int) or self.n_samples < self.hop:
-            raise ValueError(f"n_samples must be an integer >= hop ({self.hop}), got {self.n_samples!r}")
+        if self.family != FAMILY or self.version != FAMILY_VERSION:
+            raise ValueError(
+                f"family must be {FAMILY!r} version {FAMILY_VERSION} (retrain older envelope models), "
+                f"got {self.family!r} version {self.version!r}"
+            )
+        if not isinstance(self.n_samples, int) or self.n_samples < self.hop * (self.fine_hops + 1):
+            raise ValueError(
+                f"n_samples must be an integer >= {self.hop * (self.fine_hops + 1)}, got {self.n_samples!r}"
+            )
+        if self.hop % self.fine_hop:
+            raise ValueError(f"hop ({self.hop}) must be a multiple of fine_hop ({self.fine_hop})")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if not isinstance(self.n_variants, int) or not 1 <= self.n_variants <= 16:
+            raise ValueError(f"n_variants must be an integer in 1..16, got {self.n_variants!r}")
         object.__setattr__(self, "partial_hz", tuple(self.partial_hz))
         object.__setattr__(self, "partial_decay_s", tuple(self.partial_decay_s))
+        longest_s = self.n_samples / self.sample_rate / (-TAIL_CEILING_END_DB / 20 * np.log(10))
+        if self.partial_decay_s[1] > longest_s:
+            raise ValueError(
+                f"partial_decay_s must end at or below {longest_s:.3f} s (a partial {-TAIL_CEILING_END_DB:.0f} dB "
+                f"down by the end of a {self.n_samples}-sample render), got {self.partial_decay_s[1]}"
+            )
         object.__setattr__(self, "hidden", tuple(self.hidden))
 
     @property
-    def n_frames(self) -> int:
-        return -(-self.n_samples // self.hop) + 1  # frames at 0, hop, ..., covering the last sample
+    def noise_length(self) -> int:
+        """The bank's length: a power of two (a portable FFT), covering the render grid."""
+        return 1 << int(np.ceil(np.log2(render_grid(self)[-1])))
+
+    @property
+    def knots_s(self) -> tuple[float, ...]:
+        """Envelope knots: the attack's, then the decay's that fall inside the render, then its end
+        (so that the ceiling holds up to the last sample)."""
+        end_s = self.n_samples / self.sample_rate
+        return ATTACK_KNOTS_S + tuple(k for k in DECAY_KNOTS_S if k < end_s) + (end_s,)
+
+    @property
+    def n_knots(self) -> int:
+        return len(self.knots_s)
+
+    @property
+    def n_band_outputs(self) -> int:
+        return self.n_bands * self.n_knots  # attack levels, then one decay rate per segment
 
     @property
     def n_outputs(self) -> int:
-        return self.n_bands * self.n_frames + 3 * self.n_partials
+        """What one head of the MLP says: band parameters, then 3 per partial."""
+        return self.n_band_outputs + 3 * self.n_partials
 
     @property
     def widths(self) -> list[int]:
-        return [2, *self.hidden, self.n_outputs]
+        """The MLP: point -> hidden -> both heads at once (hard hit, and the change to a soft one)."""
+        return [2, *self.hidden, self.n_outputs * (1 + self.n_velocity_inputs)]
 
     @property
     def n_parameters(self) -> int:
@@ -93,7 +171,55 @@ class EnvelopeConfig:
         return asdict(self)
 
 
-# --- fixed parts: band shapes, noise bank, STFT smoothing ------------------------------------------
+# --- fixed parts: the render grid, band shapes, noise bank, STFT weights --------------------------
+
+
+def render_grid(config: EnvelopeConfig) -> np.ndarray:
+    """Sample positions of the render's envelope frames: fine over the attack, then every hop,
+    up to the first frame at or past the last sample. Between frames, amplitudes are linear."""
+    fine_end = config.fine_hops * config.hop
+    fine = np.arange(0, fine_end, config.fine_hop)
+    coarse = np.arange(fine_end, config.n_samples - 1 + config.hop, config.hop)
+    return np.concatenate([fine, coarse]).astype(np.int64)
+
+
+def knot_interpolation(config: EnvelopeConfig) -> np.ndarray:
+    """(n_knots, n_grid): log levels at the knots -> log levels at the render grid. Linear in
+    time between knots (an exponential decay), held after the last knot's line continues: the
+    last segment's rate carries on to the end."""
+    knots = np.array(config.knots_s)
+    grid_s = render_grid(config) / config.sample_rate
+    weights = np.zeros((knots.size, grid_s.size))
+    segment = np.clip(np.searchsorted(knots, grid_s, side="right") - 1, 0, knots.size - 2)
+    frac = (grid_s - knots[segment]) / (knots[segment + 1] - knots[segment])  # > 1 past the last knot
+    np.add.at(weights, (segment, np.arange(grid_s.size)), 1.0 - frac)
+    np.add.at(weights, (segment + 1, np.arange(grid_s.size)), frac)
+    return weights
+
+
+def decay_segments_s(config: EnvelopeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(start, length) of each decay segment, from the attack's last knot to the render's end."""
+    knots = np.array(config.knots_s[len(ATTACK_KNOTS_S) - 1 :])
+    return knots[:-1], np.diff(knots)
+
+
+def fall_bounds_np_per_s(config: EnvelopeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) of each decay segment's fall rate, in nepers per second."""
+    start_s, _ = decay_segments_s(config)
+    hi_db = np.where(start_s < CRACK_UNTIL_S, MAX_EARLY_FALL_DB_PER_S, MAX_LATE_FALL_DB_PER_S)
+    to_np = np.log(10) / 20
+    return np.full(start_s.shape, MIN_FALL_DB_PER_S * to_np), hi_db * to_np
+
+
+def tail_ceiling_log(config: EnvelopeConfig) -> np.ndarray:
+    """(n_knots,) the soft ceiling's log level at each knot: 0 dB at TAIL_CEILING_FROM_S, falling
+    straight to TAIL_CEILING_END_DB at the end. Before that it rises back as steeply as a band may
+    fall, out of reach of the attack: continuous, so taking it over never steepens a fall."""
+    knots = np.array(config.knots_s)
+    rate_db_per_s = -TAIL_CEILING_END_DB / (knots[-1] - TAIL_CEILING_FROM_S)
+    before = knots < TAIL_CEILING_FROM_S
+    db = -(knots - TAIL_CEILING_FROM_S) * np.where(before, MAX_LATE_FALL_DB_PER_S, rate_db_per_s)
+    return db * np.log(10) / 20
 
 
 def band_edges_hz(config: EnvelopeConfig) -> np.ndarray:
@@ -123,17 +249,78 @@ def band_gains(config: EnvelopeConfig, freqs_hz: np.ndarray) -> np.ndarray:
     return np.sqrt(power)
 
 
-def noise_bank(config: EnvelopeConfig) -> np.ndarray:
-    """(n_frames - 1, hop, n_bands) float32: unit-RMS band noises, laid out for the render's matmul."""
-    length = (config.n_frames - 1) * config.hop
-    rng = np.random.default_rng(config.noise_seed)
+def hash_uniform(seed: int, stream: int, n: int) -> np.ndarray:
+    """(n,) float64 uniform in (0, 1): a counter-based 32-bit integer hash (lowbias32) of each
+    index, salted by seed and stream. Portable: the same numbers from any language with 32-bit
+    wrapping multiplication (JavaScript: Math.imul)."""
+    x = np.arange(n, dtype=np.uint32) ^ np.uint32((seed * 0x9E3779B9 + stream * 0x85EBCA6B) & 0xFFFFFFFF)
+    x = (x + np.uint32((stream * 0xC2B2AE35) & 0xFFFFFFFF)).astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    x = (x * np.uint32(0x7FEB352D)).astype(np.uint32)
+    x ^= x >> np.uint32(15)
+    x = (x * np.uint32(0x846CA68B)).astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    return (x.astype(np.float64) + 0.5) / 2.0**32
+
+
+def hash_normal(seed: int, stream: int, n: int) -> np.ndarray:
+    """(n,) standard normal numbers from two hashed uniforms (Box-Muller)."""
+    u1, u2 = hash_uniform(seed, 2 * stream, n), hash_uniform(seed, 2 * stream + 1, n)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def noise_bands(config: EnvelopeConfig, variant: int) -> np.ndarray:
+    """(n_bands, noise_length) float64 unit-RMS band noises of one variant."""
+    length = config.noise_length
+    streams = [(variant + 1) * 1000 + b for b in range(config.n_bands)]
     # Independent noise per band: overlapping bands cut from one noise would be correlated, and
     # their powers would not add up to what `expected_power` predicts.
-    spectrum = np.fft.rfft(rng.standard_normal((config.n_bands, length)), axis=1)
+    white = np.stack([(hash_uniform(config.noise_seed, s, length) - 0.5) * np.sqrt(12.0) for s in streams])
     gains = band_gains(config, np.fft.rfftfreq(length, 1.0 / config.sample_rate))
-    bands = np.fft.irfft(spectrum * gains, n=length, axis=1)  # (n_bands, length)
-    bands /= np.sqrt(np.mean(bands**2, axis=1, keepdims=True))
-    return np.ascontiguousarray(bands.T.reshape(config.n_frames - 1, config.hop, config.n_bands), dtype=np.float32)
+    bands = np.fft.irfft(np.fft.rfft(white, axis=1) * gains, n=length, axis=1)
+    return bands / np.sqrt(np.mean(bands**2, axis=1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class Bank:
+    """One variant's noise, laid out for the render's two matmuls (fine frames, then coarse)."""
+
+    fine: np.ndarray  # (n_fine_segments, fine_hop, n_bands) float32
+    coarse: np.ndarray  # (n_coarse_segments, hop, n_bands) float32
+
+
+def noise_bank(config: EnvelopeConfig, variant: int) -> Bank:
+    grid = render_grid(config)
+    n_fine = config.fine_hops * config.hop // config.fine_hop  # fine frames; their last segment ends at fine_end
+    bands = noise_bands(config, 0)
+    if variant:  # independent noises add in power: the mix keeps unit RMS
+        bands = np.sqrt(1 - VARIANT_NOISE_MIX**2) * bands + VARIANT_NOISE_MIX * noise_bands(config, variant)
+    bands = bands[:, : grid[-1]].T.astype(np.float32)  # (length, n_bands)
+    fine_end = grid[n_fine]
+    return Bank(
+        fine=np.ascontiguousarray(bands[:fine_end].reshape(n_fine, config.fine_hop, config.n_bands)),
+        coarse=np.ascontiguousarray(bands[fine_end:].reshape(-1, config.hop, config.n_bands)),
+    )
+
+
+def variant_offsets(config: EnvelopeConfig, variant: int) -> dict[str, np.ndarray]:
+    """Variant k's fixed perturbation (all zeros for variant 0, the model's own mean hit)."""
+    if variant == 0:
+        zeros = np.zeros
+        return {
+            "level": zeros(config.n_bands),
+            "rate": zeros(config.n_bands),
+            "cents": zeros(config.n_partials),
+            "amp_db": zeros(config.n_partials),
+        }
+    n, k = config.n_bands, config.n_partials
+    draw = hash_normal(config.noise_seed + 7919, variant, 2 * n + 2 * k)
+    return {
+        "level": draw[:n] * VARIANT_LEVEL_DB * np.log(10) / 20,  # nepers
+        "rate": draw[n : 2 * n] * VARIANT_RATE_FRACTION,
+        "cents": draw[2 * n : 2 * n + k] * VARIANT_PARTIAL_CENTS,
+        "amp_db": draw[2 * n + k :] * VARIANT_PARTIAL_DB,
+    }
 
 
 def _hann(n_fft: int) -> np.ndarray:
@@ -141,20 +328,21 @@ def _hann(n_fft: int) -> np.ndarray:
 
 
 def frame_weights(config: EnvelopeConfig, n_fft: int, hop: int, power: int) -> np.ndarray:
-    """(n_stft_frames, n_frames): STFT frame m's window^power-weighted sum of a signal that is
-    linear between envelope frames. The STFT is centred with zero padding."""
+    """(n_stft_frames, n_grid): STFT frame m's window^power-weighted sum of a signal that is
+    linear between the render grid's frames. The STFT is centred with zero padding."""
     n = config.n_samples
+    grid = render_grid(config)
     n_stft = n // hop + 1
     window = _hann(n_fft) ** power
-    weights = np.zeros((n_stft, config.n_frames))
+    weights = np.zeros((n_stft, grid.size))
     # Every (STFT frame, sample) pair inside the signal; the sample's window weight is split
-    # between the two envelope frames around it, as the linear interpolation splits its value.
+    # between the two grid frames around it, as the linear interpolation splits its value.
     m, k = np.meshgrid(np.arange(n_stft), np.arange(n_fft), indexing="ij")
     sample = m * hop - n_fft // 2 + k
     inside = (sample >= 0) & (sample < n)
     m, k, sample = m[inside], k[inside], sample[inside]
-    frame, frac = np.divmod(sample, config.hop)
-    frac = frac / config.hop
+    frame = np.searchsorted(grid, sample, side="right") - 1
+    frac = (sample - grid[frame]) / (grid[frame + 1] - grid[frame])
     np.add.at(weights, (m, frame), window[k] * (1.0 - frac))
     np.add.at(weights, (m, frame + 1), window[k] * frac)
     return weights
@@ -176,8 +364,8 @@ class SpectralGeometry:
     hop: int
     freqs_hz: np.ndarray  # (bins,)
     band_power: np.ndarray  # (bins, n_bands): each unit-RMS band's power density at each bin
-    w2: np.ndarray  # (n_stft, n_frames): window^2 weights, for noise power
-    w1: np.ndarray  # (n_stft, n_frames): window weights, for partial amplitude
+    w2: np.ndarray  # (n_stft, n_grid): window^2 weights, for noise power
+    w1: np.ndarray  # (n_stft, n_grid): window weights, for partial amplitude
 
 
 def partial_shape(freqs_hz, partial_hz, n_fft: int, sample_rate: int, lib=np):
@@ -223,30 +411,61 @@ def stft_power(waves: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 # --- the model -------------------------------------------------------------------------------------
 
 
+def softplus(x):
+    return np.logaddexp(0.0, x)
+
+
 @dataclass
 class Params:
-    """What the MLP says about one or more points (leading batch dimensions allowed)."""
+    """One hit's physical parameters (leading batch dimensions allowed)."""
 
-    log_env: np.ndarray  # (..., n_bands, n_frames) natural-log RMS amplitude of each band
+    log_env: np.ndarray  # (..., n_bands, n_grid) natural-log RMS amplitude of each band at the render grid
     freq_hz: np.ndarray  # (..., n_partials)
     amp: np.ndarray  # (..., n_partials) peak amplitude
     decay_s: np.ndarray  # (..., n_partials)
 
 
-def split_outputs(config: EnvelopeConfig, raw: np.ndarray) -> Params:
-    """The MLP's raw outputs (..., n_outputs) -> bounded, physical parameters."""
-    head = config.n_bands * config.n_frames
-    k = config.n_partials
-    log_env = raw[..., :head].reshape(*raw.shape[:-1], config.n_bands, config.n_frames)
-    f_raw, a_raw, d_raw = raw[..., head : head + k], raw[..., head + k : head + 2 * k], raw[..., head + 2 * k :]
-    (f_lo, f_hi), (d_lo, d_hi) = config.partial_hz, config.partial_decay_s
-    sig = ACTIVATIONS["sig"]
-    return Params(
-        log_env=np.minimum(log_env, 1.0),  # e^1: louder than any normalized snare band
-        freq_hz=f_lo * (f_hi / f_lo) ** sig(f_raw),
-        amp=np.exp(np.minimum(a_raw, 1.0)),
-        decay_s=d_lo * (d_hi / d_lo) ** sig(d_raw),
+class Shaper:
+    """The fixed constants that bound raw head outputs into a struck, decaying drum."""
+
+    def __init__(self, config: EnvelopeConfig):
+        self.interp = knot_interpolation(config)  # (n_knots, n_grid)
+        lo, hi = fall_bounds_np_per_s(config)
+        self.fall_lo, self.fall_span = lo, hi - lo  # (D,) nepers per second
+        self.segment_s = decay_segments_s(config)[1]  # (D,)
+        self.ceiling = tail_ceiling_log(config)  # (n_knots,)
+
+    def knot_levels(self, attack: np.ndarray, rate_raw: np.ndarray, rate_scale=1.0) -> np.ndarray:
+        """attack (..., n_bands, A) and rate_raw (..., n_bands, D) -> log levels (..., n_bands,
+        n_knots): the attack's levels, then falls at bounded rates (times `rate_scale`), under
+        the falling ceiling. Training's twin (`training/envelope.py`) does the same in torch."""
+        attack = np.minimum(attack, MAX_LOG_LEVEL)
+        rate = (self.fall_lo + self.fall_span * ACTIVATIONS["sig"](rate_raw)) * rate_scale  # a round robin's scale
+        fall = np.minimum(rate, self.fall_lo + self.fall_span) * self.segment_s  # may not break the bound
+        levels = np.concatenate([attack, attack[..., -1:] - np.cumsum(fall, axis=-1)], axis=-1)
+        # A soft minimum with the ceiling: smooth, and itself a decay where it takes over.
+        return self.ceiling - softplus(self.ceiling - levels)
+
+
+def _split(config: EnvelopeConfig, raw):
+    """One head's raw outputs (..., n_outputs) -> attack (..., n_bands, A), rate (..., n_bands, D),
+    then the partials' raw frequency, amplitude and decay (..., n_partials) each."""
+    a, n = len(ATTACK_KNOTS_S), config.n_bands
+    bands = raw[..., : config.n_band_outputs].reshape(*raw.shape[:-1], n, config.n_knots)
+    k, head = config.n_partials, config.n_band_outputs
+    return (
+        bands[..., :a],
+        bands[..., a:],
+        raw[..., head : head + k],
+        raw[..., head + k : head + 2 * k],
+        raw[..., head + 2 * k :],
     )
+
+
+def velocity_mix(raw, velocity, n_outputs: int):
+    """(..., 2 * n_outputs) heads -> (..., n_outputs): hard + (1 - velocity / 127) * soft."""
+    softness = 1.0 - velocity / MIDI_VELOCITY_MAX
+    return raw[..., :n_outputs] + softness * raw[..., n_outputs:]
 
 
 class EnvelopeSnare:
@@ -256,14 +475,23 @@ class EnvelopeSnare:
         self.config = config
         self.layers = layers  # [(weight (out, in), bias (out,))], torch's nn.Linear layout
         self.act = ACTIVATIONS[config.activation]
+        self.shaper = Shaper(config)
 
     @cached_property
-    def bank(self) -> np.ndarray:
-        return noise_bank(self.config)
+    def banks(self) -> list[Bank]:
+        return [noise_bank(self.config, v) for v in range(self.config.n_variants)]
+
+    @cached_property
+    def offsets(self) -> list[dict[str, np.ndarray]]:
+        return [variant_offsets(self.config, v) for v in range(self.config.n_variants)]
 
     @cached_property
     def geometry(self) -> list[SpectralGeometry]:
         return [spectral_geometry(self.config, n_fft, hop) for n_fft, hop in RESOLUTIONS]
+
+    @cached_property
+    def grid(self) -> np.ndarray:
+        return render_grid(self.config)
 
     @cached_property
     def _time_s(self) -> np.ndarray:
@@ -273,50 +501,91 @@ class EnvelopeSnare:
     def _time_s32(self) -> np.ndarray:
         return self._time_s.astype(np.float32)
 
-    def params(self, latent) -> Params:
-        """(..., 2) -> Params"""
+    def hidden(self, latent) -> np.ndarray:
+        """(..., 2) -> (..., widths[-1]) both heads' raw outputs."""
         x = np.asarray(latent, dtype=np.float32)
         for i, (weight, bias) in enumerate(self.layers):
             x = x @ weight.T + bias
             if i < len(self.layers) - 1:
                 x = self.act(x)
-        return split_outputs(self.config, x)
+        return x
 
-    def render(self, p: Params) -> np.ndarray:
-        """Params of one point -> (n_samples,) float32 audio."""
+    def params(self, latent, velocity: float = MIDI_VELOCITY_MAX, variant: int = 0, raw=None) -> Params:
+        """(..., 2) -> Params of a hit at `velocity` (MIDI), round robin `variant`. `raw`: the
+        heads' outputs when already computed (several velocities of one point)."""
         c = self.config
-        env = np.exp(p.log_env).astype(np.float32)  # (n_bands, n_frames)
-        # Each hop-long segment i: sum over bands of noise x (env at frame i, fading to frame i + 1).
-        start = np.matmul(self.bank, env[:, :-1].T[:, :, None])[..., 0]  # (n_frames - 1, hop)
-        end = np.matmul(self.bank, env[:, 1:].T[:, :, None])[..., 0]
-        ramp = np.arange(c.hop, dtype=np.float32) / c.hop
-        snare = (start + (end - start) * ramp).reshape(-1)[: c.n_samples]  # the noise bands
+        raw = self.hidden(latent) if raw is None else raw
+        raw = velocity_mix(raw.astype(np.float64), float(velocity), c.n_outputs)
+        attack, rate, f_raw, a_raw, d_raw = _split(c, raw)
+        off = self.offsets[variant]
+        knots = self.shaper.knot_levels(attack + off["level"][:, None], rate, 1.0 + off["rate"][:, None])
+        sig = ACTIVATIONS["sig"]
+        (f_lo, f_hi), (d_lo, d_hi) = c.partial_hz, c.partial_decay_s
+        return Params(
+            log_env=knots @ self.shaper.interp,
+            freq_hz=f_lo * (f_hi / f_lo) ** sig(f_raw) * 2 ** (off["cents"] / 1200),
+            amp=np.exp(np.minimum(a_raw, 0.0)) * 10 ** (off["amp_db"] / 20),
+            decay_s=d_lo * (d_hi / d_lo) ** sig(d_raw),
+        )
+
+    def render(self, p: Params, variant: int = 0) -> np.ndarray:
+        """Params of one hit -> (n_samples,) float32 audio, with variant `variant`'s noise."""
+        c, bank = self.config, self.banks[variant]
+        env = np.exp(p.log_env).astype(np.float32)  # (n_bands, n_grid)
+        n_fine = bank.fine.shape[0]
+        out = np.zeros(c.n_samples, np.float32)
+        # Each segment between grid frames: sum over bands of noise x (env at its start, fading to its end).
+        parts = ((bank.fine, 0, c.fine_hop, 0), (bank.coarse, n_fine, c.hop, n_fine * c.fine_hop))
+        for noise, first, hop, offset in parts:
+            # Stop where every band is below the floor: the rest of the render is silence.
+            last = first + noise.shape[0]
+            audible = np.flatnonzero(p.log_env[:, first:last].max(axis=0) > BAND_FLOOR_LOG)
+            count = 0 if audible.size == 0 else int(audible[-1]) + 1
+            if count == 0:
+                continue
+            e = env[:, first : first + count + 1]
+            start = np.matmul(noise[:count], e[:, :-1].T[:, :, None])[..., 0]  # (count, hop)
+            end = np.matmul(noise[:count], e[:, 1:].T[:, :, None])[..., 0]
+            ramp = np.arange(hop, dtype=np.float32) / hop
+            seg = (start + (end - start) * ramp).reshape(-1)
+            stop = min(c.n_samples, offset + seg.size)
+            out[offset:stop] = seg[: stop - offset]
         for f, a, tau in zip(p.freq_hz, p.amp, p.decay_s):
             # A partial stops where its decay is PARTIAL_FLOOR_DB down: most decay within a fraction
-            # of the snare, and the partials are most of a render's cost (half of it saved, median).
+            # of the snare, and the partials are much of a render's cost.
             n = min(c.n_samples, int(np.ceil(tau * PARTIAL_FLOOR_DECAYS * c.sample_rate)))
             # The phase in cycles is reduced in float64 (a float32 f*t drifts by 1e-3 rad after
             # 0.75 s at 1 kHz); the sine and decay run in float32, which is fast.
             cycles = np.mod(float(f) * self._time_s[:n], 1.0).astype(np.float32)
-            snare[:n] += (
-                np.float32(a)
-                * np.exp(self._time_s32[:n] * np.float32(-1.0 / tau))
-                * np.sin(np.float32(2 * np.pi) * cycles)
-            )
-        return snare
+            decay = np.exp(self._time_s32[:n] * np.float32(-1.0 / tau))
+            out[:n] += np.float32(a) * decay * np.sin(np.float32(2 * np.pi) * cycles)
+        return out
 
-    def decode(self, latent) -> np.ndarray:
+    def decode(self, latent, velocity: float = MIDI_VELOCITY_MAX, variant: int = 0) -> np.ndarray:
         """(2,) -> (n_samples,) or (B, 2) -> (B, n_samples), float32"""
         latent = np.asarray(latent, dtype=np.float32)
+        if not 0 <= variant < self.config.n_variants:
+            raise ValueError(f"variant must be in 0..{self.config.n_variants - 1}, got {variant}")
         if latent.ndim == 1:
-            return self.render(self.params(latent))
-        return np.stack([self.render(self.params(z)) for z in latent])
+            return self.render(self.params(latent, velocity, variant), variant)
+        return np.stack([self.render(self.params(z, velocity, variant), variant) for z in latent])
+
+    def decode_layers(self, latent, velocities, variants: int | None = None) -> np.ndarray:
+        """(2,) -> (len(velocities), variants, n_samples) float32: every hit a note at this point
+        can play. The MLP runs once; each hit is one render."""
+        raw = self.hidden(np.asarray(latent, dtype=np.float32))
+        variants = self.config.n_variants if variants is None else variants
+        out = np.empty((len(velocities), variants, self.config.n_samples), np.float32)
+        for i, velocity in enumerate(velocities):
+            for v in range(variants):
+                out[i, v] = self.render(self.params(latent, velocity, v, raw=raw), v)
+        return out
 
     def expected_power(self, p: Params) -> list[np.ndarray]:
         """Params (batch, ...) -> per resolution (batch, bins, n_stft) expected |STFT|^2 of the render."""
-        frame_t = np.arange(self.config.n_frames) * self.config.hop / self.config.sample_rate
-        env2 = np.exp(2.0 * p.log_env)  # (B, n_bands, n_frames)
-        partial_env = p.amp[..., None] * np.exp(-frame_t / p.decay_s[..., None])  # (B, K, n_frames)
+        grid_t = self.grid / self.config.sample_rate
+        env2 = np.exp(2.0 * p.log_env)  # (B, n_bands, n_grid)
+        partial_env = p.amp[..., None] * np.exp(-grid_t / p.decay_s[..., None])  # (B, K, n_grid)
         out = []
         for g in self.geometry:
             power = g.band_power @ (env2 @ g.w2.T)  # (B, bins, n_stft)
@@ -327,10 +596,10 @@ class EnvelopeSnare:
         return out
 
     def encode(self, wave, knobs, grid_steps: int = GRID_STEPS) -> np.ndarray:
-        """(n_samples,) -> (2,): the point within the knobs' reach whose snare is closest to `wave`
-        in the multi-resolution log-spectral distance: a grid of knob positions, then a pattern
-        search over the knobs from the most promising grid points, on real renders (so a snare
-        this model rendered is found again exactly).
+        """(n_samples,) -> (2,): the point within the knobs' reach whose hard hit is closest to
+        `wave` in the multi-resolution log-spectral distance: a grid of knob positions, then a
+        pattern search over the knobs from the most promising grid points, on real renders (so a
+        snare this model rendered is found again exactly).
         (B, n) -> (B, 2), one by one."""
         wave = np.asarray(wave, dtype=np.float32)
         if wave.ndim == 2:

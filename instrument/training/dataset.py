@@ -30,6 +30,9 @@ from .corpus.sources import SNARE_FAMILY
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.csv"
+# A sample with no velocity (a one-layer kit, a sample folder) is taken as a hard hit: that is how
+# single samples are recorded and chosen, and a sampler plays its only layer at full velocity.
+HARD_HIT = 127
 VAL_FRACTION = 0.2
 MIN_KITS_FOR_KIT_SPLIT = 3
 # Drum names in file and folder names, as kits spell them ("Snare-2.wav", "BD01.wav", "HiHat_open.flac").
@@ -46,6 +49,8 @@ class Snares:
     waves: np.ndarray  # (N, n_samples) float32, peak-normalized
     names: list[str]  # paths relative to the data folder
     kits: list[str]
+    velocity: np.ndarray  # (N,) MIDI velocity each clip was played at; HARD_HIT where nobody said
+    drums: list[str]  # the drum each clip is a layer of: clips of one drum share a point in the plane
 
     def __len__(self) -> int:
         return len(self.names)
@@ -101,13 +106,13 @@ def load_dataset(folder: str | Path, sample_rate: int, n_samples: int, all_files
     manifest = folder / MANIFEST_NAME
     if manifest.is_file():
         entries = read_manifest(manifest)
-        listing = [(folder / e.path, e.kit, e.split) for e in entries]
+        listing = [(folder / e.path, e.kit, e.split, _velocity(e.velocity), _drum(e)) for e in entries]
         expected = {folder / e.path: e.sha256 for e in entries}
         digest = corpus_hash(entries)
         found = f"{len(entries)} snares listed in {manifest}"
     else:
         files, found = _pick_snares(folder, find_audio_files(folder), all_files)
-        listing = _split_user_folder(folder, files)
+        listing = [(f, kit, split, HARD_HIT, str(f)) for f, kit, split in _split_user_folder(folder, files)]
         expected = {}
         digest = hashlib.sha256(
             "".join(f"{f.relative_to(folder)}\t{sha256_of(f)}\n" for f in files).encode()
@@ -115,9 +120,9 @@ def load_dataset(folder: str | Path, sample_rate: int, n_samples: int, all_files
     if not listing:
         raise UserError(f"{folder}: no snares found (looked for .wav, .flac, .aif, .aiff, .ogg; {found})")
 
-    parts: dict[str, tuple[list, list, list]] = {"train": ([], [], []), "val": ([], [], [])}
+    parts: dict[str, tuple[list, ...]] = {"train": ([], [], [], [], []), "val": ([], [], [], [], [])}
     skipped = 0
-    for path, kit, split in listing:
+    for path, kit, split, velocity, drum in listing:
         if path in expected and path.is_file() and sha256_of(path) != expected[path]:
             log.warning("%s: contents differ from the manifest's sha256; using it anyway", path)
         try:
@@ -126,10 +131,8 @@ def load_dataset(folder: str | Path, sample_rate: int, n_samples: int, all_files
             log.warning("skipping %s", err)
             skipped += 1
             continue
-        waves, names, kits = parts[split]
-        waves.append(wave)
-        names.append(str(path.relative_to(folder)))
-        kits.append(kit)
+        for column, value in zip(parts[split], (wave, str(path.relative_to(folder)), kit, velocity, drum)):
+            column.append(value)
     if not parts["train"][0]:
         raise UserError(f"{folder}: none of the {len(listing)} files is a usable snare ({skipped} skipped)")
     if not parts["val"][0]:
@@ -145,6 +148,16 @@ def load_dataset(folder: str | Path, sample_rate: int, n_samples: int, all_files
     )
 
 
-def _stack(waves: list, names: list, kits: list, n_samples: int) -> Snares:
+def _velocity(text: str) -> int:
+    return int(text) if text.strip() else HARD_HIT
+
+
+def _drum(entry) -> str:
+    """Clips with a velocity are layers of the drum their unit and instrument name; any other
+    clip is a drum of its own (a sample folder's files share an "instrument" only by accident)."""
+    return f"{entry.kit}/{entry.instrument}" if entry.velocity.strip() else entry.path
+
+
+def _stack(waves: list, names: list, kits: list, velocity: list, drums: list, n_samples: int) -> Snares:
     array = np.stack(waves).astype(np.float32) if waves else np.zeros((0, n_samples), np.float32)
-    return Snares(array, list(names), list(kits))
+    return Snares(array, list(names), list(kits), np.asarray(velocity, np.float32), list(drums))

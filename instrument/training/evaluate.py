@@ -1,8 +1,10 @@
 """Evaluation of trained models on the held-out kits, and the model card's table.
 
 Every number is computed through the numpy model, exactly as the instrument
-plays it (`sound.py` has the sound issue's measures). The log-STFT distance
-uses torch (training side).
+plays it (`sound.py` has the sound issue's measures, `feel.py` issue 26's: the
+attack, the decay, velocity and round robins). The log-STFT distance uses torch
+(training side). With `--ship`, the card's pictures are drawn (`card.py`,
+`files/latent_map.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 from ..model.file import load_model
 from ..paths import DEFAULT_CONFIG_PATH
 from .dataset import Dataset
-from .sound import GRID_STEPS, knob_grid, lsd, references, sound_metrics
+from .feel import model_feel
+from .sound import GRID_STEPS, fit_length, knob_grid, lsd, references, sound_metrics
 
 SILENT_PEAK = 1e-3  # -60 dBFS
 MAX_SHIPPED_MB = 7.5  # two shipped models within the 15 MB budget for weights in git
@@ -35,6 +38,7 @@ TABLE_BEGIN, TABLE_END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
 
 
 def _recon_metrics(target: np.ndarray, recon: np.ndarray) -> dict:
+    recon = fit_length(recon, target.shape[-1])
     return {"mse": float(np.mean((recon - target) ** 2)), "log_stft": float(np.mean(lsd(target, recon)))}
 
 
@@ -85,10 +89,12 @@ def evaluate_model(model_path: Path, data: Dataset) -> dict:
     val_latents = model.encode(data.val.waves)  # the slow part for models that encode by search
     grid = knob_grid(model)
     size_mb = model_path.stat().st_size / 1e6
+    recon = model.decode(val_latents)
     metrics = {
-        "val": _recon_metrics(data.val.waves, model.decode(val_latents)),
+        "val": _recon_metrics(data.val.waves, recon),
         "grid": grid_metrics(grid[1]),
         "sound": sound_metrics(model, data.train.waves, data.val.waves, val_latents, grid),
+        "feel": model_feel(model, data.val, val_latents, recon, grid[1], data.train),
         "parameters": model.config.n_parameters,
         "file_mb": round(size_mb, 2),
         "decode_ms_numpy": round(decode_ms(model), 3),
@@ -126,8 +132,57 @@ def choose_default(results: dict[str, dict]) -> str:
 
 TABLE_HEADER = (
     "| model | val log-STFT (median) | × PCA-2 | tail dB median / worst | cells hit /16 | diversity "
-    "| largest step / median | round trip CC | grid plays | params | MB | decode ms | training |"
+    "| largest step / median | round trip CC | onset rise ms, model − original | crack dB, model − original "
+    "| boom dB, model − original "
+    "| largest 10-ms fall dB: median / over 15 dB | cut off 9×9 · 16×16 | velocity: same way / × real "
+    "| round robins dB / 4-CC step | grid plays | params | MB | decode ms | training |"
 )
+N_COLUMNS = TABLE_HEADER.count("|") - 1
+FEEL_COLUMNS = 7
+
+
+def _paired_cells(paired: dict) -> list[str]:
+    """Model minus original, median of paired differences: rise, crack, boom."""
+    return [
+        f"{paired['onset_rise_ms_diff']:+.1f}",
+        f"{paired['crack_db_diff']:+.1f}",
+        f"{paired['boom_db_diff']:+.1f}",
+    ]
+
+
+def _decay_cells(*grids: dict) -> list[str]:
+    first = grids[0]
+    fall = f"{first['largest_fall_db_median']:.1f} / {first['falls_over_15_db']} of {first['count']}"
+    cut = " · ".join(f"{g['cut_off']}/{g['count']}" for g in grids)
+    return [fall, cut]
+
+
+def _velocity_cell(velocity: dict) -> str:
+    parts = []
+    for split, mark in (("held_out", ""), ("training", "training pairs: ")):
+        v = velocity.get(split)
+        if v is None:
+            continue
+        if not v.get("pairs"):
+            parts.append(f"{mark}no pairs" + (f" ({v['flat_pairs']} flat)" if v.get("flat_pairs") else ""))
+            continue
+        parts.append(
+            f"{mark}{v['same_direction'] * 100:.0f} % / {v['model_over_real']:.2f}× "
+            f"({v['pairs']} pairs, real {v['real_octaves_median']:+.2f} oct, model {v['model_octaves_median']:+.2f})"
+        )
+    return "; ".join(parts) or "–"
+
+
+def _feel_cells(feel: dict | None) -> list[str]:
+    if not feel:
+        return ["–"] * FEEL_COLUMNS
+    rr = feel["round_robins"]
+    return [
+        *_paired_cells(feel["paired"]),
+        *_decay_cells(feel["grid"], feel["grid16"]),
+        _velocity_cell(feel["velocity"]),
+        f"{rr['variant_db']:.1f} / {rr['step_4cc_db']:.1f} ({rr['variants']} variants)",
+    ]
 
 
 def _row(name: str, m: dict, meta: dict, default: str, pca2: float) -> str:
@@ -140,20 +195,73 @@ def _row(name: str, m: dict, meta: dict, default: str, pca2: float) -> str:
     return (
         f"| `{name}`{star} | {s['val_log_stft']:.3f} | {s['val_log_stft'] / pca2:.2f} "
         f"| {s['tail_db_median']:.0f} / {s['tail_db_worst']:.0f} | {s['cells_hit']} | {s['diversity']:.2f} "
-        f"| {s['step_max_over_median']:.1f} | {s['round_trip_cc']:.1f} | {plays} "
-        f"| {m['parameters'] / 1e6:.2f} M | {m['file_mb']:.1f} | {m['decode_ms_numpy']:.2f} | {epochs} ep{best}, {minutes:.0f} min |"
+        f"| {s['step_max_over_median']:.1f} | {s['round_trip_cc']:.1f} | "
+        + " | ".join(_feel_cells(m.get("feel")))
+        + f" | {plays} | {m['parameters'] / 1e6:.2f} M | {m['file_mb']:.1f} | {m['decode_ms_numpy']:.2f} "
+        f"| {epochs} ep{best}, {minutes:.0f} min |"
     )
 
 
+def _reference_row(label: str, distance: str, over_pca2: str, feel_cells: list[str]) -> str:
+    cells = [label, distance, over_pca2] + ["–"] * 5 + feel_cells
+    cells += ["–"] * (N_COLUMNS - len(cells))
+    return "| " + " | ".join(cells) + " |"
+
+
+def _reference_feel_cells(feel: dict | None, name: str) -> list[str]:
+    if not feel:
+        return ["–"] * FEEL_COLUMNS
+    if name == "originals":
+        o = feel["originals"]
+        velocity = {"held_out": o.get("velocity_held_out", {}), "training": o.get("velocity_training")}
+        real = []
+        for split, mark in (("held_out", ""), ("training", "training pairs: ")):
+            v = velocity.get(split)
+            if v is not None:
+                real.append(
+                    f"{mark}real {v['real_octaves_median']:+.2f} oct, rising in {v['rising'] * 100:.0f} % "
+                    f"({v['pairs']} pairs; {v['flat_pairs']} flat ones left out)"
+                    if v.get("pairs")
+                    else f"{mark}no pairs"
+                )
+        return [
+            f"own {o['onset_rise_ms_median']:.1f}",
+            f"own {o['crack_db_median']:.1f}",
+            f"own {o['boom_db_median']:.1f}",
+            *_decay_cells(o),
+            "; ".join(real) or "–",
+            "–",
+        ]
+    r = feel[name]
+    return [*_paired_cells(r["paired"]), *_decay_cells(r["decay"]), "–", "–"]
+
+
 def render_table(results: dict[str, dict], meta: dict[str, dict], refs: dict, default: str) -> str:
+    """The card's table: the references (the held-out originals' own feel, the mean snare, PCA-2,
+    the oracle) above one row per model. The feel's columns (`feel.py`): onset rise, crack and
+    boom as model minus original (median of paired differences), the largest 10-ms fall over the
+    9×9 grid (median / positions over 15 dB), positions cut off while audible on the 9×9 and
+    16×16 grids, velocity (pairs where the model's brightness moves the real drum's way / its
+    median change over the real one), round robins (distance between variants / of a 4-CC step)."""
     pca2 = refs["pca2"]
-    blank = " – |" * 10
+    feel = refs.get("feel")
     lines = [
         TABLE_HEADER,
-        "|" + "---|" * 13,
-        f"| mean training snare, every time | {refs['mean_snare']:.3f} | {refs['mean_snare'] / pca2:.2f} |{blank}",
-        f"| PCA-2 on the training split | {pca2:.3f} | 1.00 |{blank}",
-        f"| nearest training snare (oracle) | {refs['nearest_train']:.3f} | {refs['nearest_train'] / pca2:.2f} |{blank}",
+        "|" + "---|" * N_COLUMNS,
+        _reference_row("held-out originals", "–", "–", _reference_feel_cells(feel, "originals")),
+        _reference_row(
+            "mean training snare, every time",
+            f"{refs['mean_snare']:.3f}",
+            f"{refs['mean_snare'] / pca2:.2f}",
+            _reference_feel_cells(feel, "mean_snare"),
+        ),
+        _reference_row("PCA-2 on the training split", f"{pca2:.3f}", "1.00", _reference_feel_cells(feel, "pca2")),
+        _reference_row(
+            "nearest training snare (oracle)",
+            f"{refs['nearest_train']:.3f}",
+            f"{refs['nearest_train'] / pca2:.2f}",
+            _reference_feel_cells(feel, "nearest_train"),
+        ),
     ]
     lines += [_row(name, results[name], meta[name], default, pca2) for name in results]
     return "\n".join(lines)
@@ -165,6 +273,8 @@ def evaluate_zoo(
     """Evaluate every model in `zoo_dir`, write the card's table, and optionally ship the default
     (and `second`, for program change 1)."""
     from ..files.latent_map import draw_latent_map, draw_reconstructions
+    from .card import draw_card_pictures
+    from .train import MODEL_SAMPLE_RATE
 
     paths = sorted(Path(zoo_dir).glob("*.safetensors"))
     paths = [p for p in paths if not p.name.endswith(".ckpt.safetensors")]
@@ -174,10 +284,12 @@ def evaluate_zoo(
     for path in paths:
         meta = json.loads(path.with_suffix(".json").read_text())
         # A model trained on this very corpus keeps the metrics its training run computed.
-        same = meta.get("corpus", {}).get("sha256") == data.corpus_hash and "sound" in meta.get("metrics", {})
+        same = meta.get("corpus", {}).get("sha256") == data.corpus_hash and {"sound", "feel"} <= set(
+            meta.get("metrics", {})
+        )
         results[path.stem] = meta["metrics"] if same else evaluate_model(path, data)
         metas[path.stem] = meta
-    refs = references(data.train.waves, data.val.waves)
+    refs = references(data.train.waves, data.val.waves, MODEL_SAMPLE_RATE, data.train, data.val)
     default = choose_default(results)
     table = render_table(results, metas, refs, default)
     (Path(zoo_dir) / "zoo.json").write_text(
@@ -199,6 +311,7 @@ def evaluate_zoo(
         draw_reconstructions(
             shipped, data.val.waves[picks], [data.val.names[i] for i in picks], ship_dir / "reconstructions.png"
         )
+        draw_card_pictures(shipped, data, ship_dir)
         _set_default_model(default, second)
     return default
 

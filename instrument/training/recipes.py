@@ -20,18 +20,20 @@ from .train_envelope import EnvelopeRecipe, train_envelope
 ENVELOPE_EPOCHS = 300
 
 
-def envelope_recipes(n_samples: int = MODEL_N_SAMPLES, epochs: int | None = None) -> list[EnvelopeRecipe]:
+def envelope_recipes(epochs: int | None = None) -> list[EnvelopeRecipe]:
+    """The envelope snares render their own length (EnvelopeConfig.n_samples, 1.49 s)."""
     epochs = epochs or ENVELOPE_EPOCHS
     return [
         EnvelopeRecipe(
             "env",
-            EnvelopeConfig(n_samples=n_samples),
+            EnvelopeConfig(),
             epochs=epochs,
-            note="envelope snare: 32 noise bands x 2.9 ms frames + 4 partials, MLP 2-256-256",
+            note="envelope snare: 32 noise bands, attack knots to 0.7 ms then bounded decays, 4 partials, "
+            "velocity head, 4 round robins; MLP 2-256-256",
         ),
         EnvelopeRecipe(
             "env-small",
-            EnvelopeConfig(n_samples=n_samples, hidden=(64, 64)),
+            EnvelopeConfig(hidden=(64, 64)),
             epochs=epochs,
             note="the same, MLP 2-64-64: a smoother, simpler plane",
         ),
@@ -41,7 +43,7 @@ def envelope_recipes(n_samples: int = MODEL_N_SAMPLES, epochs: int | None = None
 def all_recipes(n_samples: int = MODEL_N_SAMPLES, epochs: int | None = None) -> list:
     """In the model card's order. `epochs` None: each family's own default (700 seed, 300 envelope)."""
     dense = {} if epochs is None else {"epochs": epochs}
-    return seed_recipes(n_samples, **dense) + extra_recipes(n_samples, **dense) + envelope_recipes(n_samples, epochs)
+    return seed_recipes(n_samples, **dense) + extra_recipes(n_samples, **dense) + envelope_recipes(epochs)
 
 
 def recipe_for(name: str, n_samples: int = MODEL_N_SAMPLES, epochs: int | None = None):

@@ -16,11 +16,14 @@ Every number goes through the numpy model, exactly as the instrument plays it.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 
 from ..files.audio import ONSET_THRESHOLD_DB
 from ..model.knobs import CC_MAX, KnobMap
+from .feel import reference_feel
 from .spectral import log_stft_distance
 
 GRID_STEPS = 9
@@ -52,18 +55,42 @@ def peak_normalized(waves: np.ndarray) -> np.ndarray:
     return waves / np.maximum(np.max(np.abs(waves), axis=-1, keepdims=True), 1e-9)
 
 
-def references(train: np.ndarray, val: np.ndarray) -> dict:
-    """Median held-out distance of PCA-2, the mean snare, and the nearest training snare."""
+def references(
+    train: np.ndarray, val: np.ndarray, sample_rate: int | None = None, train_snares=None, val_snares=None
+) -> dict:
+    """Median held-out distance of PCA-2, the mean snare, and the nearest training snare; with a
+    `sample_rate`, also the feel's measures of those three and of the held-out originals
+    (`feel.reference_feel`; the `Snares` give the velocity pairs where they know velocities)."""
     mean = train.mean(axis=0)
     _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
     basis = vt[:2]
     pca = (mean + ((val - mean) @ basis.T) @ basis).astype(np.float32)
-    nearest = np.array([lsd(np.repeat(v[None], len(train), 0), train).min() for v in val])
-    return {
+    distances = [lsd(np.repeat(v[None], len(train), 0), train) for v in val]
+    out = {
         "pca2": float(np.median(lsd(val, pca))),
         "mean_snare": float(np.median(lsd(val, np.repeat(mean[None], len(val), 0)))),
-        "nearest_train": float(np.median(nearest)),
+        "nearest_train": float(np.median([d.min() for d in distances])),
     }
+    if sample_rate is not None:
+        nearest = train[[int(np.argmin(d)) for d in distances]]
+        out["feel"] = reference_feel(
+            train_snares if train_snares is not None else SimpleNamespace(waves=train),
+            val_snares if val_snares is not None else SimpleNamespace(waves=val),
+            sample_rate,
+            pca,
+            mean,
+            nearest,
+        )
+    return out
+
+
+def fit_length(waves: np.ndarray, n_samples: int) -> np.ndarray:
+    """Renders cut or zero-padded to the originals' length, for distances that compare whole files
+    (a model may render longer than the dataset's clips)."""
+    waves = np.asarray(waves)
+    if waves.shape[-1] >= n_samples:
+        return waves[..., :n_samples]
+    return np.pad(waves, [(0, 0)] * (waves.ndim - 1) + [(0, n_samples - waves.shape[-1])])
 
 
 def tail_db(waves: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -139,7 +166,7 @@ def sound_metrics(
 ) -> dict:
     """`val_latents` and `grid` (from `knob_grid`): what the caller has already computed, if anything."""
     val_latents = model.encode(val) if val_latents is None else val_latents
-    recon = model.decode(val_latents)
+    recon = fit_length(model.decode(val_latents), val.shape[-1])
     val_cc = np.array([model.knobs.latent_to_cc(z) for z in val_latents])
     points, grid_waves = knob_grid(model) if grid is None else grid
     grid_waves = peak_normalized(grid_waves)

@@ -1,26 +1,31 @@
-"""Training the envelope snare: a decoder and one learned 2-D point per clip (no encoder).
+"""Training the envelope snare: a decoder and one learned 2-D point per drum (no encoder).
 
-Each training clip owns a point in the plane, learned beside the decoder (a
-"generative latent optimisation" auto-decoder): a feed-forward encoder does
-not invert its decoder on unseen sounds, and the instrument encodes dropped
-files by optimisation anyway. The loss is the multi-resolution log-spectral
-distance between each clip's STFT power and the decoder's *expected* power at
-its point, computed in closed form (no rendering, no noise in the loss).
+Each training drum owns a point in the plane, learned beside the decoder (a "generative latent
+optimisation" auto-decoder): a feed-forward encoder does not invert its decoder on unseen
+sounds, and the instrument encodes dropped files by optimisation anyway. A drum recorded at
+several velocities (a Hydrogen instrument's layers, a soundfont note at 40, 80 and 127) is one
+point: its layers teach the decoder what velocity does to the sound, and the knobs still choose
+the drum.
 
-The plane is kept full: a sliced-Wasserstein term pulls the clips' points
-towards a uniform spread over [-1, 1]^2, so every knob position has snares
-near it. Points start at (brightness rank, decay rank), which orients the
-knobs: x brighter, y longer.
+The loss compares each clip's STFT power with the decoder's *expected* power at its point and
+velocity, computed in closed form (no rendering, no noise in the loss), three ways:
+- the multi-resolution log-spectral distance (FFT 2048/512/128) over the whole clip;
+- the same over the first ONSET_S only, at FFT 128 / hop 16: the crack, which a distance
+  averaged over 1.5 s lets drown;
+- the onset's envelope in the time domain: power over 0.7 ms at every fine frame (0.18 ms
+  apart) of the first ONSET_S, so that the rise is as fast as the stick's;
+- log band energies in the model's 32 bands (FFT 512): each band weighs the same, so the few
+  bins below 150 Hz (the boom) count as much as the many above 5 kHz.
 
-Every knob position decays to silence: a tail prior holds the high bands'
-late frames under a ceiling at random points of the plane, not only at the
-training clips' points (the corners are where a decoder is left to itself).
+The plane is kept full: a sliced-Wasserstein term pulls the drums' points towards a uniform
+spread over [-1, 1]^2, so every knob position has snares near it. Points start at (brightness
+rank, decay rank), which orients the knobs: x brighter, y longer. Every point decays to silence
+by construction (the model's falling rates and tail ceiling), so no tail prior is needed.
 
-Augmented clips (pitch, tone/noise remix, attack, tail, EQ tilt) fill the
-gaps between real snares; they weigh less and never enter validation.
-Validation encodes the held-out kits on a grid of points and stops early.
-On export, the knobs get a warp that makes equal turns sound about equally
-different (`sound.even_steps`).
+Augmented clips (pitch, tone/noise remix, attack, tail, EQ tilt) fill the gaps between real
+snares; they weigh less and never enter validation. Validation encodes the held-out kits on a
+grid of points and stops early. On export, the knobs get a warp that makes equal turns sound
+about equally different (`sound.even_steps`).
 """
 
 from __future__ import annotations
@@ -37,23 +42,39 @@ import torch
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..model.decoder import MIDI_VELOCITY_MAX
 from ..model.descriptors import describe
-from ..model.envelope import LOG_EPS, RESOLUTIONS, EnvelopeConfig, EnvelopeSnare, band_edges_hz, band_gains
+from ..model.envelope import (
+    ATTACK_KNOTS_S,
+    LOG_EPS,
+    RESOLUTIONS,
+    EnvelopeConfig,
+    EnvelopeSnare,
+    band_gains,
+    decay_segments_s,
+    fall_bounds_np_per_s,
+    partial_shape,
+    render_grid,
+    spectral_geometry,
+)
 from ..model.file import save_model
 from ..model.knobs import KnobMap
 from .augment import augment_corpus
 from .dataset import Dataset
-from .envelope import EnvelopeDecoder, stft_power, to_numpy_layers
-from .sound import TAIL_BAND_HZ, even_steps
+from .envelope import EnvelopeDecoder, frames_of, power_spectrogram, sparse_weights, stft_power, to_numpy_layers
+from .sound import even_steps
 from .train import _checkpoint_path, _DeferredInterrupt, _load_checkpoint, _save_checkpoint, pick_device
 
 log = logging.getLogger(__name__)
 
 VAL_GRID_STEPS = 17
+VAL_VELOCITIES = (40, 80, MIDI_VELOCITY_MAX)  # validation renders each held-out clip at the nearest of these
 UNIFORM_PROJECTIONS = 64
-TAIL_PROBES = 32
-TAIL_FROM_S = 0.3
 INITIAL_PARTIAL_LOG_AMP = -4.0  # partials start at -35 dB and grow where the data has tone
+ONSET_S = 0.03
+ONSET_RESOLUTION = (128, 16)  # (n_fft, hop): 2.9-ms windows every 0.36 ms
+RISE_RMS_S = 0.0007  # the onset's envelope in the time domain: power over 0.7 ms at each fine frame
+BAND_RESOLUTION = 1  # index into RESOLUTIONS of the band-energy term: FFT 512
 
 
 @dataclass(frozen=True)
@@ -65,12 +86,11 @@ class EnvelopeRecipe:
     learning_rate: float = 2e-3
     point_learning_rate: float = 2e-2
     uniform_weight: float = 2.0  # the plane-filling term, against the reconstruction's ~1-2
-    augment_per_clip: int = 3
+    augment_per_clip: int = 2
     augment_weight: float = 0.3
-    # Every knob position decays: at random points of the plane, the 8-16 kHz bands after 0.3 s
-    # are held under a ceiling (each band, re a peak of 1; four bands sum to about -56 dB).
-    tail_ceiling_db: float = -62.0
-    tail_weight: float = 1.0
+    onset_weight: float = 1.0  # the first ONSET_S, against the whole clip's ~1-2
+    rise_weight: float = 1.0
+    band_weight: float = 0.5
     eval_every_epochs: int = 10
     patience_evals: int = 8  # stop when this many validations in a row bring nothing better
     seed: int = 0
@@ -83,7 +103,7 @@ class EnvelopeRecipe:
 
 
 class PointsAndDecoder(torch.nn.Module):
-    """The decoder plus the training clips' learned points: one state dict, one checkpoint."""
+    """The decoder plus the training drums' learned points: one state dict, one checkpoint."""
 
     def __init__(self, config: EnvelopeConfig, points: np.ndarray):
         super().__init__()
@@ -110,21 +130,80 @@ def spectral_distance(expected: list[torch.Tensor], targets: list[torch.Tensor])
     return total / len(expected)
 
 
-class TailPrior:
-    """A penalty on high bands that still sound late, at random points within the points' reach."""
+class OnsetAndBands(torch.nn.Module):
+    """The two terms that look where the whole-clip distance does not: the onset at fine time
+    resolution, and every band's energy at equal weight."""
 
-    def __init__(self, config: EnvelopeConfig, ceiling_db: float):
-        centres = band_edges_hz(config)[1:-1]
-        frame_s = np.arange(config.n_frames) * config.hop / config.sample_rate
-        self.bands = torch.from_numpy(np.flatnonzero((centres >= TAIL_BAND_HZ[0]) & (centres < TAIL_BAND_HZ[1])))
-        self.frames = torch.from_numpy(np.flatnonzero(frame_s >= TAIL_FROM_S))
-        self.ceiling = float(np.log(10 ** (ceiling_db / 20)))
+    def __init__(self, config: EnvelopeConfig):
+        super().__init__()
+        n_fft, hop = ONSET_RESOLUTION
+        onset = spectral_geometry(config, n_fft, hop)
+        self.n_onset = int(ONSET_S * config.sample_rate) // hop + 1
+        for name, value in (
+            ("onset_band_power", onset.band_power),
+            ("onset_freqs", onset.freqs_hz),
+            ("pool", band_pool(config, RESOLUTIONS[BAND_RESOLUTION][0])),
+        ):
+            self.register_buffer(name, torch.tensor(value, dtype=torch.float32), persistent=False)
+        self.register_buffer("onset_w2", sparse_weights(onset.w2[: self.n_onset]), persistent=False)
+        self.register_buffer("onset_w1", sparse_weights(onset.w1[: self.n_onset]), persistent=False)
+        self.sample_rate = config.sample_rate
+        grid = render_grid(config)
+        self.rise_frames = grid[grid < ONSET_S * config.sample_rate]
+        self.n_rise = self.rise_frames.size
 
-    def __call__(self, decoder: EnvelopeDecoder, points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        lo, hi = points.detach().min(0).values, points.detach().max(0).values
-        probe = lo + (hi - lo) * torch.rand(TAIL_PROBES, 2, generator=gen).to(points.device)
-        log_env = decoder(probe)[0][:, self.bands][:, :, self.frames]
-        return torch.relu(log_env - self.ceiling).pow(2).mean()
+    def onset_power(self, decoder: EnvelopeDecoder, params) -> torch.Tensor:
+        """(B, bins, n_onset) expected power of the first ONSET_S at ONSET_RESOLUTION."""
+        log_env, freq, amp, decay = params
+        partial_env = amp[..., None] * torch.exp(-decoder.grid_t / decay[..., None])
+        shape = partial_shape(
+            self.onset_freqs[None, None, :], freq[..., None], ONSET_RESOLUTION[0], self.sample_rate, lib=torch
+        )
+        bands = frames_of(torch.exp(2.0 * log_env), self.onset_w2)
+        return power_spectrogram(self.onset_band_power, bands, shape, frames_of(partial_env, self.onset_w1))
+
+    def targets(self, waves: np.ndarray, batch: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The clips' log onset power (N, bins, n_onset), log band energies (N, n_bands, frames),
+        and log power over RISE_RMS_S at the fine grid's frames of the onset (N, n_rise)."""
+        rise = np.log(rise_power(waves, self.rise_frames, int(RISE_RMS_S * self.sample_rate)) + LOG_EPS)
+        onset, bands = [], []
+        n_fft, hop = ONSET_RESOLUTION
+        with torch.no_grad():
+            for i in range(0, len(waves), batch):
+                w = torch.from_numpy(np.ascontiguousarray(waves[i : i + batch], dtype=np.float32))
+                onset.append(torch.log(stft_power(w, n_fft, hop)[..., : self.n_onset] + LOG_EPS))
+                n_fft_b, hop_b = RESOLUTIONS[BAND_RESOLUTION]
+                bands.append(torch.log(self.pool @ stft_power(w, n_fft_b, hop_b) + LOG_EPS))
+        return torch.cat(onset), torch.cat(bands), torch.tensor(rise, dtype=torch.float32)
+
+    def rise_power(self, decoder: EnvelopeDecoder, params) -> torch.Tensor:
+        """(B, n_rise) expected power at the fine grid's frames over the first ONSET_S: every
+        band's, plus each partial's mean square (a^2 / 2)."""
+        log_env, _freq, amp, decay = params
+        t = decoder.grid_t[: self.n_rise]
+        bands = torch.exp(2.0 * log_env[..., : self.n_rise]).sum(dim=1)
+        return bands + 0.5 * (amp[..., None] ** 2 * torch.exp(-2.0 * t / decay[..., None])).sum(dim=1)
+
+    def __call__(self, decoder, params, expected, onset_target, band_target, rise_target):
+        """Per clip (B,) each: the onset's spectrogram, the onset's envelope in the time domain,
+        and the bands' energies, as mean |log-magnitude| differences."""
+        onset = 0.5 * (torch.log(self.onset_power(decoder, params) + LOG_EPS) - onset_target).abs().mean(dim=(1, 2))
+        rise = 0.5 * (torch.log(self.rise_power(decoder, params) + LOG_EPS) - rise_target).abs().mean(dim=1)
+        bands = torch.log(self.pool @ expected[BAND_RESOLUTION] + LOG_EPS)
+        return onset, rise, 0.5 * (bands - band_target).abs().mean(dim=(1, 2))
+
+
+def rise_power(waves: np.ndarray, frames: np.ndarray, width: int) -> np.ndarray:
+    """(N, n) clips -> (N, len(frames)) mean square over `width` samples centred on each frame."""
+    squares = np.concatenate([np.zeros((len(waves), 1)), np.cumsum(waves.astype(np.float64) ** 2, axis=1)], axis=1)
+    lo = np.clip(frames - width // 2, 0, waves.shape[1])
+    hi = np.clip(frames - width // 2 + width, 0, waves.shape[1])
+    return (squares[:, hi] - squares[:, lo]) / width
+
+
+def band_pool(config: EnvelopeConfig, n_fft: int) -> np.ndarray:
+    """(n_bands, bins): each band's share of each STFT bin (the filterbank's power gains)."""
+    return band_gains(config, np.fft.rfftfreq(n_fft, 1.0 / config.sample_rate)) ** 2
 
 
 def uniform_penalty(points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -138,21 +217,32 @@ def uniform_penalty(points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return ((a - b) ** 2).mean()
 
 
-def mean_log_envelope(waves: np.ndarray, config: EnvelopeConfig) -> np.ndarray:
-    """(n_bands, n_frames): the clips' mean log band RMS per envelope frame. The decoder starts
-    from it, so training begins at the average snare instead of at noise."""
-    length = (config.n_frames - 1) * config.hop
-    padded = np.zeros((len(waves), length))
-    padded[:, : min(length, waves.shape[1])] = waves[:, :length]
+def mean_knot_levels(waves: np.ndarray, config: EnvelopeConfig) -> np.ndarray:
+    """(n_bands, n_knots): the clips' mean log band RMS around each envelope knot. The decoder
+    starts from it, so training begins at the average snare instead of at noise."""
+    length = waves.shape[1]
     gains = band_gains(config, np.fft.rfftfreq(length, 1.0 / config.sample_rate))
-    spectra = np.fft.rfft(padded, axis=1)
-    out = np.zeros((config.n_bands, config.n_frames))
+    spectra = np.fft.rfft(waves.astype(np.float64), axis=1)
+    knots = np.minimum(np.round(np.array(config.knots_s) * config.sample_rate).astype(int), length - 1)
+    half = np.maximum(8, knots // 8)  # windows widen with time, as the knots do
+    out = np.zeros((config.n_bands, knots.size))
     for b in range(config.n_bands):
-        band = np.fft.irfft(spectra * gains[b], n=length, axis=1).reshape(len(waves), config.n_frames - 1, config.hop)
-        rms = np.sqrt(np.mean(band**2, axis=2) + 1e-12)  # (clips, n_frames - 1)
-        log_rms = np.log(np.concatenate([rms, rms[:, -1:]], axis=1))
-        out[b] = log_rms.mean(axis=0)
+        band = np.fft.irfft(spectra * gains[b], n=length, axis=1)
+        for k, (at, h) in enumerate(zip(knots, half)):
+            rms = np.sqrt(np.mean(band[:, max(0, at - h) : at + h] ** 2, axis=1) + 1e-12)
+            out[b, k] = np.log(rms).mean()
     return out
+
+
+def initial_head_bias(levels: np.ndarray, config: EnvelopeConfig) -> np.ndarray:
+    """(n_bands, n_knots) mean knot levels -> the hard head's band bias: the attack's levels,
+    then each segment's raw rate (the sigmoid's inverse of the mean fall, within its bounds)."""
+    a = len(ATTACK_KNOTS_S)
+    lo, hi = fall_bounds_np_per_s(config)
+    segment_s = decay_segments_s(config)[1]
+    rate = np.maximum(-np.diff(levels[:, a - 1 :], axis=1), 0.0) / segment_s
+    frac = np.clip((rate - lo) / (hi - lo), 1e-3, 1 - 1e-3)
+    return np.concatenate([levels[:, :a], np.log(frac / (1 - frac))], axis=1)
 
 
 def initial_points(waves: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -162,19 +252,35 @@ def initial_points(waves: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.stack([(r + 0.5) / len(r) * 1.8 - 0.9 for r in ranks], axis=1)
 
 
+def drum_index(drums: list[str], velocity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each clip's drum number (N,), and each drum's hardest clip (n_drums,): the one its
+    point starts from, and what the knob map is fitted to."""
+    names = list(dict.fromkeys(drums))
+    number = {name: i for i, name in enumerate(names)}
+    index = np.array([number[d] for d in drums])
+    hardest = np.array([max(np.flatnonzero(index == i), key=lambda j: velocity[j]) for i in range(len(names))])
+    return index, hardest
+
+
 @torch.no_grad()
 def grid_encode_distance(
-    decoder: EnvelopeDecoder, targets: list[torch.Tensor], steps: int = VAL_GRID_STEPS
+    decoder: EnvelopeDecoder, targets: list[torch.Tensor], velocity: np.ndarray, steps: int = VAL_GRID_STEPS
 ) -> np.ndarray:
-    """Each clip's distance to its closest point of a grid over the plane (validation's encode)."""
-    axis = torch.linspace(-1, 1, steps, device=targets[0].device)
+    """Each clip's distance to its closest point of a grid over the plane (validation's encode),
+    each rendered at the validation velocity nearest its own."""
+    device = targets[0].device
+    axis = torch.linspace(-1, 1, steps, device=device)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1).reshape(-1, 2)
-    best = torch.full((targets[0].shape[0],), float("inf"), device=targets[0].device)
-    for chunk in grid.split(32):
-        expected = decoder.expected_power(decoder(chunk))
-        for j in range(len(chunk)):
-            one = [e[j : j + 1] for e in expected]
-            best = torch.minimum(best, spectral_distance(one, targets))
+    nearest = np.array(VAL_VELOCITIES)[np.argmin(np.abs(velocity[:, None] - np.array(VAL_VELOCITIES)), axis=1)]
+    best = torch.full((targets[0].shape[0],), float("inf"), device=device)
+    for v in np.unique(nearest):
+        clips = torch.from_numpy(np.flatnonzero(nearest == v)).to(device)
+        mine = [t[clips] for t in targets]
+        for chunk in grid.split(32):
+            expected = decoder.expected_power(decoder(chunk, torch.full((len(chunk),), float(v), device=device)))
+            for j in range(len(chunk)):
+                d = spectral_distance([e[j : j + 1] for e in expected], mine)
+                best[clips] = torch.minimum(best[clips], d)
     return best.cpu().numpy()
 
 
@@ -211,27 +317,36 @@ def train_envelope(
     gen = torch.Generator().manual_seed(recipe.seed)
 
     real = data.train.waves
-    extra = augment_corpus(real, config.sample_rate, recipe.augment_per_clip, np.random.default_rng(recipe.seed))
+    per_clip = recipe.augment_per_clip
+    extra = augment_corpus(real, config.sample_rate, per_clip, np.random.default_rng(recipe.seed))
     waves = np.concatenate([real, extra]) if len(extra) else real
+    # A real clip belongs to its drum; each augmented clip is a drum of its own, at its source's velocity.
+    drums = list(data.train.drums) + [f"augmented {j}" for j in range(len(extra))]
+    velocity = np.concatenate([data.train.velocity, np.repeat(data.train.velocity, per_clip)[: len(extra)]])
+    clip_drum, hardest = drum_index(drums, velocity)
     weights = torch.tensor([1.0] * len(real) + [recipe.augment_weight] * len(extra), device=dev)
     targets = [t.to(dev) for t in log_power(waves)]
     val_targets = [t.to(dev) for t in log_power(data.val.waves)]
+    extra_terms = OnsetAndBands(config).to(dev)
+    onset_targets, band_targets, rise_targets = (t.to(dev) for t in extra_terms.targets(waves))
+    clip_drum_t = torch.from_numpy(clip_drum).to(dev)
+    velocity_t = torch.tensor(velocity, dtype=torch.float32, device=dev)
 
-    model = PointsAndDecoder(config, initial_points(waves, config.sample_rate)).to(dev)
+    model = PointsAndDecoder(config, initial_points(waves[hardest], config.sample_rate)).to(dev)
     with torch.no_grad():  # start at the average snare, with quiet partials and small point effects
         last = model.decoder.layers[-1]
         last.weight.mul_(0.1)
         last.bias.zero_()
-        head = config.n_bands * config.n_frames
-        last.bias[:head] = torch.tensor(mean_log_envelope(real, config).reshape(-1), dtype=torch.float32)
-        last.bias[head + config.n_partials : head + 2 * config.n_partials] = INITIAL_PARTIAL_LOG_AMP
+        bands = config.n_band_outputs
+        bias = initial_head_bias(mean_knot_levels(real, config), config)
+        last.bias[:bands] = torch.tensor(bias.reshape(-1), dtype=torch.float32)
+        last.bias[bands + config.n_partials : bands + 2 * config.n_partials] = INITIAL_PARTIAL_LOG_AMP
     optimizer = torch.optim.Adam(
         [
             {"params": model.decoder.parameters(), "lr": recipe.learning_rate},
             {"params": [model.points], "lr": recipe.point_learning_rate},
         ]
     )
-    tail_prior = TailPrior(config, recipe.tail_ceiling_db)
     ckpt = _checkpoint_path(out_path)
     start_epoch, state = 0, {"best_val": float("inf"), "bad_evals": 0, "best_epoch": 0}
     best_state = copy.deepcopy(model.state_dict())
@@ -262,21 +377,23 @@ def train_envelope(
                     group["lr"] = base * decay
                 total = 0.0
                 for idx in torch.randperm(len(waves), generator=gen).to(dev).split(recipe.batch_size):
-                    expected = model.decoder.expected_power(model.decoder(model.points[idx]))
-                    rec = (spectral_distance(expected, [t[idx] for t in targets]) * weights[idx]).sum() / weights[
-                        idx
-                    ].sum()
-                    loss = (
-                        rec
-                        + recipe.uniform_weight * uniform_penalty(model.points, gen)
-                        + recipe.tail_weight * tail_prior(model.decoder, model.points, gen)
+                    params = model.decoder(model.points[clip_drum_t[idx]], velocity_t[idx])
+                    expected = model.decoder.expected_power(params)
+                    whole = spectral_distance(expected, [t[idx] for t in targets])
+                    onset, rise, bands = extra_terms(
+                        model.decoder, params, expected, onset_targets[idx], band_targets[idx], rise_targets[idx]
                     )
+                    per_clip_loss = (
+                        whole + recipe.onset_weight * onset + recipe.rise_weight * rise + recipe.band_weight * bands
+                    )
+                    rec = (per_clip_loss * weights[idx]).sum() / weights[idx].sum()
+                    loss = rec + recipe.uniform_weight * uniform_penalty(model.points, gen)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     total += rec.item() * len(idx)
                 if (epoch + 1) % recipe.eval_every_epochs == 0 or epoch + 1 == recipe.epochs:
-                    val = float(np.median(grid_encode_distance(model.decoder, val_targets)))
+                    val = float(np.median(grid_encode_distance(model.decoder, val_targets, data.val.velocity)))
                     if val < state["best_val"]:
                         state.update(best_val=val, bad_evals=0, best_epoch=epoch + 1)
                         best_state = copy.deepcopy(model.state_dict())
@@ -306,7 +423,8 @@ def train_envelope(
         bar.close()
     seconds_per_epoch = (time.perf_counter() - started) / max(1, epochs_run - start_epoch)
     model.load_state_dict(best_state)
-    _export(model, recipe, data, waves[: len(real)], out_path, seconds_per_epoch, epochs_run, state, dev)
+    real_drums = hardest[hardest < len(real)]
+    _export(model, recipe, data, real_drums, waves[real_drums], out_path, seconds_per_epoch, epochs_run, state, dev)
     ckpt.unlink(missing_ok=True)
     return out_path
 
@@ -315,6 +433,7 @@ def _export(
     model: PointsAndDecoder,
     recipe: EnvelopeRecipe,
     data: Dataset,
+    real_drums: np.ndarray,
     real: np.ndarray,
     out_path: Path,
     seconds_per_epoch: float,
@@ -322,7 +441,8 @@ def _export(
     state: dict,
     dev,
 ) -> None:
-    points = model.points.detach().cpu().numpy().astype(np.float64)
+    """`real_drums`: the drums of the real corpus (their numbers), `real` their hardest clips."""
+    points = model.points.detach().cpu().numpy().astype(np.float64)[: len(real_drums)]
     brightness, decay = describe(real, recipe.model.sample_rate)
     # float16 halves the file; the evaluation is run on the stored weights, so it shows any loss.
     tensors = {k: v.astype(np.float16) for k, v in to_numpy_layers(model.decoder).items()}
@@ -331,7 +451,7 @@ def _export(
         for i in range(len(model.decoder.layers))
     ]
     playable = SimpleNamespace(
-        knobs=knob_map_for(points[: len(real)], brightness, decay), decode=EnvelopeSnare(recipe.model, stored).decode
+        knobs=knob_map_for(points, brightness, decay), decode=EnvelopeSnare(recipe.model, stored).decode
     )
     knobs = even_steps(playable)
     meta = {

@@ -144,7 +144,10 @@ def assemble(
             dropped.append(Dropped(c.package, c.origin, reason))
             continue
         rel = _unique_path(f"{safe_name(c.unit)}/{safe_name(c.name)}.wav", names_used)
-        twin = duplicates.offer(rel, fingerprint(audio, rate))
+        # A drum with layers (a Hydrogen instrument, a soundfont note at several velocities) is one
+        # drum: its layers are its velocity data, never each other's copies.
+        drum = f"{c.package}\t{c.unit}\t{c.instrument}" if c.velocity is not None else ""
+        twin = duplicates.offer(rel, fingerprint(audio, rate), drum)
         if twin is not None:
             report.duplicates += 1
             dropped.append(Dropped(c.package, c.origin, "duplicate", *twin))

@@ -121,12 +121,15 @@ class DuplicateFilter:
     def __init__(self):
         self._kept: list[Fingerprint] = []
         self._names: list[str] = []
+        self._drums: list[str] = []  # the drum each kept hit is a layer of ("" for none)
         self._by_sha: dict[str, str] = {}
         self._stack: np.ndarray | None = None  # (capacity, frames, N_BANDS), the first len(self._names) rows kept
 
-    def offer(self, name: str, fp: Fingerprint) -> tuple[str, float, float] | None:
+    def offer(self, name: str, fp: Fingerprint, drum: str = "") -> tuple[str, float, float] | None:
         """None if `fp` is new (and now kept under `name`), else (the kept twin's name, envelope
-        distance in dB, waveform similarity)."""
+        distance in dB, waveform similarity). A hit of `drum` is never a duplicate of another
+        layer of the same drum: a softer layer that sounds like the harder one is that drum's
+        velocity data, not a copy (an identical file still is)."""
         if fp.pcm_sha256 in self._by_sha:
             return self._by_sha[fp.pcm_sha256], 0.0, 1.0
         if self._names:
@@ -134,6 +137,8 @@ class DuplicateFilter:
             for i in np.argsort(distances):
                 if distances[i] >= SAME_SOURCE_DB:
                     break
+                if drum and self._drums[i] == drum:
+                    continue
                 similarity = waveform_similarity(fp, self._kept[i])
                 if is_duplicate(float(distances[i]), similarity):
                     return self._names[i], float(distances[i]), similarity
@@ -145,6 +150,7 @@ class DuplicateFilter:
         self._stack[len(self._names)] = fp.bands_db
         self._kept.append(fp)
         self._names.append(name)
+        self._drums.append(drum)
         self._by_sha[fp.pcm_sha256] = name
         return None
 

@@ -110,10 +110,23 @@ def _child_text(element: ET.Element, name: str) -> str | None:
     return None
 
 
-def scan_kit(drumkit_xml: Path) -> list[tuple[str, str, str | None, Path]]:
-    """(kit, instrument, licence or None, sample path) for every snare-family layer of one kit.
-    Instruments are picked by their names in drumkit.xml, not by file names; the one exception is a
-    layer whose file says it is a side stick (GMRockKit calls that instrument just "Stick")."""
+def _layer_velocity(layer: ET.Element) -> int | None:
+    """A Hydrogen layer's MIDI velocity: the middle of its <min>..<max> range (fractions of full
+    velocity). A layer that spans the whole range says nothing about velocity: None (a hard hit)."""
+    try:
+        low, high = float(_child_text(layer, "min") or 0.0), float(_child_text(layer, "max") or 1.0)
+    except ValueError:
+        return None
+    if low <= 0.0 and high >= 1.0:
+        return None
+    return max(1, min(127, round(127 * (low + high) / 2)))
+
+
+def scan_kit(drumkit_xml: Path) -> list[tuple[str, str, str | None, Path, int | None]]:
+    """(kit, instrument, licence or None, sample path, layer velocity or None) for every
+    snare-family layer of one kit. Instruments are picked by their names in drumkit.xml, not by
+    file names; the one exception is a layer whose file says it is a side stick (GMRockKit calls
+    that instrument just "Stick")."""
     root = ET.parse(drumkit_xml).getroot()
     kit = _child_text(root, "name") or drumkit_xml.parent.name
     license = _child_text(root, "license")
@@ -124,11 +137,15 @@ def scan_kit(drumkit_xml: Path) -> list[tuple[str, str, str | None, Path]]:
         name = _child_text(instrument, "name") or ""
         if EXCLUDED.search(name):
             continue
-        for element in instrument.iter():
-            if _local(element.tag) == "filename" and element.text:
-                filename = element.text.strip()
-                if SNARE_FAMILY.search(name) or SIDE_STICK_FILE.search(filename):
-                    found.append((kit, name, license, drumkit_xml.parent / filename))
+        # Layers sit in the instrument or in its <instrumentComponent>; the oldest kits name one
+        # file on the instrument itself.
+        layers = [e for e in instrument.iter() if _local(e.tag) == "layer"]
+        files = [(_child_text(e, "filename"), _layer_velocity(e)) for e in layers] or [
+            (_child_text(instrument, "filename"), None)
+        ]
+        for filename, velocity in files:
+            if filename and (SNARE_FAMILY.search(name) or SIDE_STICK_FILE.search(filename)):
+                found.append((kit, name, license, drumkit_xml.parent / filename, velocity))
     return found
 
 
@@ -139,17 +156,16 @@ def hydrogen_kits(package: str, upstream_path: str) -> Source:
     def gather(root: Path) -> list[Candidate]:
         out, seen = [], set()
         for drumkit_xml in sorted((root / HYDROGEN_KITS_DIR).glob("*/drumkit.xml")):
-            for kit, instrument, license, path in scan_kit(drumkit_xml):
+            for kit, instrument, license, path, velocity in scan_kit(drumkit_xml):
                 if path in seen or not path.is_file():
                     continue  # a file used by two layers, or a layer naming a file the package lacks
                 seen.add(path)
                 if license is None:
                     folder = drumkit_xml.parent.name
                     license = _licence(root, package, upstream_path.format(kit=folder))
+                origin = _origin(path, root)
                 out.append(
-                    Candidate(
-                        package, kit, instrument, license, _origin(path, root), path.stem, _mono_file_reader(path)
-                    )
+                    Candidate(package, kit, instrument, license, origin, path.stem, _mono_file_reader(path), velocity)
                 )
         return out
 
