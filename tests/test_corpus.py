@@ -188,6 +188,33 @@ def test_a_near_duplicate_is_rejected_and_a_different_hit_kept():
     assert kept.offer("different again, louder", fingerprint(2 * different, RATE))[0] == "different"
 
 
+def test_a_drums_softer_layer_is_its_velocity_data_but_a_copy_elsewhere_is_refused():
+    """A soft layer that sounds like the hard one (a gain-scaled copy, as some kits' layers are) is
+    kept for its drum; the same sound from another drum is still a duplicate."""
+    hard = hit(seed=3)
+    kept = DuplicateFilter()
+    assert kept.offer("kit/snare v127", fingerprint(hard, RATE), drum="kit/snare") is None
+    assert kept.offer("kit/snare v40", fingerprint(0.3 * hard, RATE), drum="kit/snare") is None
+    assert kept.offer("other/snare", fingerprint(0.5 * hard, RATE), drum="other/snare")[0] == "kit/snare v127"
+    assert kept.offer("kit/snare again", fingerprint(hard.copy(), RATE), drum="kit/snare")[1] == 0.0  # a file twice
+
+
+def test_hydrogen_layers_give_their_velocity_and_a_single_layer_none(tmp_path):
+    kit = tmp_path / "Kit"
+    kit.mkdir()
+    (kit / "drumkit.xml").write_text(
+        '<?xml version="1.0"?><drumkit_info><name>Kit</name><instrumentList>'
+        "<instrument><name>Snare</name>"
+        "<layer><filename>soft.wav</filename><min>0</min><max>0.5</max></layer>"
+        "<layer><filename>hard.wav</filename><min>0.5</min><max>1</max></layer></instrument>"
+        "<instrument><name>Clap</name><layer><filename>clap.wav</filename><min>0</min><max>1</max></layer></instrument>"
+        "<instrument><name>Rimshot</name><filename>old.wav</filename></instrument>"
+        "</instrumentList></drumkit_info>"
+    )
+    found = {path.name: velocity for _kit, _name, _lic, path, velocity in sources.scan_kit(kit / "drumkit.xml")}
+    assert found == {"soft.wav": 32, "hard.wav": 95, "clap.wav": None, "old.wav": None}
+
+
 def test_two_strokes_of_one_drum_are_not_duplicates():
     """Same tone and decay, different noise: two recordings, both kept."""
     a, b = hit(seed=1, noise=0.7), hit(seed=99, noise=0.7)

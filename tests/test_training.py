@@ -107,3 +107,29 @@ def test_a_kit_library_trains_on_its_snares_follows_links_and_says_what_it_found
     assert "--all-files" in data.found
     everything = load_dataset(library, 44100, N, all_files=True)
     assert len(everything.train) + len(everything.val) == 18 and "using all of them" in everything.found
+
+
+def test_a_corpus_manifest_gives_each_clip_its_velocity_and_its_drum(tmp_path):
+    """Layers of one drum (a velocity in the manifest) share a drum; a clip without velocity is a
+    hard hit and a drum of its own, even where two files share an instrument name."""
+    import csv
+
+    from instrument.training.corpus import sha256_of
+    from instrument.training.corpus.manifest import MANIFEST_FIELDS
+
+    rows = [("kit/soft.wav", "Snare", "40", "train"), ("kit/hard.wav", "Snare", "127", "train")]
+    rows += [("kit/one.wav", "Clap", "", "train"), ("kit/two.wav", "Clap", "", "val")]
+    (tmp_path / "kit").mkdir()
+    with open(tmp_path / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        for i, (path, instrument, velocity, split) in enumerate(rows):
+            sf.write(tmp_path / path, synth_snare(44100, 0.2, 200 + 30 * i, 0.05, 0.5, seed=i), 44100)
+            writer.writerow(
+                {"path": path, "kit": "kit", "instrument": instrument, "license": "CC0", "split": split}
+                | {"sha256": sha256_of(tmp_path / path), "velocity": velocity}
+            )
+    data = load_dataset(tmp_path, 44100, N)
+    assert data.train.velocity.tolist() == [40.0, 127.0, 127.0]
+    assert data.train.drums == ["kit/Snare", "kit/Snare", "kit/one.wav"]
+    assert data.val.drums == ["kit/two.wav"]

@@ -33,15 +33,13 @@ peak (`ONSET_THRESHOLD_DB`), less 0.5 ms (`ONSET_PREROLL_MS`). Every window belo
    played at two levels (many soundfont presets): they are counted and left out. Reported: the
    fraction of the other pairs where the model moves the same way as the real drum (a model
    change of 0 moves no way), and the median model change over the median real change.
-7. **Round robins** (`band_db`, `band_distance_db`): both waves in 32 log-spaced bands (40 Hz to
-   16 kHz) of 10-ms frames (Hann, 1024-sample FFT, 441-sample hop), each in dB re its own loudest
-   cell and floored at -60 dB; the distance is the mean |dB difference| over the cells where
-   either wave is above -60 dB. Pooling bands and frames brings two noise realisations of one
-   envelope nearer than a raw STFT distance would (per bin and short frame they are far apart). The
-   variants' distance is the mean over pairs of variants at a few knob positions; the 4-CC step
-   is the distance from each variant at those positions to the next variant at the positions 4 CC
-   to the right and up (with one variant, the same hit there): a noise realisation against
-   another on both sides, since 10-ms cells still leave two seeds of one envelope 3-5 dB apart.
+7. **Round robins** (`sound_distance_db`): how far apart two hits *sound*, in the measure the
+   corpus builder uses to call two hits the same (`corpus/dedupe.py`: 32 log bands of 46-ms frames
+   at 22.05 kHz, dB under each hit's own maximum, the mean |difference| over the cells where
+   either is above -50 dB, at the best of +-1 frame; under 1 dB is "the same sound"). The
+   variants' distance is the mean over pairs of variants at a few knob positions; the 4-CC step is
+   the distance from variant 0 at those positions to variant 0 at the positions 4 CC to the right
+   and up: a round robin must stay nearer its siblings than a small turn of a knob takes the sound.
 
 `model_feel` gathers them for one model (as `latent-snare evaluate` stores them in its .json):
 1-3 on the held-out snares against the model at the points they encode to (median of paired
@@ -59,6 +57,7 @@ import numpy as np
 
 from ..files.audio import ONSET_PREROLL_MS, ONSET_THRESHOLD_DB
 from ..model.knobs import CC_MAX
+from .corpus.dedupe import distance_db, fingerprint
 
 RISE_RMS_MS = 0.7
 RISE_SEARCH_MS = 30.0
@@ -82,10 +81,7 @@ CENTROID_MS = 100.0
 CENTROID_FADE_MS = 10.0
 SOFT_VELOCITY, HARD_VELOCITY = 70.0, 120.0
 FLAT_OCTAVES = 0.05  # a real change smaller than this is one sample at two levels: no direction to follow
-BAND_COUNT = 32
-BAND_HZ = (40.0, 16_000.0)
 BAND_FFT, BAND_HOP = 1024, 441
-BAND_FLOOR_DB = -60.0
 ROUND_ROBIN_CC = ((32.0, 32.0), (96.0, 32.0), (64.0, 64.0), (32.0, 96.0), (96.0, 96.0))
 KNOB_STEP_CC = 4.0
 FEEL_GRID_STEPS = 9
@@ -216,35 +212,9 @@ def centroid_octaves(wave: np.ndarray, sample_rate: int) -> float:
     return float(np.log2(np.sum(freqs[1:] * power[1:]) / total))
 
 
-def band_db(wave: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(n,) -> (32, frames): log band energies of 10-ms frames, dB re the loudest cell, floored at -60."""
-    x = np.nan_to_num(np.asarray(wave, np.float64))
-    if x.size < BAND_FFT:
-        x = np.pad(x, (0, BAND_FFT - x.size))
-    frames = np.lib.stride_tricks.sliding_window_view(x, BAND_FFT)[::BAND_HOP]
-    power = np.abs(np.fft.rfft(frames * np.hanning(BAND_FFT), axis=1)) ** 2  # (frames, bins)
-    freqs = np.fft.rfftfreq(BAND_FFT, 1.0 / sample_rate)
-    edges = np.geomspace(BAND_HZ[0], min(BAND_HZ[1], sample_rate / 2), BAND_COUNT + 1)
-    bands = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (freqs >= lo) & (freqs < hi)
-        # A band narrower than one bin takes the bin nearest its centre.
-        bands.append(
-            power[:, inside].sum(axis=1) if inside.any() else power[:, np.argmin(np.abs(freqs - np.sqrt(lo * hi)))]
-        )
-    energy = np.stack(bands)
-    if energy.max() <= 0:
-        return np.full(energy.shape, BAND_FLOOR_DB)
-    return np.maximum(10 * np.log10(energy / energy.max() + _TINY), BAND_FLOOR_DB)
-
-
-def band_distance_db(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
-    """Mean |dB| difference of the band-pooled log energies over cells where either is above -60 dB (measure 7)."""
-    n = max(len(a), len(b))
-    da = band_db(np.pad(np.asarray(a), (0, n - len(a))), sample_rate)
-    db = band_db(np.pad(np.asarray(b), (0, n - len(b))), sample_rate)
-    cells = (da > BAND_FLOOR_DB) | (db > BAND_FLOOR_DB)
-    return float(np.mean(np.abs(da - db)[cells])) if cells.any() else 0.0
+def sound_distance_db(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
+    """How far apart two hits sound, in dB: the corpus de-duplicator's envelope distance (measure 7)."""
+    return distance_db(fingerprint(np.asarray(a), sample_rate), fingerprint(np.asarray(b), sample_rate))
 
 
 # --- over sets of snares -------------------------------------------------------------------------
@@ -381,23 +351,17 @@ def real_velocity_changes(waves: np.ndarray, pairs: list[VelocityPair], sample_r
 
 
 def round_robin_distance(model, points_cc=ROUND_ROBIN_CC, velocity: float = 127.0) -> dict:
-    """Measure 7: the mean band distance between the variants at each point (0 with one variant)
-    against the distance of a 4-CC knob step from the same points (right and up). The step is
-    measured from each variant to the next variant at the neighbouring point, so that both sides
-    hold one noise realisation against another: with 10-ms cells, two noise seeds of one envelope
-    are some 3-5 dB apart, more than a 4-CC step with the noise held (about 2 dB for today's models)."""
+    """Measure 7: the mean distance between the variants at each point (0 with one variant)
+    against the distance of a 4-CC knob step (right and up) from the same points, variant 0."""
     sr = model.sample_rate
     n = max(1, int(getattr(model, "n_variants", 1)))
     variant_d, step_d = [], []
     for x, y in points_cc:
         hits = [model.decode_cc(x, y, velocity=velocity, variant=k) for k in range(n)]
-        variant_d += [band_distance_db(hits[i], hits[j], sr) for i in range(n) for j in range(i + 1, n)]
+        variant_d += [sound_distance_db(hits[i], hits[j], sr) for i in range(n) for j in range(i + 1, n)]
         for dx, dy in ((KNOB_STEP_CC, 0.0), (0.0, KNOB_STEP_CC)):
-            nx, ny = min(CC_MAX, x + dx), min(CC_MAX, y + dy)
-            step_d += [
-                band_distance_db(hits[k], model.decode_cc(nx, ny, velocity=velocity, variant=(k + 1) % n), sr)
-                for k in range(n)
-            ]
+            neighbour = model.decode_cc(min(CC_MAX, x + dx), min(CC_MAX, y + dy), velocity=velocity, variant=0)
+            step_d.append(sound_distance_db(hits[0], neighbour, sr))
     variants = float(np.mean(variant_d)) if variant_d else 0.0
     step = float(np.mean(step_d))
     return {
