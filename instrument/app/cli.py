@@ -193,7 +193,7 @@ def cmd_pack(args) -> int:
 
     config = load_config(args.config)
     model = load_model(args.model, config.model)
-    rows = render_pack(model, args.grid, args.outdir, config)
+    rows = render_pack(model, args.grid, args.outdir, config, args.velocity)
     print(
         f"{args.outdir}: {len(rows)} snares from {model.name} ({args.grid}x{args.grid} over the knobs), {INDEX_NAME}, {MAP_NAME}"
     )
@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arg(p)
     p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml")
     p.add_argument("--grid", type=int, default=5, metavar="N", help="N x N snares (default 5)")
+    p.add_argument(
+        "--velocity", type=_velocity, default=127, help="1..127 (default 127): every snare as a hit this hard"
+    )
     p.add_argument("outdir", type=Path, metavar="OUTDIR")
     p.set_defaults(func=cmd_pack)
 

@@ -96,7 +96,7 @@ def draw_grid_map(model, ccs: np.ndarray, out_path: Path, labels: list[str], cc_
         yticklabels=ccs.round().astype(int),
         xlabel=f"CC {cc_names[0]} (x): brighter →",
         ylabel=f"CC {cc_names[1]} (y): longer decay →",
-        title=f"{model.name}: {n}×{n} pack\nspectrograms, 60 Hz–16 kHz over 0.75 s",
+        title=f"{model.name}: {n}×{n} pack\nspectrograms, 60 Hz–16 kHz over {model.n_samples / model.sample_rate:.2f} s",
     )
     fig.tight_layout()
     fig.savefig(out_path, dpi=90)
@@ -132,7 +132,7 @@ def draw_latent_map(model, data, out_path: Path, cc_names: tuple[int, int] = (74
         mosaic, origin="lower", aspect="auto", cmap="magma", extent=(-8, 135, -8, 135), vmin=SPECTRO_FLOOR_DB, vmax=0
     )
     ax_grid.set(
-        title=f"What the knobs play ({model.name}): spectrograms, 60 Hz–16 kHz, 0.75 s",
+        title=f"What the knobs play ({model.name}): spectrograms, 60 Hz–16 kHz, {model.n_samples / model.sample_rate:.2f} s",
         xlabel=f"CC {cc_names[0]} (x)",
         ylabel=f"CC {cc_names[1]} (y)",
         xticks=ccs.round(),
@@ -170,7 +170,9 @@ def draw_reconstructions(model, originals: np.ndarray, names: list[str], out_pat
     axes[0, 0].set_ylabel("held-out original", fontsize=8)
     axes[1, 0].set_ylabel("dropped on the model", fontsize=8)
     fig.suptitle(
-        "Held-out kits: spectrograms (60 Hz–16 kHz, 0.75 s), originals above their closest knob positions", fontsize=9
+        f"Held-out kits: spectrograms (60 Hz–16 kHz, {model.n_samples / model.sample_rate:.2f} s), "
+        "originals above their closest knob positions",
+        fontsize=9,
     )
     fig.tight_layout()
     out_path = Path(out_path)

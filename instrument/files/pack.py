@@ -21,8 +21,9 @@ def grid_ccs(n: int) -> np.ndarray:
     return np.linspace(CC_MIN, CC_MAX, n).round()
 
 
-def render_pack(model, grid_n: int, out_dir: Path, config) -> list[dict]:
-    """Write the pack: WAVs named by row, column and CC; index.csv (file, latent, CC); the map picture."""
+def render_pack(model, grid_n: int, out_dir: Path, config, velocity: int = 127) -> list[dict]:
+    """Write the pack: WAVs named by row, column and CC, each a hit at `velocity` (its timbre and
+    level); index.csv (file, latent, CC, velocity); the map picture."""
     if not 2 <= grid_n <= 32:
         raise UserError(f"--grid {grid_n}: allowed 2..32 (a 32x32 pack is 1024 files)")
     out_dir = Path(out_dir)
@@ -34,7 +35,7 @@ def render_pack(model, grid_n: int, out_dir: Path, config) -> list[dict]:
             for c, cc_x in enumerate(ccs):
                 latent = model.knobs.cc_to_latent(cc_x, cc_y)
                 name = f"{model.name}-r{r + 1:02d}c{c + 1:02d}-x{int(cc_x):03d}-y{int(cc_y):03d}.wav"
-                wave = render_snare(model, latent, 127, config.voices.velocity_range_db, config.audio.ceiling_db)
+                wave = render_snare(model, latent, velocity, config.voices.velocity_range_db, config.audio.ceiling_db)
                 write_snare(out_dir / name, wave, model.sample_rate, model, latent)
                 rows.append(
                     {
@@ -45,6 +46,7 @@ def render_pack(model, grid_n: int, out_dir: Path, config) -> list[dict]:
                         "cc_y": int(cc_y),
                         "latent_x": f"{latent[0]:.6f}",
                         "latent_y": f"{latent[1]:.6f}",
+                        "velocity": velocity,
                         "model": model.name,
                     }
                 )

@@ -47,7 +47,7 @@ ASSETS = {  # URL -> (file, content type): the whole list of files the app serve
     "/static/style.css": (SHARED / "style.css", "text/css"),
     "/static/favicon.svg": (SHARED / "favicon.svg", "image/svg+xml"),
 }
-SNARE_PARAMS = ("x", "y", "model", "velocity")
+SNARE_PARAMS = ("x", "y", "model", "velocity", "variant")
 ENCODE_QUEUE_MAX = 4  # heavy jobs waiting in one worker beyond this are refused with 503
 SNARE_MAX_AGE_S = 86_400
 
@@ -194,9 +194,10 @@ class Api:
             x, y = params.cc(q, "x"), params.cc(q, "y")
             velocity = params.velocity(q)
             name = params.model(q, self.snares.names, self.snares.default)
+            variant = params.variant(q, self.snares.served[name].model.n_variants)
         except ParamError as err:
             raise bad_request(err) from None
-        etag = self.snares.etag(name, x, y, velocity)
+        etag = self.snares.etag(name, x, y, velocity, variant)
         headers = {
             "ETag": etag,
             "Cache-Control": f"public, max-age={SNARE_MAX_AGE_S}",
@@ -204,7 +205,7 @@ class Api:
         }
         if etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)
-        body = self.snares.wav(name, x, y, velocity)
+        body = self.snares.wav(name, x, y, velocity, variant)
         return web.Response(body=body, content_type="audio/wav", headers=headers)
 
     def _heavy_allowed(self, request: web.Request) -> None:

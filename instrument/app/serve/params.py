@@ -47,6 +47,11 @@ def velocity(query) -> int:
     return integer(query, "velocity", 1, 127, 127)
 
 
+def variant(query, n_variants: int) -> int:
+    """Which round robin of the model's (0 when absent)."""
+    return integer(query, "variant", 0, n_variants - 1, 0)
+
+
 def model(query, names: list[str], default: str) -> str:
     """A model name from `names` (the worker's loaded models); `default` when the parameter is absent."""
     text = query.get("model")

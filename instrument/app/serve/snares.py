@@ -55,13 +55,14 @@ class Snares:
     def names(self) -> list[str]:
         return list(self.served)
 
-    def etag(self, name: str, x: float, y: float, velocity: int) -> str:
-        key = f"{self.served[name].identity}|{x!r}|{y!r}|{velocity}"
+    def etag(self, name: str, x: float, y: float, velocity: int, variant: int = 0) -> str:
+        key = f"{self.served[name].identity}|{x!r}|{y!r}|{velocity}|{variant}"
         return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
 
-    def wav(self, name: str, x: float, y: float, velocity: int) -> bytes:
-        """The 24-bit WAV `latent-snare render --model NAME --cc X Y --velocity V` writes, byte for byte."""
-        key = (name, x, y, velocity)
+    def wav(self, name: str, x: float, y: float, velocity: int, variant: int = 0) -> bytes:
+        """The 24-bit WAV `latent-snare render --model NAME --cc X Y --velocity V --variant K` writes,
+        byte for byte."""
+        key = (name, x, y, velocity, variant)
         data = self._wavs.get(key)
         if data is not None:
             self._wavs.move_to_end(key)
@@ -71,7 +72,7 @@ class Snares:
         model = self.served[name].model
         latent = model.knobs.cc_to_latent(x, y)
         c = self.config
-        wave = render_snare(model, latent, velocity, c.voices.velocity_range_db, c.audio.ceiling_db)
+        wave = render_snare(model, latent, velocity, c.voices.velocity_range_db, c.audio.ceiling_db, variant)
         buffer = io.BytesIO()
         write_snare_to(buffer, wave, model.sample_rate, model, latent)
         data = buffer.getvalue()
