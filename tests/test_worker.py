@@ -5,10 +5,10 @@ import weakref
 import numpy as np
 import pytest
 
-from instrument.play.dsp import db_to_gain
-from instrument.play.engine import Engine
-from instrument.play.events import NoteOn
-from instrument.play.worker import DecodeWorker
+from instrument.core.dsp import db_to_gain
+from instrument.core.events import NoteOn
+from instrument.host.worker import DecodeWorker
+from instrument.rt.engine import Engine, engine_settings
 
 
 class FakeKnobs:
@@ -63,7 +63,7 @@ class SlowModel:
 
 
 def test_a_flood_of_requests_decodes_only_the_newest():
-    engine = Engine(48000, 128)
+    engine = Engine(engine_settings(48000, 128))
     model = SlowModel()
     worker = DecodeWorker(model, engine, 48000).start()
     started = time.perf_counter()
@@ -80,7 +80,7 @@ def test_a_flood_of_requests_decodes_only_the_newest():
 
 
 def test_a_bad_decode_keeps_the_previous_snare():
-    engine = Engine(48000, 128)
+    engine = Engine(engine_settings(48000, 128))
     worker = DecodeWorker(SlowModel(0, fail_at=(5.0, 5.0)), engine, 48000, cc=(1, 1)).start()
     assert worker.wait_published(2)
     good = engine.current
@@ -100,7 +100,7 @@ def wait_playing(worker, cc, timeout_s=5.0):
 
 
 def test_old_samples_are_released_by_the_worker_once_unreferenced():
-    engine = Engine(48000, 128)
+    engine = Engine(engine_settings(48000, 128))
     published = []  # weak references: they die when the last strong reference goes
     publish = engine.publish
     engine.publish = lambda sample: (published.append(weakref.ref(sample)), publish(sample))
@@ -122,7 +122,7 @@ def test_old_samples_are_released_by_the_worker_once_unreferenced():
 
 
 def test_x_then_y_in_quick_succession_keeps_both_while_a_decode_runs():
-    worker = DecodeWorker(SlowModel(0.05), Engine(48000, 128), 48000, cc=(0, 0)).start()
+    worker = DecodeWorker(SlowModel(0.05), Engine(engine_settings(48000, 128)), 48000, cc=(0, 0)).start()
     worker.turn(0, 90)  # the worker is busy decoding (0, 0) while these arrive
     worker.turn(1, 30)
     assert worker.target.cc == (90.0, 30.0)
@@ -132,7 +132,7 @@ def test_x_then_y_in_quick_succession_keeps_both_while_a_decode_runs():
 
 
 def test_turns_from_two_threads_never_lose_an_axis():
-    worker = DecodeWorker(SlowModel(0), Engine(48000, 128), 48000, cc=(0, 0)).start()
+    worker = DecodeWorker(SlowModel(0), Engine(engine_settings(48000, 128)), 48000, cc=(0, 0)).start()
     threads = [
         threading.Thread(target=lambda axis=axis: [worker.turn(axis, v) for v in range(1, 128)]) for axis in (0, 1)
     ]
@@ -146,7 +146,7 @@ def test_turns_from_two_threads_never_lose_an_axis():
 
 def test_a_move_to_an_exact_point_plays_it_and_the_knobs_continue_from_its_ccs():
     model = SlowModel(0)
-    worker = DecodeWorker(model, Engine(48000, 128), 48000, cc=(0, 0)).start()
+    worker = DecodeWorker(model, Engine(engine_settings(48000, 128)), 48000, cc=(0, 0)).start()
     assert worker.move_to(model, np.array([40.4, 99.6], dtype=np.float32)) == (40, 100)
     wait_playing(worker, (40.0, 100.0))
     assert np.allclose(worker.now_playing.latent, (40.4, 99.6)), "a recall plays the exact latent, not its rounded CCs"
@@ -158,7 +158,7 @@ def test_a_move_to_an_exact_point_plays_it_and_the_knobs_continue_from_its_ccs()
 
 def test_a_model_switch_keeps_the_knobs_and_plays_the_new_model():
     first, second = SlowModel(0), SlowModel(0)
-    worker = DecodeWorker(first, Engine(48000, 128), 48000, cc=(3, 4)).start()
+    worker = DecodeWorker(first, Engine(engine_settings(48000, 128)), 48000, cc=(3, 4)).start()
     assert worker.wait_published(2)
     worker.switch_model(second)
     deadline = time.monotonic() + 5
@@ -186,7 +186,7 @@ def play(engine, blocks=40):
     ],
 )
 def test_whatever_the_decoder_returns_the_output_stays_finite_and_under_the_ceiling(name, bad, refused):
-    engine = Engine(48000, 128, polyphony=16, ceiling_db=-1.0)
+    engine = Engine(engine_settings(48000, 128, polyphony=16, ceiling_db=-1.0))
     worker = DecodeWorker(BrokenModel(bad), engine, 48000, cc=(0, 0)).start()
     assert worker.wait_published(2)
     good = engine.current
@@ -205,7 +205,7 @@ def test_whatever_the_decoder_returns_the_output_stays_finite_and_under_the_ceil
 
 
 def test_a_decoder_stalling_for_2_s_never_stops_playback_and_the_next_move_decodes_again():
-    engine = Engine(48000, 128)
+    engine = Engine(engine_settings(48000, 128))
     worker = DecodeWorker(BrokenModel("stall"), engine, 48000, cc=(0, 0)).start()
     assert worker.wait_published(2)
     good = engine.current

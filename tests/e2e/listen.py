@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from instrument.config import load_config
+from instrument.core.dsp import finish_snare, velocity_to_gain
 from instrument.model.architecture import ModelConfig
 from instrument.model.file import load_model, save_model
 from instrument.model.knobs import KnobMap
-from instrument.play.dsp import finish_snare, velocity_to_gain
 
 from ..jackrig import first_sound, service_state
 
@@ -62,8 +62,8 @@ def similarity(recorded, reference):
 
 
 def server_xruns() -> int:
-    """The xruns the service has seen so far (it calls them underflows; on JACK, the server's)."""
-    return service_state()["underflows"]
+    """The xruns the service has seen so far (its own_xruns)."""
+    return service_state()["own_xruns"]
 
 
 def wait_state(shown, what: str, timeout_s: float = HANG_S) -> dict:

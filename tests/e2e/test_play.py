@@ -8,8 +8,10 @@ import threading
 import numpy as np
 import pytest
 
-from instrument.play.dsp import db_to_gain, velocity_to_gain
+from instrument.core.dsp import db_to_gain, velocity_to_gain
+from instrument.rt.clib import available
 
+from ..jackrig import service_state
 from .listen import (
     CC_X,
     CC_Y,
@@ -179,8 +181,6 @@ def test_the_audio_process_locks_its_memory_where_the_limit_allows(service):
     import os
     import resource
 
-    from ..jackrig import service_state
-
     soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     if os.geteuid() != 0 and soft != resource.RLIM_INFINITY:
         pytest.skip(f"memlock limit {soft} bytes: locking may be refused here (the instrument plays on unlocked)")
@@ -188,13 +188,9 @@ def test_the_audio_process_locks_its_memory_where_the_limit_allows(service):
 
 
 def test_the_audio_cycle_runs_in_c_and_counts_where_each_cycle_began_and_ended(service, rig):
-    """The JACK thread calls the C mixer (play/mixer.c), not the interpreter, and files every cycle
+    """The JACK thread calls the C mixer (rt/mixer.c), not the interpreter, and files every cycle
     by where in its period it began and where it finished (bench/soak.py prints them)."""
-    from instrument.play import cmixer
-
-    from ..jackrig import service_state
-
-    assert cmixer.available() is None, cmixer.available()
+    assert available() is None, available()
     rig.wait_frames(rig.rate // 2)
     state = service_state()
     assert state["mixer"] == "c"

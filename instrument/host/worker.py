@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.dsp import finish_snare
 from ..model.knobs import CC_CENTRE
-from .dsp import finish_snare
 
 log = logging.getLogger(__name__)
 
