@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -123,3 +126,41 @@ def test_the_audio_process_sees_the_same_memory_through_its_own_mapping():
     finally:
         audio.release()
         main.release()
+
+
+PRODUCER = """
+import sys
+from instrument.rt.layout import SharedAudio
+shared = SharedAudio.attach(int(sys.argv[1]))
+k, n = 0, int(sys.argv[2])
+while k < n:
+    if shared.events.push(float(k), 2.0 * k, -3.0 * k, k + 0.5):
+        k += 1
+"""
+
+
+def test_records_cross_between_two_processes_whole_and_in_order_under_load():
+    """A producer process pushes numbered records through several wrap-arounds of the shared ring
+    while a busy process competes for the cores; each record this process pops is whole (every
+    field written before the index that published it) and next in order."""
+    shared = SharedAudio.create(engine_settings(48_000, 256))
+    count = 3 * shared.events.capacity + 123
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(shared.fd), str(count)], pass_fds=(shared.fd,))
+    try:
+        k = 0
+        while k < count:
+            record = shared.events.pop()
+            if record is None:
+                assert producer.poll() in (None, 0), f"the producer failed (exit code {producer.returncode})"
+                assert producer.returncode is None or shared.events.index.head > k, f"{k} of {count} records arrived"
+                continue
+            assert tuple(record) == (float(k), 2.0 * k, -3.0 * k, k + 0.5)
+            k += 1
+        assert producer.wait(30) == 0 and shared.events.pop() is None  # a full ring refused, the producer retried
+    finally:
+        busy.kill()
+        producer.kill()
+        busy.wait()
+        producer.wait()
+        shared.release()

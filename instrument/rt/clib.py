@@ -31,7 +31,7 @@ def c_fields(lib: ctypes.CDLL) -> list[tuple[str, int]]:
     return list(zip(names.value.decode().split("\n")[:count], offsets[:count]))
 
 
-def _declare(lib: ctypes.CDLL) -> None:
+def declare(lib: ctypes.CDLL) -> None:
     ring = ctypes.POINTER(RingIndex)
     lib.lsn_new.restype, lib.lsn_new.argtypes = _ptr, [ctypes.POINTER(EngineSettings), ctypes.POINTER(Layout)]
     lib.lsn_free.restype, lib.lsn_free.argtypes = None, [_ptr]
@@ -57,7 +57,7 @@ def load() -> ctypes.CDLL | str:
         return "the C mixer was not built (reinstall with a C compiler: apt-get install gcc libc6-dev)"
     try:
         lib = ctypes.CDLL(spec.origin)
-        _declare(lib)
+        declare(lib)
     except (OSError, AttributeError) as err:
         return f"{spec.origin} cannot be loaded ({err}; reinstall: pip install -e .)"
     if c_fields(lib) != python_fields():

@@ -1,7 +1,7 @@
 """The records C and Python share, declared once, here, as ctypes structures.
 
 `rt/header.py` writes them into `rt/layout.h`, which `mixer.c` includes, together with the
-constants below and the event kinds (core/events.py); `tests/test_mixer_layout.py` fails when
+constants below and the event kinds (core/events.py); `tests/test_c_layout.py` fails when
 the committed header is stale, and `rt/clib.py` refuses a built library whose field names or
 offsets differ from these. Field names are the C names.
 """
