@@ -22,7 +22,7 @@ from instrument.rt.portaudio import sounddevice
 
 from ..jackrig import SERVER_NAME, Rig, ServiceProcess, first_sound, service_state, start_jackd, stop_process
 from .conftest import ARTIFACTS
-from .listen import assert_matches, expected_snare, hit, set_knobs
+from .listen import HANG_S, assert_matches, expected_snare, hit, set_knobs
 
 pytestmark = pytest.mark.e2e
 
@@ -158,22 +158,38 @@ def test_notes_posted_while_the_audio_cycle_stalls_play_late_rather_than_never(j
         deadline = time.monotonic() + 2.0
         while engine.stats.blocks == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        before = engine.stats.notes
         os.kill(pid, signal.SIGSTOP)
         try:
+            wait_stopped(pid)
+            before = engine.stats.notes
             for _ in range(3):
                 engine.post(NoteOn(100))
                 time.sleep(0.03)
             assert engine.stats.notes == before, "the audio process played while stopped"
+            blocks = engine.stats.blocks
         finally:
             os.kill(pid, signal.SIGCONT)
-        deadline = time.monotonic() + 2.0
-        while engine.stats.notes < before + 3 and time.monotonic() < deadline:
+        # The event ring is drained at the start of a cycle: three cycles after the stall, every note has played.
+        deadline = time.monotonic() + HANG_S
+        while engine.stats.blocks < blocks + 3 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert engine.stats.notes == before + 3, f"{engine.stats.notes - before} of 3 notes played after the stall"
         assert output.process.poll() is None, "the audio process died"
     finally:
         output.close()
+
+
+def wait_stopped(pid: int) -> None:
+    """Until every thread of `pid` is stopped: SIGSTOP is delivered asynchronously, and a cycle
+    already running finishes first (its notes are counted before the stall, not during it)."""
+    while True:
+        states = [
+            Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            for tid in os.listdir(f"/proc/{pid}/task")
+        ]
+        if all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.001)
 
 
 def threads_of(pid: int) -> list[str]:
