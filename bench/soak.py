@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument(
         "--in-process",
         action="store_true",
-        help="mix in the service's own process (audio.separate_process: false), as before issue 16",
+        help="run the cycle in the service's own process (audio.separate_process: false)",
     )
     parser.add_argument(
         "--realtime", action="store_true", help="run jackd (and so every client's process thread) at SCHED_FIFO"

@@ -7,6 +7,7 @@ import pytest
 
 from instrument.core.dsp import db_to_gain
 from instrument.core.events import NoteOn
+from instrument.host.link import EngineLink
 from instrument.host.worker import DecodeWorker
 from instrument.rt.engine import Engine, engine_settings
 
@@ -99,26 +100,22 @@ def wait_playing(worker, cc, timeout_s=5.0):
     assert worker.now_playing.cc == cc, f"playing {worker.now_playing.cc}, not {cc}"
 
 
-def test_old_samples_are_released_by_the_worker_once_unreferenced():
-    engine = Engine(engine_settings(48000, 128))
+def test_the_worker_keeps_no_published_sample_the_link_copies_it_into_shared_memory():
+    """What the cycle plays lives in the shared slots: no array of the worker's thread is left for
+    the audio thread to hold, or to free."""
+    link = EngineLink(engine_settings(48000, 128))
     published = []  # weak references: they die when the last strong reference goes
-    publish = engine.publish
-    engine.publish = lambda sample: (published.append(weakref.ref(sample)), publish(sample))
-    worker = DecodeWorker(SlowModel(0), engine, 48000, cc=(1, 0)).start()
-    assert worker.wait_published(2)
-    engine.post(NoteOn(127))
-    engine.render(128)  # a voice now plays the first snare
-    for i in range(2, 50):
-        worker.move_cc(i, 0)
-        time.sleep(0.003)
-    worker.move_cc(1, 2)
-    wait_playing(worker, (1.0, 2.0))
-    worker.stop()
-    first, newest = published[0](), published[-1]()
-    assert len(published) > 3, "the moves were published"
-    assert first is not None and any(s is first for s in worker._alive), "the worker keeps the voice's snare alive"
-    assert newest is not None and engine.current is newest
-    assert sum(ref() is not None for ref in published) == 2, "every snare no voice plays was freed"
+    publish = link.publish
+    link.publish = lambda sample: (published.append(weakref.ref(sample)), publish(sample))
+    worker = DecodeWorker(SlowModel(0), link, 48000, cc=(1, 0)).start()
+    try:
+        assert worker.wait_published(2)
+        worker.move_cc(1, 2)
+        wait_playing(worker, (1.0, 2.0))
+    finally:
+        worker.stop()
+        link.close()
+    assert len(published) == 2 and all(ref() is None for ref in published), "a published sample is still referenced"
 
 
 def test_x_then_y_in_quick_succession_keeps_both_while_a_decode_runs():

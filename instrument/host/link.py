@@ -10,6 +10,7 @@ and note routes.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -68,13 +69,13 @@ class EngineLink:
         deadline = time.monotonic() + PLAYING_WAIT_S
         while table.playing != table.published and time.monotonic() < deadline:
             time.sleep(0.0005)
-        slot = self._free_slot()
+        slot = self._free_snare_slot()
         n = min(sample.shape[0], self.shared.slot_frames)
         self.shared.slots[slot, :n] = sample[:n]
         table.length[slot] = n
         store_release(table, "published", slot)  # last: the cycle swaps to it at its next start
 
-    def _free_slot(self) -> int:
+    def _free_snare_slot(self) -> int:
         """The slot whose last note started longest ago; waits (bounded) until that note has ended."""
         table = self.shared.snares
         busy = (table.published, table.playing)
@@ -96,3 +97,9 @@ class EngineLink:
             if self._tempo is not None:
                 self.post(self._tempo)
         self.audio_starts += 1
+
+    def close(self) -> None:
+        """Unmap the shared memory; only once no cycle can run on it any more."""
+        self.stats = None
+        self.shared.release()
+        os.close(self.shared.fd)

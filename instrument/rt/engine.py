@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.dsp import db_to_gain, velocity_to_gain
 from ..core.events import AllNotesOff, AllSoundOff, Clock, Continue, Loop, NoteOff, NoteOn, Start, Stop, Tempo
-from .structs import CLOCK_PPQN, FADE_HEADROOM_SLOTS, EngineSettings, SharedStats
+from .structs import CLOCK_PPQN, FADE_HEADROOM_VOICES, EngineSettings, SharedStats
 
 ALL_SOUND_OFF_FADE_MS = 3.0
 CLOCK_TIMEOUT_S = 0.5  # no tick for this long: the DAW stopped sending clock, the loop runs on its own tempo
@@ -91,16 +91,16 @@ class Engine:
         self.current: np.ndarray | None = None  # the playable snare; replaced whole by publish()
         self.stats = SharedStats(transport_running=True) if stats is None else stats
 
-        # Voice state, preallocated: parallel lists indexed by slot. Slots beyond the polyphony
+        # Voice state, preallocated: parallel lists indexed by voice. Voices beyond the polyphony
         # cap hold voices fading out after a steal or choke, so a steal never cuts a voice.
-        self._slots = self.polyphony + FADE_HEADROOM_SLOTS
-        self._sample: list = [None] * self._slots
-        self._pos = [0] * self._slots
-        self._gain = [0.0] * self._slots
-        self._fade_left = [0] * self._slots  # samples of fade still to play; 0: not fading
-        self._fade_len = [1] * self._slots
-        self._age = [0] * self._slots  # note counter at start, for stealing the oldest
-        self._active = [False] * self._slots
+        self._voices = self.polyphony + FADE_HEADROOM_VOICES
+        self._sample: list = [None] * self._voices
+        self._pos = [0] * self._voices
+        self._gain = [0.0] * self._voices
+        self._fade_left = [0] * self._voices  # samples of fade still to play; 0: not fading
+        self._fade_len = [1] * self._voices
+        self._age = [0] * self._voices  # note counter at start, for stealing the oldest
+        self._active = [False] * self._voices
         # Mixing buffers.
         self._mix = np.zeros(max_block)
         self._tmp = np.zeros(max_block)
@@ -146,7 +146,7 @@ class Engine:
             self._handle(self.events.popleft())
         self._run_loop(frames)
         voices = 0
-        for v in range(self._slots):
+        for v in range(self._voices):
             if self._active[v]:
                 self._mix_voice(v, mix, frames)
                 voices += 1
@@ -223,33 +223,33 @@ class Engine:
         elif self._sounding() >= self.polyphony:
             self._start_fade(self._oldest_sounding(), self.steal_fade)  # steal with a fade, never a cut
             self.stats.stolen += 1
-        slot = self._free_slot()
+        v = self._free_voice()
         self.stats.notes += 1
         self.stats.last_velocity = velocity
-        self._sample[slot] = sample
-        self._pos[slot] = -offset  # negative: starts `offset` frames into the coming block
-        self._gain[slot] = self.velocity_gain[min(velocity, 127)]
-        self._fade_left[slot] = 0
-        self._age[slot] = self.stats.notes
-        self._active[slot] = True
+        self._sample[v] = sample
+        self._pos[v] = -offset  # negative: starts `offset` frames into the coming block
+        self._gain[v] = self.velocity_gain[min(velocity, 127)]
+        self._fade_left[v] = 0
+        self._age[v] = self.stats.notes
+        self._active[v] = True
 
     def _sounding(self) -> int:
         """Active voices that are not fading out: what the polyphony cap counts."""
-        return sum(1 for v in range(self._slots) if self._active[v] and not self._fade_left[v])
+        return sum(1 for v in range(self._voices) if self._active[v] and not self._fade_left[v])
 
     def _oldest_sounding(self) -> int:
         best, best_age = 0, None
-        for v in range(self._slots):
+        for v in range(self._voices):
             if self._active[v] and not self._fade_left[v] and (best_age is None or self._age[v] < best_age):
                 best, best_age = v, self._age[v]
         return best
 
-    def _free_slot(self) -> int:
-        for v in range(self._slots):
+    def _free_voice(self) -> int:
+        for v in range(self._voices):
             if not self._active[v]:
                 return v
-        # Every slot is busy (a burst of hits within one block): reuse the fading voice nearest its end.
-        fading = [v for v in range(self._slots) if self._fade_left[v]]
+        # Every voice is busy (a burst of hits within one block): reuse the fading voice nearest its end.
+        fading = [v for v in range(self._voices) if self._fade_left[v]]
         return min(fading, key=lambda v: self._fade_left[v]) if fading else self._oldest_sounding()
 
     def _start_fade(self, v: int, fade: int) -> None:
@@ -258,7 +258,7 @@ class Engine:
             self._fade_len[v] = fade
 
     def _fade_all(self, fade: int) -> None:
-        for v in range(self._slots):
+        for v in range(self._voices):
             self._start_fade(v, fade)
 
     def _mix_voice(self, v: int, mix: np.ndarray, frames: int) -> None:
@@ -293,8 +293,8 @@ class Engine:
             self._release(v)
 
     def _release(self, v: int) -> None:
-        # The sample reference stays until the slot is reused: dropping the last reference here
-        # would free memory on the audio thread. The decode worker retires old samples instead.
+        # The sample reference stays until the voice is reused: in the cycle it is a view of a shared
+        # slot (rt/layout.py), and dropping a reference must never free a large buffer on this thread.
         self._active[v] = False
         self._fade_left[v] = 0
 

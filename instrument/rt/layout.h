@@ -8,7 +8,7 @@
 #define SNARE_SLOTS 16
 #define RECORD_WIDTH 4
 #define CYCLE_HIST_BINS 11
-#define FADE_HEADROOM_SLOTS 4
+#define FADE_HEADROOM_VOICES 4
 #define CLOCK_PPQN 24
 #define ROUTE_MAIN 0
 #define ROUTE_PLAY 1

@@ -47,8 +47,8 @@ typedef struct {
 typedef struct {
     engine_settings s;
     layout L;
-    int64_t slots; /* voice slots: polyphony + FADE_HEADROOM_SLOTS */
-    /* Voices: parallel arrays indexed by slot, as engine.py keeps them. */
+    int64_t voices; /* polyphony + FADE_HEADROOM_VOICES */
+    /* Voices: parallel arrays indexed by voice, as engine.py keeps them. */
     const float **sample;
     int64_t *length, *pos, *fade_left, *fade_len, *age;
     double *gain;
@@ -106,22 +106,22 @@ static bool ring_push(ring_index *index, double *records, int64_t capacity, doub
 
 static int64_t sounding(const mixer *m) {
     int64_t n = 0;
-    for (int64_t v = 0; v < m->slots; v++) n += m->active[v] && !m->fade_left[v];
+    for (int64_t v = 0; v < m->voices; v++) n += m->active[v] && !m->fade_left[v];
     return n;
 }
 
 static int64_t oldest_sounding(const mixer *m) {
     int64_t best = 0, best_age = -1;
-    for (int64_t v = 0; v < m->slots; v++)
+    for (int64_t v = 0; v < m->voices; v++)
         if (m->active[v] && !m->fade_left[v] && (best_age < 0 || m->age[v] < best_age)) best = v, best_age = m->age[v];
     return best;
 }
 
-static int64_t free_slot(const mixer *m) {
-    for (int64_t v = 0; v < m->slots; v++)
+static int64_t free_voice(const mixer *m) {
+    for (int64_t v = 0; v < m->voices; v++)
         if (!m->active[v]) return v;
     int64_t best = -1;
-    for (int64_t v = 0; v < m->slots; v++)
+    for (int64_t v = 0; v < m->voices; v++)
         if (m->fade_left[v] && (best < 0 || m->fade_left[v] < m->fade_left[best])) best = v;
     return best >= 0 ? best : oldest_sounding(m);
 }
@@ -131,7 +131,7 @@ static void start_fade(mixer *m, int64_t v, int64_t fade) {
 }
 
 static void fade_all(mixer *m, int64_t fade) {
-    for (int64_t v = 0; v < m->slots; v++) start_fade(m, v, fade);
+    for (int64_t v = 0; v < m->voices; v++) start_fade(m, v, fade);
 }
 
 static void release(mixer *m, int64_t v) {
@@ -148,7 +148,7 @@ static void note_on(mixer *m, int64_t velocity, int64_t offset) {
         start_fade(m, oldest_sounding(m), m->s.steal_fade); /* steal with a fade, never a cut */
         stats->stolen += 1;
     }
-    int64_t v = free_slot(m);
+    int64_t v = free_voice(m);
     stats->notes += 1;
     stats->last_velocity = velocity;
     m->sample[v] = m->current;
@@ -345,7 +345,7 @@ static void render(mixer *m, int64_t frames) {
     for (int64_t i = 0; i < frames; i++) mix[i] = 0.0;
     run_loop(m, frames);
     int64_t voices = 0;
-    for (int64_t v = 0; v < m->slots; v++)
+    for (int64_t v = 0; v < m->voices; v++)
         if (m->active[v]) mix_voice(m, v, mix, frames), voices += 1;
     m->L.stats->voices = voices;
     m->L.stats->blocks += 1;
@@ -408,19 +408,19 @@ mixer *lsn_new(const engine_settings *s, const layout *L) {
     mixer *m = calloc(1, sizeof *m);
     if (m == NULL) return NULL;
     m->s = *s, m->L = *L;
-    m->slots = s->polyphony + FADE_HEADROOM_SLOTS;
-    m->sample = calloc(m->slots, sizeof *m->sample);
-    m->length = calloc(m->slots, sizeof(int64_t)), m->pos = calloc(m->slots, sizeof(int64_t));
-    m->fade_left = calloc(m->slots, sizeof(int64_t)), m->fade_len = calloc(m->slots, sizeof(int64_t));
-    m->age = calloc(m->slots, sizeof(int64_t)), m->gain = calloc(m->slots, sizeof(double));
-    m->active = calloc(m->slots, sizeof(bool));
+    m->voices = s->polyphony + FADE_HEADROOM_VOICES;
+    m->sample = calloc(m->voices, sizeof *m->sample);
+    m->length = calloc(m->voices, sizeof(int64_t)), m->pos = calloc(m->voices, sizeof(int64_t));
+    m->fade_left = calloc(m->voices, sizeof(int64_t)), m->fade_len = calloc(m->voices, sizeof(int64_t));
+    m->age = calloc(m->voices, sizeof(int64_t)), m->gain = calloc(m->voices, sizeof(double));
+    m->active = calloc(m->voices, sizeof(bool));
     m->mix = calloc(s->max_block, sizeof(double)), m->tmp = calloc(s->max_block, sizeof(double));
     if (!m->sample || !m->length || !m->pos || !m->fade_left || !m->fade_len || !m->age || !m->gain || !m->active ||
         !m->mix || !m->tmp) {
         lsn_free(m);
         return NULL;
     }
-    for (int64_t v = 0; v < m->slots; v++) m->fade_len[v] = 1;
+    for (int64_t v = 0; v < m->voices; v++) m->fade_len[v] = 1;
     m->limiter_gain = 1.0;
     m->frames_since_clock = -1;
     m->playing = -1;

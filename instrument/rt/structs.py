@@ -13,7 +13,7 @@ import ctypes
 SNARE_SLOTS = 16  # a note pins its slot while it sounds: 16 is 8 notes/s of 2 s snares with knob sweeps between
 RECORD_WIDTH = 4  # doubles per ring record: (kind, a, b, spare) for events, (size, byte 0, 1, 2) for MIDI
 CYCLE_HIST_BINS = 11  # tenths of the period, then "past its end"
-FADE_HEADROOM_SLOTS = 4  # voice slots beyond the polyphony cap, for voices fading out after a steal
+FADE_HEADROOM_VOICES = 4  # voices beyond the polyphony cap, for voices fading out after a steal
 CLOCK_PPQN = 24  # MIDI clock ticks per quarter note
 NO_SLOT = -1
 
@@ -26,7 +26,7 @@ CONSTANTS = {
     "SNARE_SLOTS": SNARE_SLOTS,
     "RECORD_WIDTH": RECORD_WIDTH,
     "CYCLE_HIST_BINS": CYCLE_HIST_BINS,
-    "FADE_HEADROOM_SLOTS": FADE_HEADROOM_SLOTS,
+    "FADE_HEADROOM_VOICES": FADE_HEADROOM_VOICES,
     "CLOCK_PPQN": CLOCK_PPQN,
     "ROUTE_MAIN": ROUTE_MAIN,
     "ROUTE_PLAY": ROUTE_PLAY,
