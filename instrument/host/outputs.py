@@ -19,7 +19,6 @@ The MIDI inputs are `jack_ports.JackPorts` on JACK and the rtmidi `midi.MidiPort
 from __future__ import annotations
 
 from ..rt import jack as rt_jack
-from ..rt.portaudio import find_output_device
 from .jack_output import JackOutput
 from .portaudio_output import PortAudioOutput
 
@@ -33,6 +32,4 @@ def open_output(audio, midi_port: str) -> JackOutput | PortAudioOutput:
         backend = "jack" if wants_jack and rt_jack.server_running() else "portaudio"
     if backend == "jack":
         return JackOutput(audio.channels, midi_port, audio.separate_process)
-    if not audio.separate_process:
-        find_output_device(audio.device)  # a wrong name is told here, before the cycle opens it
     return PortAudioOutput(audio.device, audio.block_size, audio.channels, audio.separate_process)

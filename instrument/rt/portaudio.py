@@ -32,7 +32,8 @@ def name_jack_client() -> None:
         setter = lib.PaJack_SetClientName
     except (OSError, AttributeError):
         return  # a PortAudio without JACK support: nothing to name
-    sd._terminate()
+    while sd._initialized:  # the name is read when PortAudio starts: stop every start there was
+        sd._terminate()
     setter.argtypes = [ctypes.c_char_p]
     setter(ctypes.c_char_p(JACK_CLIENT_NAME))
     sd._initialize()
