@@ -113,7 +113,9 @@ class CycleOutput:
     def _watch_loop(self) -> None:
         while not self._stop.wait(WATCH_POLL_S):
             if self.run is not None:  # in this process: nothing to restart
-                if self.run.server_gone():
+                # A PortAudio stream whose server died cannot be closed, nor PortAudio restarted, in
+                # the process that opened it (it waits forever): only JACK's loss is reopened here.
+                if self.backend == "jack" and self.run.server_gone():
                     self.server_lost = True
                     return
                 self.each_turn()

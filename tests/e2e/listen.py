@@ -81,7 +81,7 @@ def wait_state(shown, what: str, timeout_s: float = HANG_S) -> dict:
 def send_state(rig, messages, arrived, attempts=3):
     """Send state-setting MIDI (idempotent: CCs, program changes) until the service's state shows
     it arrived. On the noisy 2-core machine the dummy driver xruns, and JACK MIDI sent in an xrun
-    cycle can be lost for every client (see the README); a DAW's chase resends state the same way."""
+    cycle can be lost for every client (docs/limitations.md); a DAW's chase resends state the same way."""
     for _ in range(attempts):
         rig.send(*messages)
         try:
@@ -95,7 +95,7 @@ def send_state(rig, messages, arrived, attempts=3):
 def press(rig, message, counted: str):
     """Press a button once (each press acts: it is no state to resend) and wait until the service
     counted it in `counted`. Sent again only if the service never heard it and the rig saw an
-    xrun meanwhile: JACK MIDI sent in an xrun cycle is lost for every client (README)."""
+    xrun meanwhile: JACK MIDI sent in an xrun cycle is lost for every client (docs/limitations.md)."""
     before, xruns = service_state()[counted], rig.xruns
     rig.send(message)
     try:

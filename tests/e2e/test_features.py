@@ -88,7 +88,7 @@ def test_loop_follows_midi_clock_beats_and_transport(rig):
             missed.append(beat)
         else:
             lateness.append(onset - 2 * rig.period)
-    # A tick sent in a cycle the dummy driver xruns is lost for every client (see the README), and
+    # A tick sent in a cycle the dummy driver xruns is lost for every client (docs/limitations.md), and
     # a DAW does not resend clock: one missed beat is excused only if the server reported an xrun.
     xruns = server_xruns() - xruns_before
     assert not missed or (len(missed) == 1 and xruns > 0), (

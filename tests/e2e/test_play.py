@@ -51,7 +51,7 @@ SYSEX_CHUNK_BYTES = 256  # one JACK MIDI event each: how an ALSA-to-JACK bridge 
 CHUNKS_PER_PERIOD = 4  # 1 KB per period, 375 KB/s: over 100x what a DIN cable carries
 # Clock bytes per 128-frame period: 3000/s on JACK, 25x the clock of a 300 BPM song (120/s).
 # PortAudio holds 750/s: above that, rtmidi's call into Python for every byte, made inside JACK's
-# cycle, makes its audio drop out (README, "What does not work yet").
+# cycle, makes its audio drop out (docs/limitations.md).
 CLOCKS_PER_PERIOD = {"jack": 8, "portaudio": 2}
 
 
@@ -102,7 +102,7 @@ def test_a_64_kb_sysex_and_a_clock_flood_neither_delay_nor_change_notes(rig, ser
     assert rig.flooded_bytes - flooded_before >= 4 * SYSEX_BYTES, "the rig did not send the four dumps"
     heard = [h for h in flooded if h is not None]
     # A note or a period lost in a dummy-driver xrun is lost for every client, the rig's recorder
-    # included (README): one bad hit of the four is excused, and only if the server reported an xrun.
+    # included (docs/limitations.md): one bad hit of the four is excused, and only if the server reported an xrun.
     bad = len(flooded) - sum(matches(audio, right, wrong) for _, audio in heard)
     similarities = [(round(similarity(audio, right), 2), round(similarity(audio, wrong), 2)) for _, audio in heard]
     assert bad == 0 or (bad == 1 and xruns > 0), (
@@ -118,9 +118,9 @@ def test_a_64_kb_sysex_and_a_clock_flood_neither_delay_nor_change_notes(rig, ser
 def test_a_sysex_cut_short_does_not_deafen_the_input(rig, service):
     if service.backend == "portaudio":
         # rtmidi's JACK input takes every event after an unterminated F0 as SysEx data until an
-        # F7: deaf in most runs here, not all (README, "What does not work yet").
+        # F7: deaf in most runs here, not all (docs/limitations.md).
         pytest.skip("rtmidi on JACK waits for the F7 of a cut-short SysEx")
-    # Two chances: a note can be lost in a dummy-driver xrun (README).
+    # Two chances: a note can be lost in a dummy-driver xrun (docs/limitations.md).
     assert any(hits_after_sysex_dumps(rig, service.backend, 2, terminated=False)), "deaf after a cut-short SysEx"
 
 
