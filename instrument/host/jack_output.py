@@ -29,7 +29,7 @@ class JackOutput(CycleOutput):
     def __init__(self, channels: int, midi_port: str, separate_process: bool = True):
         try:
             self.client = rt_jack.open_client("ctl")
-        except rt_jack.jack.JackOpenError as err:
+        except rt_jack.NoServer as err:
             raise UserError("no JACK server answers: start jackd (or choose audio.backend: portaudio)") from err
         self.server_xruns = 0  # every xrun the server announced, whichever client was late
         # Counted here, on this process's notification thread (rt/run.py says why not in the cycle's).

@@ -32,10 +32,18 @@ def server_running() -> bool:
         jack.set_info_function(None)
 
 
+class NoServer(Exception):
+    """No JACK server answers (or no libjack on this machine)."""
+
+
 def open_client(role: str = ""):
-    """A client of the running server named CLIENT_NAME (suffixed by `role`); never starts a server.
-    Raises jack.JackOpenError when none answers."""
-    return jack.Client(f"{CLIENT_NAME}-{role}" if role else CLIENT_NAME, no_start_server=True)
+    """A client of the running server named CLIENT_NAME (suffixed by `role`); never starts a server."""
+    if jack is None:
+        raise NoServer("libjack is not installed")
+    try:
+        return jack.Client(f"{CLIENT_NAME}-{role}" if role else CLIENT_NAME, no_start_server=True)
+    except jack.JackOpenError as err:
+        raise NoServer("no JACK server answers") from err
 
 
 def connect_speakers(client, outs: list, warn) -> None:

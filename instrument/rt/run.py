@@ -65,8 +65,8 @@ class JackRun:
     def __init__(self, host: AudioHost, shared: SharedAudio):
         try:
             self.client = client = rt_jack.open_client()
-        except rt_jack.jack.JackOpenError as err:
-            raise ServerGone("no JACK server answers") from err
+        except rt_jack.NoServer as err:
+            raise ServerGone(str(err)) from err
         if client.samplerate != shared.sample_rate:
             client.close()
             raise WrongRate(f"the JACK server runs at {client.samplerate} Hz, not {shared.sample_rate} Hz")
