@@ -16,7 +16,7 @@ import time
 
 from ..core.events import Tempo, to_record
 from ..rt.engine import engine_settings
-from ..rt.layout import SharedAudio, store_release
+from ..rt.layout import SharedAudio, load_acquire, store_release
 from ..rt.structs import SNARE_SLOTS, EngineSettings
 
 PLAYING_WAIT_S = 0.1  # how long a publish waits for the audio process to take the previous snare
@@ -82,7 +82,7 @@ class EngineLink:
         slot = min((k for k in range(SNARE_SLOTS) if k not in busy), key=lambda k: table.last_started[k])
         deadline = time.monotonic() + SLOT_WAIT_S
         while (
-            table.frames - table.last_started[slot] <= table.length[slot] + self.max_block
+            load_acquire(table, "frames") - table.last_started[slot] <= table.length[slot] + self.max_block
             and time.monotonic() < deadline
         ):
             time.sleep(0.001)

@@ -15,7 +15,7 @@ import numpy as np
 from ..core.events import from_record
 from .cmixer import CMixer
 from .engine import Engine
-from .layout import SharedAudio, load_acquire
+from .layout import SharedAudio, load_acquire, store_release
 from .routing import route_in_cycle
 
 WAKE_SERVER_GONE, WAKE_STOP = b"x", b"s"  # why a cycle's owner woke (its self-pipe)
@@ -81,7 +81,7 @@ class SharedCycle:
 
     def end(self, frames: int) -> None:
         self.frames += frames
-        self.table.frames = self.frames
+        store_release(self.table, "frames", self.frames)  # after last_started: the link reads them in that order
 
     def close(self) -> None:
         os.close(self.wake_r)

@@ -61,7 +61,7 @@ typedef struct {
 typedef struct {
     _Atomic int64_t published;
     int64_t playing;
-    int64_t frames;
+    _Atomic int64_t frames;
     int64_t length[16];
     int64_t last_started[16];
 } snare_table;

@@ -397,7 +397,7 @@ static void end(mixer *m, int64_t frames) {
     if (m->L.stats->notes != m->notes_before && m->playing >= 0) /* the slot stays pinned while that note sounds */
         m->L.snares->last_started[m->playing] = m->frames;
     m->frames += frames;
-    m->L.snares->frames = m->frames;
+    atomic_store_explicit(&m->L.snares->frames, m->frames, memory_order_release); /* after last_started */
 }
 
 /* --- the entry points (rt/clib.py) ------------------------------------------------------------ */

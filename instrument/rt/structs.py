@@ -40,7 +40,7 @@ _i64, _f64 = ctypes.c_int64, ctypes.c_double
 
 # Fields C reads and writes with acquire/release (`_Atomic int64_t` in the header); Python goes
 # through the C library for them (rt/layout.py).
-ATOMIC_FIELDS = {("SnareTable", "published"), ("RingIndex", "head"), ("RingIndex", "tail")}
+ATOMIC_FIELDS = {("SnareTable", "published"), ("SnareTable", "frames"), ("RingIndex", "head"), ("RingIndex", "tail")}
 
 
 class SharedStats(ctypes.Structure):
@@ -97,7 +97,7 @@ class SnareTable(ctypes.Structure):
     _fields_ = [
         ("published", _i64),  # the slot the next hit plays; written last, with release
         ("playing", _i64),
-        ("frames", _i64),
+        ("frames", _i64),  # the cycle's frame count; written after `last_started`, with release
         ("length", _i64 * SNARE_SLOTS),
         ("last_started", _i64 * SNARE_SLOTS),
     ]
