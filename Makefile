@@ -6,7 +6,7 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv
 PY := $(VENV)/bin/python
-# gcc and libc6-dev: pip builds the audio cycle, play/mixer.c, into a small shared library.
+# gcc and libc6-dev: pip builds the audio cycle, rt/mixer.c, into a small shared library.
 APT_PLAY := python3-venv libportaudio2 libsndfile1 gcc libc6-dev
 APT_TEST := $(APT_PLAY) jackd2 chromium
 # The corpus test renders a soundfont drum through FluidSynth. No recommends: fluidsynth
@@ -59,4 +59,4 @@ $(TEST_STAMP): pyproject.toml Makefile $(TRAIN_STAMP)
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts instrument/play/_mixer*.so
+	rm -rf $(VENV) .pytest_cache test-artifacts instrument/rt/_mixer*.so

@@ -8,7 +8,7 @@ and memory-bandwidth contention the service sees under a knob flood). Each row
 runs twice: with the engine in this process (`separate_process: false`), and in
 an audio process of its own fed through shared memory, as the JACK backend's
 default runs it (the knob flood then decodes in this process only), with engine.py and with
-the C mixer (play/mixer.c) that the audio process runs by default.
+the C mixer (rt/mixer.c) that the audio process runs by default.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import numpy as np
 
 from instrument.app.service import realtime_hygiene
 from instrument.config import load_config
+from instrument.core.events import NoteOn, to_record
+from instrument.host.link import EngineLink
+from instrument.host.worker import DecodeWorker
 from instrument.model.file import load_model
-from instrument.play.cmixer import CMixer
-from instrument.play.engine import Engine
-from instrument.play.events import NoteOn, encode
-from instrument.play.link import EngineLink
-from instrument.play.shared import SharedAudio
-from instrument.play.worker import DecodeWorker
+from instrument.rt.cmixer import CMixer
+from instrument.rt.engine import Engine, engine_settings
+from instrument.rt.layout import SharedAudio
 
 RATE, VOICES, SECONDS = 48000, 32, 5.0
 
@@ -44,7 +44,7 @@ def measure(block: int, model, flood: bool, place: str) -> np.ndarray:
     blocks = int(SECONDS * RATE / block)
     separate = place != PLACES[0]
     if separate:
-        engine = EngineLink(RATE, max_block=block, polyphony=VOICES)
+        engine = EngineLink(engine_settings(RATE, block, polyphony=VOICES))
         child = subprocess.Popen(
             [
                 sys.executable,
@@ -60,7 +60,7 @@ def measure(block: int, model, flood: bool, place: str) -> np.ndarray:
             text=True,
         )
     else:
-        engine = Engine(RATE, block, polyphony=VOICES)
+        engine = Engine(engine_settings(RATE, block, polyphony=VOICES))
     worker = DecodeWorker(model, engine, RATE).start()  # decodes the centre first
     worker.wait_published(5)
     stop = threading.Event()
@@ -97,10 +97,10 @@ def render_blocks(engine, block: int, blocks: int, take_snare=lambda: None) -> n
 
 def audio_process(fd: int, block: int, mixer: str) -> None:
     """The audio process's side of a separate row: the engine on shared memory, taking each
-    published snare at the start of a block as play/audioproc.py does, or the C mixer's whole
+    published snare at the start of a block as rt/cycle.py does, or the C mixer's whole
     cycle (`mixer` "c"); prints the times."""
-    shared = SharedAudio.attach(fd, RATE)
-    engine = Engine(RATE, block, polyphony=VOICES, stats=shared.stats)
+    shared = SharedAudio.attach(fd)
+    engine = Engine(shared.settings, stats=shared.stats)
     table = shared.snares
 
     def take_snare():
@@ -113,7 +113,7 @@ def audio_process(fd: int, block: int, mixer: str) -> None:
     gc.collect()
     gc.freeze()
     if mixer == "c":
-        times = c_cycles(CMixer(engine, shared), shared, block, int(SECONDS * RATE / block))
+        times = c_cycles(CMixer(shared.settings, shared), shared, block, int(SECONDS * RATE / block))
     else:
         times = render_blocks(engine, block, int(SECONDS * RATE / block), take_snare)
     print(json.dumps(times.tolist()))
@@ -122,7 +122,7 @@ def audio_process(fd: int, block: int, mixer: str) -> None:
 def c_cycles(mixer, shared, block: int, blocks: int) -> np.ndarray:
     """The C mixer's cycles into a stereo buffer, 32 voices kept sounding through the event ring."""
     out = np.zeros((block, 2), dtype=np.float32)
-    note = encode(NoteOn(100))
+    note = to_record(NoteOn(100))
     times = np.empty(blocks)
     for i in range(blocks):
         t0 = time.perf_counter()

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from instrument.core.dsp import finish_snare
 from instrument.model.file import load_model
 from instrument.paths import MODELS_DIR, REPO_DIR
-from instrument.play.dsp import finish_snare
 
 REPEATS = 200
 

@@ -36,7 +36,7 @@ SOURCES = ("latent-snare", "fluidsynth")  # recording index -> instrument name i
 # jackd names each client a late cycle caught, and its state: "Running" (its callback was still
 # working), or "Triggered" (woken, but not yet given the CPU: the whole graph stalled).
 XRUN_LINE = re.compile(r"client = (\S+) was not finished(?:, state = (\w+))?")
-STOP_LINE = re.compile(r"stopped \((\d+) notes, (\d+) underflows, (\d+) callback errors\)")
+STOP_LINE = re.compile(r"stopped \((\d+) notes, (\d+) own xruns, (\d+) callback errors\)")
 
 
 def require_fluidsynth() -> None:
@@ -141,7 +141,7 @@ def xruns_by_state(jackd_log: Path) -> Counter:
 
 
 def stop_counts(service: ServiceProcess, timeout_s: float = 2.0) -> tuple[int, int] | None:
-    """(notes played, underflows) from the stopped service's last line, which arrives after it exits."""
+    """(notes played, own xruns) from the stopped service's last line, which arrives after it exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         stop = next((m for m in map(STOP_LINE.search, service.lines) if m), None)

@@ -95,7 +95,7 @@ def replug_cycles(backend: str, cycles: int, rescan_s: float, workdir: Path) -> 
         "noticed": noticed,
         "first": samples[0],
         "last": samples[-1],
-        "underflows": stop[1] if stop else "n/a",
+        "own_xruns": stop[1] if stop else "n/a",
         "exit": exit_code,
     }
 
@@ -121,7 +121,7 @@ def main() -> None:
     print(f"replug: {args.cycles} cycles, rescan every {args.rescan_s:g} s ({machine()})\n")
     print(
         "| backend | found | heard | unplug noticed | find s, median / max | notice s, median / max "
-        "| threads | fds | JACK ports | RSS MB | underflows | exit |"
+        "| threads | fds | JACK ports | RSS MB | own xruns | exit |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for backend, r in results.items():
@@ -129,7 +129,7 @@ def main() -> None:
         print(
             f"| {backend} | {len(r['found'])} | {r['heard']} | {len(r['noticed'])} | {seconds(r['found'])} "
             f"| {seconds(r['noticed'])} | {threads0} → {threads1} | {fds0} → {fds1} | {ports0} → {ports1} "
-            f"| {rss0 / 1024:.1f} → {rss1 / 1024:.1f} ({100 * (rss1 - rss0) / rss0:+.1f} %) | {r['underflows']} | {r['exit']} |"
+            f"| {rss0 / 1024:.1f} → {rss1 / 1024:.1f} ({100 * (rss1 - rss0) / rss0:+.1f} %) | {r['own_xruns']} | {r['exit']} |"
         )
     print(f"\nAfter the first cycle → after the last. Logs in {workdir}")
 

@@ -6,7 +6,7 @@ Notes (8/s, varied velocity) and slow sweeps of both knobs (20 CC/s each) go to
 both instruments from one rig port. Every 10 s the resident memory, threads and
 open file descriptors of the service and of its audio process are sampled from
 /proc. Reported: xruns jackd attributes to each instrument, the service's own
-count of its xruns (underflows), and RSS, threads and fds after a 30 s warm-up
+count of its own xruns, and RSS, threads and fds after a 30 s warm-up
 and at the end. `--hog N` runs
 `stress-ng --cpu N` beside them (Debian's stress-ng) for the loaded variant;
 `--realtime` runs jackd at SCHED_FIFO, as a stage machine should.
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument(
         "--in-process",
         action="store_true",
-        help="mix in the service's own process (audio.separate_process: false), as before issue 16",
+        help="run the cycle in the service's own process (audio.separate_process: false)",
     )
     parser.add_argument(
         "--realtime", action="store_true", help="run jackd (and so every client's process thread) at SCHED_FIFO"
@@ -115,7 +115,7 @@ def main() -> None:
     print(
         f"soak: {args.minutes:g} min, {NOTES_PER_S} notes/s + knob sweeps at {args.sweep_cc_per_s:g} CC/s per knob, period {args.period} at 48 kHz{load} ({machine()})\n"
     )
-    print("| instrument | its xruns | caught running | never started | notes played / sent | underflows |")
+    print("| instrument | its xruns | caught running | never started | notes played / sent | own xruns |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in SOURCES:
         own = sum(count for client, count in xruns.items() if client.startswith(name))
@@ -135,7 +135,7 @@ def main() -> None:
         if process in warm
     )
     print(
-        f"\nRSS growth after warm-up: {growth}; own xruns counted by the service {state.get('underflows')} "
+        f"\nRSS growth after warm-up: {growth}; own xruns counted by the service {state.get('own_xruns')} "
         f"(server's xrun notifications {state.get('server_xruns')}, audio restarts {state.get('audio_restarts')}); "
         f"xruns by client and state: {dict(sorted(states.items())) or 'none'}"
     )

@@ -58,17 +58,17 @@ def main() -> None:
         cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / elapsed for name, pid in pids.items()}
         rig.wait_frames(int(1.0 * rig.rate))
     xruns = xruns_by_client(jackd_log)
-    played, underflows = stop_counts(service) or (None, None)
+    played, own_xruns = stop_counts(service) or (None, None)
 
     print(
         f"stress: {elapsed:.0f} s, {CC_PER_S} CC/s + {NOTES_PER_S} notes/s, period {args.period} at 48 kHz ({machine()})\n"
     )
-    print("| instrument | its xruns | CPU (% of one core) | notes played / sent | underflows |")
+    print("| instrument | its xruns | CPU (% of one core) | notes played / sent | own xruns |")
     print("|---|---:|---:|---:|---:|")
     for name in SOURCES:
         own = sum(count for client, count in xruns.items() if client.startswith(name))
         notes = f"{played} / {notes_sent}" if name == "latent-snare" else "n/a"
-        under = underflows if name == "latent-snare" else "n/a"
+        under = own_xruns if name == "latent-snare" else "n/a"
         print(f"| {name} | {own} | {100 * cpu[name]:.0f} | {notes} | {under} |")
     print(f"\nxruns by client: {dict(sorted(xruns.items())) or 'none'}")
 

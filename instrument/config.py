@@ -53,7 +53,8 @@ class AudioConfig:
     gain_db: float = field(default=0.0, metadata=_spec(range=(-60.0, 12.0)))
     ceiling_db: float = field(default=-1.0, metadata=_spec(range=(-24.0, -0.1)))
     limiter_release_ms: float = field(default=80.0, metadata=_spec(range=(1.0, 2000.0)))
-    # JACK: run the audio cycle in a process of its own, which no other Python thread can stall.
+    # Run the audio cycle (JACK or PortAudio) in a process of its own, which no other Python thread can stall;
+    # false runs the same cycle in this process.
     separate_process: bool = True
 
 

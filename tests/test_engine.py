@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from instrument.play.dsp import db_to_gain, velocity_to_gain
-from instrument.play.engine import Engine
-from instrument.play.events import ALL_NOTES_OFF, ALL_SOUND_OFF, NoteOff, NoteOn
+from instrument.core.dsp import db_to_gain, velocity_to_gain
+from instrument.core.events import ALL_NOTES_OFF, ALL_SOUND_OFF, NoteOff, NoteOn
+from instrument.rt.engine import Engine, engine_settings
 
 RATE, BLOCK = 48000, 128
 
@@ -23,7 +23,7 @@ def run(engine, blocks):
 
 
 def make(**kw):
-    engine = Engine(RATE, BLOCK, **kw)
+    engine = Engine(engine_settings(RATE, BLOCK, **kw))
     engine.publish(snare())
     return engine
 
@@ -54,7 +54,7 @@ def test_sounding_voices_keep_their_sample_when_a_new_one_is_published():
 
 def test_polyphony_cap_steals_the_oldest_with_a_fade_not_a_click():
     # A flat sample makes any cut visible as a jump; the only jumps allowed are the hits' own onsets.
-    engine = Engine(RATE, BLOCK, polyphony=2)
+    engine = Engine(engine_settings(RATE, BLOCK, polyphony=2))
     engine.publish(np.full(RATE, 0.2, dtype=np.float32))
     out = []
     for _ in range(3):
@@ -142,7 +142,7 @@ def max_click(out: np.ndarray, onsets: int) -> float:
 
 
 def test_all_sound_off_fades_without_a_click():
-    engine = Engine(RATE, BLOCK)
+    engine = Engine(engine_settings(RATE, BLOCK))
     engine.publish(np.full(RATE, 0.2, dtype=np.float32))  # flat: any cut would be a 0.2 jump
     engine.post(NoteOn(127))
     out = run(engine, 3)
@@ -152,7 +152,7 @@ def test_all_sound_off_fades_without_a_click():
 
 
 def test_switching_the_snare_under_a_sounding_voice_never_clicks():
-    engine = Engine(RATE, BLOCK)
+    engine = Engine(engine_settings(RATE, BLOCK))
     engine.publish(np.full(RATE, 0.2, dtype=np.float32))
     engine.post(NoteOn(127))
     out = run(engine, 3)

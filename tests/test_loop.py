@@ -2,15 +2,17 @@
 
 import numpy as np
 
-from instrument.play.engine import Engine
-from instrument.play.events import LOOP_TOGGLE, START, STOP, Clock, Loop, Tempo
+from instrument.core.events import LOOP_TOGGLE, START, STOP, Clock, Loop, Tempo
+from instrument.rt.engine import Engine, engine_settings
 
 RATE, BLOCK = 48000, 128
 CLICK = np.full(16, 0.25, dtype=np.float32)  # a short block: each hit's onset is exact in the output
 
 
 def make(**kw):
-    engine = Engine(RATE, BLOCK, polyphony=64, loop_bpm=120.0, loop_steps_per_beat=4, loop_velocity=127, **kw)
+    engine = Engine(
+        engine_settings(RATE, BLOCK, polyphony=64, loop_bpm=120.0, loop_steps_per_beat=4, loop_velocity=127, **kw)
+    )
     engine.publish(CLICK)
     return engine
 

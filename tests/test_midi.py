@@ -3,9 +3,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instrument.config import Config, MidiConfig
-from instrument.play.engine import Engine
-from instrument.play.events import ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, START, STOP, Clock, Loop, NoteOff, NoteOn
-from instrument.play.midi import MidiRouter, choose_jack_inputs, match_ports
+from instrument.core.events import ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, START, STOP, Clock, Loop, NoteOff, NoteOn
+from instrument.host.midi import MidiRouter, choose_jack_inputs, match_ports
+from instrument.rt.engine import Engine, engine_settings
+from instrument.rt.routing import route_in_cycle
 
 
 class Recorder:
@@ -111,14 +112,14 @@ def test_jack_inputs_are_hardware_ports_unless_software_ones_are_named():
 def test_random_bytes_never_raise_and_all_notes_off_leaves_no_voice(chunks, offset):
     import numpy as np
 
-    engine = Engine(48000, 128)
+    engine = Engine(engine_settings(48000, 128))
     engine.publish(np.ones(48000, dtype=np.float32) * 0.1)
     r = MidiRouter(Config(midi=MidiConfig(trigger_notes=())), engine, on_turn=lambda axis, cc: None)
     parser = mido.Parser()
     for chunk in chunks:
         parser.feed(chunk)
         if len(chunk) <= 3:
-            r.handle_in_cycle(chunk, offset)
+            route_in_cycle(chunk, offset, r.routes, r.engine.post)
             engine.render(128)
     for msg in parser:
         r.handle(msg)
@@ -180,7 +181,7 @@ def test_midi_learn_assigns_the_next_free_control_and_skips_ones_that_have_a_job
 def test_the_audio_threads_fast_path_plays_trigger_notes_at_their_offset_and_defers_the_rest():
     r, rec = router(channel=1)
     handled = [
-        r.handle_in_cycle(bytes(data), offset)
+        route_in_cycle(bytes(data), offset, r.routes, r.engine.post)
         for data, offset in [
             ([0x90, 38, 100], 17),  # a trigger note on channel 1: played at frame 17
             ([0x80, 38, 0], 20),
@@ -203,8 +204,12 @@ def test_the_audio_threads_fast_path_plays_trigger_notes_at_their_offset_and_def
 def test_the_fast_path_leaves_saving_and_learning_to_the_midi_thread():
     r, rec = router(trigger_notes=(38,))
     r.assign("save.note", 38)
-    assert r.handle_in_cycle(bytes([0x90, 38, 100]), 0) is False  # saving writes files: never on the audio thread
+    assert (
+        route_in_cycle(bytes([0x90, 38, 100]), 0, r.routes, r.engine.post) is False
+    )  # saving writes files: never on the audio thread
     r.assign("save.note", -1)
     r.learn("loop", lambda *learned: None)
-    assert r.handle_in_cycle(bytes([0x90, 38, 100]), 0) is False  # learning changes the assignments
+    assert (
+        route_in_cycle(bytes([0x90, 38, 100]), 0, r.routes, r.engine.post) is False
+    )  # learning changes the assignments
     assert rec.events == [] and rec.saves == []

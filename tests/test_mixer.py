@@ -1,5 +1,6 @@
-"""The C mixer (play/mixer.c) against engine.py, the readable reference: the same cycles, the same
-events and MIDI, the same shared layout; the output must agree sample for sample."""
+"""The C cycle (rt/mixer.c) and the Python fallback cycle (rt/cycle.py) against engine.py, the
+readable reference: the same cycles, the same events and MIDI, the same shared layout; the output
+must agree sample for sample."""
 
 import os
 
@@ -8,10 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instrument.play import cmixer
-from instrument.play.backends import render_period
-from instrument.play.engine import Engine
-from instrument.play.events import (
+from instrument.core.events import (
     ALL_NOTES_OFF,
     ALL_SOUND_OFF,
     CONTINUE,
@@ -24,14 +22,18 @@ from instrument.play.events import (
     NoteOn,
     Tempo,
 )
-from instrument.play.link import EngineLink
-from instrument.play.midi import route_in_cycle
-from instrument.play.shared import ROUTE_LOOP, ROUTE_OMNI, ROUTE_PLAY
+from instrument.host.link import EngineLink
+from instrument.rt import cmixer
+from instrument.rt.clib import available
+from instrument.rt.cycle import SharedCycle, render_period
+from instrument.rt.engine import Engine, engine_settings
+from instrument.rt.routing import route_in_cycle
+from instrument.rt.structs import ROUTE_LOOP, ROUTE_OMNI, ROUTE_PLAY
 
 RATE = 48000
 TRIGGER, LOOP_NOTE = 38, 40
 
-pytestmark = pytest.mark.skipif(cmixer.available() is not None, reason=str(cmixer.available()))
+pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
 
 def snare(seed: int, frames: int) -> np.ndarray:
@@ -41,36 +43,53 @@ def snare(seed: int, frames: int) -> np.ndarray:
 
 
 class Pair:
-    """engine.py and the C mixer, fed the same: events through the shared ring (as the main
-    process posts them) and raw MIDI read in the cycle (as JACK hands it over)."""
+    """engine.py (the reference), the C cycle, and the Python cycle that runs where C was not
+    built (rt/cycle.py's SharedCycle on engine.py), fed the same: events through each one's
+    shared ring (as the main process posts them) and raw MIDI read in the cycle (as JACK hands
+    it over). `clock_timeout` (frames) overrides the settings' so short runs reach it."""
 
-    def __init__(self, channels=2, **settings):
-        settings.setdefault("max_block", 64)
-        self.reference = Engine(RATE, **settings)
-        self.link = EngineLink(RATE, **settings)
-        os.close(self.link.shared.fd)  # the mapping stays; no audio process will inherit the descriptor
-        routes = self.link.shared.routes
-        routes.note[TRIGGER], routes.note[LOOP_NOTE], routes.channel = ROUTE_PLAY, ROUTE_LOOP, ROUTE_OMNI
-        self.mixer = cmixer.CMixer(Engine(RATE, **settings), self.link.shared)
+    def __init__(self, channels=2, clock_timeout=None, **units):
+        units.setdefault("max_block", 64)
+        settings = engine_settings(RATE, **units)
+        if clock_timeout is not None:
+            settings.clock_timeout = clock_timeout
+        self.reference = Engine(settings)
+        self.link = EngineLink(settings)  # the C cycle's
+        self.fallback_link = EngineLink(settings)  # the Python cycle's
+        for link in (self.link, self.fallback_link):
+            os.close(link.shared.fd)  # the mapping stays; no audio process will inherit the descriptor
+            routes = link.shared.routes
+            routes.note[TRIGGER], routes.note[LOOP_NOTE], routes.channel = ROUTE_PLAY, ROUTE_LOOP, ROUTE_OMNI
+        self.mixer = cmixer.CMixer(settings, self.link.shared)
+        self.fallback = SharedCycle(self.fallback_link.shared, None)
         self.channels = channels
         self.pending_midi: list[tuple[bytes, int]] = []
 
     def publish(self, sample):
         self.reference.publish(sample)
         self.link.publish(sample)
+        self.fallback_link.publish(sample)
 
     def post(self, event):
         self.reference.post(event)
         self.link.post(event)
+        self.fallback_link.post(event)
 
     def midi(self, data: bytes, offset: int):
         self.pending_midi.append((data, offset))
 
     def cycle(self, frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the reference's, C's) output; the Python cycle's is kept in `self.fallback_out`."""
         for data, offset in self.pending_midi:
             route_in_cycle(data, offset, self.link.shared.routes, self.reference.post)
         ours = np.zeros((frames, self.channels), dtype=np.float32)
         self.mixer.cycle(ours, self.pending_midi)
+        fallback = np.zeros((frames, self.channels), dtype=np.float32)
+        self.fallback.begin()
+        self.fallback.take_midi((offset, data) for data, offset in self.pending_midi)
+        self.fallback.mix(fallback.T, frames)
+        self.fallback.end(frames)
+        self.fallback_out = fallback
         self.pending_midi = []
         expected = np.zeros((self.channels, frames), dtype=np.float32)
         render_period(self.reference, expected, frames)
@@ -78,6 +97,14 @@ class Pair:
 
     def close(self):
         self.mixer.close()
+        self.fallback.close()
+
+
+def drain(ring) -> list[tuple[float, ...]]:
+    records = []
+    while (record := ring.pop()) is not None:
+        records.append(tuple(record))
+    return records
 
 
 @pytest.fixture
@@ -132,8 +159,10 @@ CYCLES = st.lists(
     mode=st.sampled_from(["oneshot", "choke"]),
     gain_db=st.sampled_from([0.0, 12.0]),
 )
-def test_the_c_mixer_plays_what_the_python_engine_plays_sample_for_sample(cycles, polyphony, mode, gain_db):
-    pair = Pair(polyphony=polyphony, mode=mode, gain_db=gain_db, loop_bpm=480.0)
+def test_the_c_mixer_and_the_python_fallback_play_what_the_python_engine_plays_sample_for_sample(
+    cycles, polyphony, mode, gain_db
+):
+    pair = Pair(polyphony=polyphony, mode=mode, gain_db=gain_db, loop_bpm=480.0, clock_timeout=1000)
     snares = [snare(seed, frames) for seed, frames in enumerate((900, 2000, 300, 5000))]
     try:
         pair.publish(snares[0])
@@ -146,6 +175,7 @@ def test_the_c_mixer_plays_what_the_python_engine_plays_sample_for_sample(cycles
                 pair.midi(data, offset % frames)
             expected, ours = pair.cycle(frames)
             np.testing.assert_array_equal(ours, expected)
+            np.testing.assert_array_equal(pair.fallback_out, ours)
         for name in (
             "notes",
             "stolen",
@@ -159,6 +189,8 @@ def test_the_c_mixer_plays_what_the_python_engine_plays_sample_for_sample(cycles
             "peak",
         ):
             assert getattr(pair.link.stats, name) == getattr(pair.reference.stats, name), name
+            assert getattr(pair.fallback_link.stats, name) == getattr(pair.link.stats, name), name
+        assert drain(pair.fallback_link.shared.midi) == drain(pair.link.shared.midi)  # the MIDI handed back
     finally:
         pair.close()
 
@@ -231,3 +263,27 @@ def test_a_published_length_past_its_slot_plays_only_the_slot(pairs):
         expected, ours = pair.cycle(4096)
         np.testing.assert_array_equal(ours, expected)
     assert pair.link.stats.voices == pair.reference.stats.voices == 0
+
+
+def test_the_loop_runs_on_its_own_tempo_once_the_clock_stops_in_every_cycle(pairs):
+    """The clock-timeout branch: clock ticks drive the loop, then none come for longer than the
+    timeout, and each cycle goes back to the loop's own tempo at the same frame."""
+    pair = pairs(channels=1, clock_timeout=2000, loop_bpm=240.0)
+    pair.publish(snare(1, 600))
+    pair.post(Loop(True))
+    for _ in range(12):  # clock ticks, one per cycle: the loop follows them
+        pair.midi(b"\xf8", 3)
+        expected, ours = pair.cycle(128)
+        np.testing.assert_array_equal(ours, expected)
+        np.testing.assert_array_equal(pair.fallback_out, ours)
+    following = pair.reference.stats.loop_hits
+    own_tempo_from = None
+    for k in range(60):  # no tick for 60 x 128 frames > 2000: past the timeout
+        expected, ours = pair.cycle(128)
+        np.testing.assert_array_equal(ours, expected)
+        np.testing.assert_array_equal(pair.fallback_out, ours)
+        if own_tempo_from is None and pair.reference.stats.loop_hits > following:
+            own_tempo_from = k
+    # The last tick's cycle counts too: the timeout runs out in the cycle that passes 2000 frames since it.
+    assert own_tempo_from is not None and 2000 <= (own_tempo_from + 2) * 128 < 2000 + 128, own_tempo_from
+    assert pair.link.stats.loop_hits == pair.fallback_link.stats.loop_hits == pair.reference.stats.loop_hits

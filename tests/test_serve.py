@@ -11,9 +11,10 @@ import pytest
 import soundfile as sf
 from aiohttp.test_utils import TestClient, TestServer
 
+from instrument.app.http import allowed_host_names, host_name
 from instrument.app.serve import params
 from instrument.app.serve.app import ServeSettings, make_app
-from instrument.app.serve.guard import RateLimit, allowed_host_names, host_name
+from instrument.app.serve.guard import RateLimit
 from instrument.config import load_config
 
 

@@ -1,12 +1,15 @@
 """What crosses between the main process and the audio process: engine events as ring records
-(events.py) and the single-producer, single-consumer rings of shared memory (shared.py)."""
+(core/events.py) and the single-producer, single-consumer rings of shared memory (rt/layout.py)."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from instrument.play.events import (
+from instrument.core.events import (
     ALL_NOTES_OFF,
     ALL_SOUND_OFF,
     CONTINUE,
@@ -19,10 +22,12 @@ from instrument.play.events import (
     NoteOff,
     NoteOn,
     Tempo,
-    decode,
-    encode,
+    from_record,
+    to_record,
 )
-from instrument.play.shared import RECORD_WIDTH, Ring, RingIndex, SharedAudio
+from instrument.rt.engine import engine_settings
+from instrument.rt.layout import Ring, SharedAudio
+from instrument.rt.structs import RECORD_WIDTH, RingIndex
 
 ONE_OF_EACH = [
     NoteOn(127, 63),
@@ -52,11 +57,11 @@ def test_every_kind_of_event_is_in_the_round_trip_list():
 
 @pytest.mark.parametrize("event", ONE_OF_EACH, ids=repr)
 def test_an_event_comes_back_equal_through_a_shared_ring(event):
-    shared = SharedAudio.create(48_000)
+    shared = SharedAudio.create(engine_settings(48_000, 256))
     try:
-        assert shared.events.push(*encode(event))
+        assert shared.events.push(*to_record(event))
         record = shared.events.pop()
-        assert decode(record[0], record[1], record[2]) == event
+        assert from_record(record[0], record[1], record[2]) == event
         assert shared.events.pop() is None
     finally:
         shared.release()
@@ -64,12 +69,12 @@ def test_an_event_comes_back_equal_through_a_shared_ring(event):
 
 def test_events_without_fields_decode_to_the_singletons_so_the_audio_side_allocates_nothing():
     for event in (ALL_SOUND_OFF, ALL_NOTES_OFF, START, CONTINUE, STOP, LOOP_TOGGLE):
-        assert decode(*encode(event)) is event
+        assert from_record(*to_record(event)) is event
 
 
 def test_a_record_of_no_known_kind_raises_for_the_callback_to_count():
     with pytest.raises((IndexError, KeyError)):
-        decode(float(len(KINDS)), 0.0, 0.0)
+        from_record(float(len(KINDS)), 0.0, 0.0)
 
 
 def test_a_ring_keeps_order_across_many_wrap_arounds():
@@ -109,15 +114,53 @@ def test_clear_forgets_what_a_dead_consumer_left_unread():
 
 def test_the_audio_process_sees_the_same_memory_through_its_own_mapping():
     """Attach maps the same file: a record and a counter written on one side are read on the other."""
-    main = SharedAudio.create(44_100)
-    audio = SharedAudio.attach(main.fd, 44_100)
+    main = SharedAudio.create(engine_settings(44_100, 256))
+    audio = SharedAudio.attach(main.fd)
     try:
-        main.events.push(*encode(NoteOn(99, 12)))
+        main.events.push(*to_record(NoteOn(99, 12)))
         record = audio.events.pop()
-        assert decode(record[0], record[1], record[2]) == NoteOn(99, 12)
+        assert from_record(record[0], record[1], record[2]) == NoteOn(99, 12)
         assert main.events.pop() is None  # the consumer's tail moved for both
         audio.stats.own_xruns += 3
         assert main.stats.own_xruns == 3
     finally:
         audio.release()
         main.release()
+
+
+PRODUCER = """
+import sys
+from instrument.rt.layout import SharedAudio
+shared = SharedAudio.attach(int(sys.argv[1]))
+k, n = 0, int(sys.argv[2])
+while k < n:
+    if shared.events.push(float(k), 2.0 * k, -3.0 * k, k + 0.5):
+        k += 1
+"""
+
+
+def test_records_cross_between_two_processes_whole_and_in_order_under_load():
+    """A producer process pushes numbered records through several wrap-arounds of the shared ring
+    while a busy process competes for the cores; each record this process pops is whole (every
+    field written before the index that published it) and next in order."""
+    shared = SharedAudio.create(engine_settings(48_000, 256))
+    count = 3 * shared.events.capacity + 123
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(shared.fd), str(count)], pass_fds=(shared.fd,))
+    try:
+        k = 0
+        while k < count:
+            record = shared.events.pop()
+            if record is None:
+                assert producer.poll() in (None, 0), f"the producer failed (exit code {producer.returncode})"
+                assert producer.returncode is None or shared.events.index.head > k, f"{k} of {count} records arrived"
+                continue
+            assert tuple(record) == (float(k), 2.0 * k, -3.0 * k, k + 0.5)
+            k += 1
+        assert producer.wait(30) == 0 and shared.events.pop() is None  # a full ring refused, the producer retried
+    finally:
+        busy.kill()
+        producer.kill()
+        busy.wait()
+        producer.wait()
+        shared.release()

@@ -5,9 +5,10 @@ from types import SimpleNamespace
 import mido
 import pytest
 
-from instrument.app.web.server import WebPage, _number, shown_name
+from instrument.app.http import shown_name
+from instrument.app.web.server import WebPage, _number
 from instrument.config import Config
-from instrument.play.midi import MidiRouter
+from instrument.host.midi import MidiRouter
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,11 @@ import weakref
 import numpy as np
 import pytest
 
-from instrument.play.dsp import db_to_gain
-from instrument.play.engine import Engine
-from instrument.play.events import NoteOn
-from instrument.play.worker import DecodeWorker
+from instrument.core.dsp import db_to_gain
+from instrument.core.events import NoteOn
+from instrument.host.link import EngineLink
+from instrument.host.worker import DecodeWorker
+from instrument.rt.engine import Engine, engine_settings
 
 
 class FakeKnobs:
@@ -63,7 +64,7 @@ class SlowModel:
 
 
 def test_a_flood_of_requests_decodes_only_the_newest():
-    engine = Engine(48000, 128)
+    engine = Engine(engine_settings(48000, 128))
     model = SlowModel()
     worker = DecodeWorker(model, engine, 48000).start()
     started = time.perf_counter()
@@ -80,7 +81,7 @@ def test_a_flood_of_requests_decodes_only_the_newest():
 
 
 def test_a_bad_decode_keeps_the_previous_snare():
-    engine = Engine(48000, 128)
+    engine = Engine(engine_settings(48000, 128))
     worker = DecodeWorker(SlowModel(0, fail_at=(5.0, 5.0)), engine, 48000, cc=(1, 1)).start()
     assert worker.wait_published(2)
     good = engine.current
@@ -99,30 +100,26 @@ def wait_playing(worker, cc, timeout_s=5.0):
     assert worker.now_playing.cc == cc, f"playing {worker.now_playing.cc}, not {cc}"
 
 
-def test_old_samples_are_released_by_the_worker_once_unreferenced():
-    engine = Engine(48000, 128)
+def test_the_worker_keeps_no_published_sample_the_link_copies_it_into_shared_memory():
+    """What the cycle plays lives in the shared slots: no array of the worker's thread is left for
+    the audio thread to hold, or to free."""
+    link = EngineLink(engine_settings(48000, 128))
     published = []  # weak references: they die when the last strong reference goes
-    publish = engine.publish
-    engine.publish = lambda sample: (published.append(weakref.ref(sample)), publish(sample))
-    worker = DecodeWorker(SlowModel(0), engine, 48000, cc=(1, 0)).start()
-    assert worker.wait_published(2)
-    engine.post(NoteOn(127))
-    engine.render(128)  # a voice now plays the first snare
-    for i in range(2, 50):
-        worker.move_cc(i, 0)
-        time.sleep(0.003)
-    worker.move_cc(1, 2)
-    wait_playing(worker, (1.0, 2.0))
-    worker.stop()
-    first, newest = published[0](), published[-1]()
-    assert len(published) > 3, "the moves were published"
-    assert first is not None and any(s is first for s in worker._alive), "the worker keeps the voice's snare alive"
-    assert newest is not None and engine.current is newest
-    assert sum(ref() is not None for ref in published) == 2, "every snare no voice plays was freed"
+    publish = link.publish
+    link.publish = lambda sample: (published.append(weakref.ref(sample)), publish(sample))
+    worker = DecodeWorker(SlowModel(0), link, 48000, cc=(1, 0)).start()
+    try:
+        assert worker.wait_published(2)
+        worker.move_cc(1, 2)
+        wait_playing(worker, (1.0, 2.0))
+    finally:
+        worker.stop()
+        link.close()
+    assert len(published) == 2 and all(ref() is None for ref in published), "a published sample is still referenced"
 
 
 def test_x_then_y_in_quick_succession_keeps_both_while_a_decode_runs():
-    worker = DecodeWorker(SlowModel(0.05), Engine(48000, 128), 48000, cc=(0, 0)).start()
+    worker = DecodeWorker(SlowModel(0.05), Engine(engine_settings(48000, 128)), 48000, cc=(0, 0)).start()
     worker.turn(0, 90)  # the worker is busy decoding (0, 0) while these arrive
     worker.turn(1, 30)
     assert worker.target.cc == (90.0, 30.0)
@@ -132,7 +129,7 @@ def test_x_then_y_in_quick_succession_keeps_both_while_a_decode_runs():
 
 
 def test_turns_from_two_threads_never_lose_an_axis():
-    worker = DecodeWorker(SlowModel(0), Engine(48000, 128), 48000, cc=(0, 0)).start()
+    worker = DecodeWorker(SlowModel(0), Engine(engine_settings(48000, 128)), 48000, cc=(0, 0)).start()
     threads = [
         threading.Thread(target=lambda axis=axis: [worker.turn(axis, v) for v in range(1, 128)]) for axis in (0, 1)
     ]
@@ -146,7 +143,7 @@ def test_turns_from_two_threads_never_lose_an_axis():
 
 def test_a_move_to_an_exact_point_plays_it_and_the_knobs_continue_from_its_ccs():
     model = SlowModel(0)
-    worker = DecodeWorker(model, Engine(48000, 128), 48000, cc=(0, 0)).start()
+    worker = DecodeWorker(model, Engine(engine_settings(48000, 128)), 48000, cc=(0, 0)).start()
     assert worker.move_to(model, np.array([40.4, 99.6], dtype=np.float32)) == (40, 100)
     wait_playing(worker, (40.0, 100.0))
     assert np.allclose(worker.now_playing.latent, (40.4, 99.6)), "a recall plays the exact latent, not its rounded CCs"
@@ -158,7 +155,7 @@ def test_a_move_to_an_exact_point_plays_it_and_the_knobs_continue_from_its_ccs()
 
 def test_a_model_switch_keeps_the_knobs_and_plays_the_new_model():
     first, second = SlowModel(0), SlowModel(0)
-    worker = DecodeWorker(first, Engine(48000, 128), 48000, cc=(3, 4)).start()
+    worker = DecodeWorker(first, Engine(engine_settings(48000, 128)), 48000, cc=(3, 4)).start()
     assert worker.wait_published(2)
     worker.switch_model(second)
     deadline = time.monotonic() + 5
@@ -186,7 +183,7 @@ def play(engine, blocks=40):
     ],
 )
 def test_whatever_the_decoder_returns_the_output_stays_finite_and_under_the_ceiling(name, bad, refused):
-    engine = Engine(48000, 128, polyphony=16, ceiling_db=-1.0)
+    engine = Engine(engine_settings(48000, 128, polyphony=16, ceiling_db=-1.0))
     worker = DecodeWorker(BrokenModel(bad), engine, 48000, cc=(0, 0)).start()
     assert worker.wait_published(2)
     good = engine.current
@@ -205,7 +202,7 @@ def test_whatever_the_decoder_returns_the_output_stays_finite_and_under_the_ceil
 
 
 def test_a_decoder_stalling_for_2_s_never_stops_playback_and_the_next_move_decodes_again():
-    engine = Engine(48000, 128)
+    engine = Engine(engine_settings(48000, 128))
     worker = DecodeWorker(BrokenModel("stall"), engine, 48000, cc=(0, 0)).start()
     assert worker.wait_published(2)
     good = engine.current

@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each control")
     remote(
         "status",
-        "where the running instrument is: model, knobs, voices, underflows",
+        "where the running instrument is: model, knobs, voices, own xruns",
     ).add_argument("--json", action="store_true", help="the full state as one JSON object")
 
     p = sub.add_parser("devices", help="list audio outputs and MIDI inputs")

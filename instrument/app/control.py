@@ -4,7 +4,7 @@ A Unix socket in $XDG_RUNTIME_DIR (or /tmp), private to the user. One request
 per connection: a JSON line {"cmd": ..., ...}; one JSON line back, {"ok": true,
 "message": ...} or {"ok": false, "error": ...}. The message is a line for a
 person, except for `state`, whose message is a JSON object (model, cc, latent,
-loop, bpm, voices, notes, decodes, underflows, inputs, save_presses, saved...):
+loop, bpm, voices, notes, decodes, own_xruns, inputs, save_presses, saved...):
 tools and tests read that, never the human `status` line. Handlers run on the
 socket's own thread, never on the MIDI or audio threads.
 """

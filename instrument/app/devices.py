@@ -6,8 +6,8 @@ import os
 import sys
 from contextlib import contextmanager
 
-from ..play.backends.portaudio import output_devices
-from ..play.midi import input_names, resolve_api
+from ..host.midi import input_names, resolve_api
+from ..rt.portaudio import output_devices
 
 
 @contextmanager

@@ -1,15 +1,14 @@
 """`latent-snare run`: wires config, model, decode worker, engine, MIDI and audio together.
 
 Threads and what each owns:
-- audio (by default, JACK's process thread or PortAudio's callback in a separate audio process,
-  play/audioproc.py; with `audio.separate_process: false`, the same here): the engine's voices and
+- audio (JACK's process thread or PortAudio's callback, in a separate audio process by default,
+  rt/child.py; with `audio.separate_process: false`, the same cycle here): the engine's voices and
   mixing buffers; on JACK it also reads the virtual port's MIDI and starts trigger notes itself;
-- audio-watch (the separate audio process only): restarts it if it dies, flags its server or
-  device gone; on JACK also hands its other MIDI to the router;
+- audio-watch: restarts the audio process if it dies, flags its server or device gone; on JACK
+  also hands the cycle's other MIDI to the router;
 - decode-worker: the knob position (model, CCs, latent: one immutable value it publishes as
   `now_playing`), decoding, and the lifetime of published samples;
-- rtmidi's callback threads and midi-in (the JACK backend's other MIDI): nothing; they post
-  events and knob turns;
+- rtmidi's callback threads: nothing; they post events and knob turns;
 - web: the control page's event loop; jobs: saves, uploads and model loads, one at a time;
 - midi-rescan: the set of open hardware ports;
 - main: start-up, the status line, reopening the audio output after its server or device comes
@@ -33,17 +32,18 @@ import soundfile
 from threadpoolctl import threadpool_limits
 
 from ..config import LOOP_BPM_RANGE, load_config, save_user_settings
+from ..core.dsp import spectral_match
+from ..core.events import ALL_SOUND_OFF, Loop, NoteOn, Tempo
 from ..errors import UserError
 from ..files.saving import History, Saved, save_snare
 from ..files.untrusted import load_snare_isolated
+from ..host.jack_ports import JackPorts
+from ..host.link import EngineLink, settings_for
+from ..host.midi import MidiPorts, MidiRouter, check_api
+from ..host.outputs import open_output
+from ..host.worker import DecodeWorker
 from ..model.file import available_models, load_model
-from ..play.backends import open_output
-from ..play.backends.jack import JackPorts
-from ..play.dsp import spectral_match
-from ..play.engine import ALL_SOUND_OFF_FADE_MS
-from ..play.events import ALL_SOUND_OFF, Loop, NoteOn, Tempo
-from ..play.midi import MidiPorts, MidiRouter, check_api
-from ..play.worker import DecodeWorker
+from ..rt.engine import ALL_SOUND_OFF_FADE_MS
 from .control import ControlServer, socket_path
 from .dropfolder import DropFolder
 from .instance import InstanceClaim
@@ -88,21 +88,7 @@ class Instrument:
         self._models = {model.name: model}  # loaded once, kept: a program change is instant the second time
         self.audio = open_output(config.audio, config.midi.virtual_port)
         self.sample_rate = self.audio.sample_rate
-        a, v, lp = config.audio, config.voices, config.loop
-        # An Engine, or its link when the audio cycle runs in a process of its own: the same interface.
-        self.engine = self.audio.new_engine(
-            max_block=max(self.audio.block_size, 4096),
-            polyphony=v.polyphony,
-            mode=v.mode,
-            steal_fade_ms=v.steal_fade_ms,
-            velocity_range_db=v.velocity_range_db,
-            gain_db=a.gain_db,
-            ceiling_db=a.ceiling_db,
-            limiter_release_ms=a.limiter_release_ms,
-            loop_bpm=lp.bpm,
-            loop_steps_per_beat=lp.steps_per_beat,
-            loop_velocity=lp.velocity,
-        )
+        self.engine = EngineLink(settings_for(config, self.sample_rate, self.audio.block_size))
         self.worker = DecodeWorker(model, self.engine, self.sample_rate)  # the one owner of the knob position
         self.jobs = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="jobs"
@@ -380,7 +366,7 @@ class Instrument:
             "velocity": stats.last_velocity,
             "notes": stats.notes,
             "decodes": self.worker.decodes,
-            "underflows": self.audio.underflows,
+            "own_xruns": self.audio.own_xruns,
             "loop": stats.loop_on,
             "bpm": self.loop_bpm,
             "decode_ms": round(self.worker.last_decode_ms, 2),
@@ -395,16 +381,16 @@ class Instrument:
             "inputs": self.midi.connected(),
             "save_presses": self.save_presses,
             "saved": self.saved,
-            # "underflows" are ours; the server announces every client's xruns to every client:
+            # "own_xruns" are ours; the server announces every client's xruns to every client:
             "server_xruns": self.audio.server_xruns,
             "callback_errors": self.audio.callback_errors,
-            "audio_restarts": getattr(self.audio, "restarts", 0),
-            "audio_pid": getattr(self.audio, "audio_pid", None),
-            "memory_locked": bool(getattr(self.engine.stats, "memory_locked", False)),
-            "mixer": "c" if getattr(self.engine.stats, "mixer", 0) else "python",
+            "audio_restarts": self.audio.restarts,
+            "audio_pid": self.audio.audio_pid,
+            "memory_locked": bool(self.engine.stats.memory_locked),
+            "mixer": "c" if self.engine.stats.mixer else "python",
             # Where in its period each JACK cycle began and finished: tenths, then past its end (C mixer).
-            "cycle_start_hist": list(getattr(self.engine.stats, "cycle_start_hist", [])),
-            "cycle_end_hist": list(getattr(self.engine.stats, "cycle_end_hist", [])),
+            "cycle_start_hist": list(self.engine.stats.cycle_start_hist),
+            "cycle_end_hist": list(self.engine.stats.cycle_end_hist),
         }
 
     def status(self) -> str:
@@ -414,7 +400,7 @@ class Instrument:
         loop = " | loop" if s["loop"] else ""
         return (
             f"{s['model']} x {x:+.3f} y {y:+.3f} (CC {cc_x:3d}, {cc_y:3d}) | voices {s['voices']:2d}{loop}"
-            f" | decode {s['decode_ms']:.1f} ms | underflows {s['underflows']} | MIDI: {', '.join(self.midi.connected()) or 'none'}"
+            f" | decode {s['decode_ms']:.1f} ms | own xruns {s['own_xruns']} | MIDI: {', '.join(self.midi.connected()) or 'none'}"
         )
 
 
@@ -474,7 +460,7 @@ def run_service(args) -> int:
     if terminal.live:
         sys.stdout.write("\n")
     print(
-        f"latent-snare: stopped ({instrument.engine.stats.notes} notes, {instrument.audio.underflows} underflows, "
+        f"latent-snare: stopped ({instrument.engine.stats.notes} notes, {instrument.audio.own_xruns} own xruns, "
         f"{instrument.audio.callback_errors} callback errors)",
         flush=True,
     )

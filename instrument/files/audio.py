@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ..core.dsp import fade_out
 from ..errors import UserError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
@@ -86,15 +87,6 @@ def condition(mono: np.ndarray, sample_rate: int, model_rate: int, n_samples: in
     out[: x.size] = x
     out *= fade_out(n_samples, int(FADE_OUT_MS * 1e-3 * model_rate))
     return out / np.max(np.abs(out))
-
-
-def fade_out(n_samples: int, fade_samples: int) -> np.ndarray:
-    """Gain curve of ones ending in a raised-cosine fade to exactly zero."""
-    gain = np.ones(n_samples, dtype=np.float32)
-    fade_samples = min(fade_samples, n_samples)
-    if fade_samples > 0:
-        gain[n_samples - fade_samples :] = 0.5 + 0.5 * np.cos(np.linspace(0.0, np.pi, fade_samples, dtype=np.float32))
-    return gain
 
 
 def load_snare(path: str | Path, model_rate: int, n_samples: int) -> np.ndarray:

@@ -21,8 +21,8 @@ import numpy as np
 import soundfile as sf
 from threadpoolctl import ThreadpoolController
 
+from ..core.dsp import db_to_gain, finish_snare, velocity_to_gain
 from ..errors import UserError
-from ..play.dsp import db_to_gain, finish_snare, velocity_to_gain
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Parsing audio files we did not make (drops, uploads) in a child process.
 
 libsndfile, inside soundfile's wheels, has had crafted-file hangs and buffer
-overflows. A user's file is therefore read by `python -m instrument.untrusted`
+overflows. A user's file is therefore read by `python -m instrument.files.untrusted`
 with a time limit and a memory cap: a hang, a crash or a memory blow-up takes
 the child down and becomes one line naming the file, while the instrument
 keeps playing. The child sends the conditioned snare back as raw float32.
@@ -25,7 +25,7 @@ PARSE_MEMORY_BYTES = 2 << 30  # address space, not resident memory: numpy and BL
 def load_snare_isolated(
     path: str | Path, model_rate: int, n_samples: int, timeout_s: float = PARSE_TIMEOUT_S
 ) -> np.ndarray:
-    """`audiofile.load_snare` in a child process: a finite (n_samples,) array, or UserError naming the file."""
+    """`files.audio.load_snare` in a child process: a finite (n_samples,) array, or UserError naming the file."""
     path = Path(path)
     env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     try:

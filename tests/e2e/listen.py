@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from instrument.config import load_config
+from instrument.core.dsp import finish_snare, velocity_to_gain
 from instrument.model.architecture import ModelConfig
 from instrument.model.file import load_model, save_model
 from instrument.model.knobs import KnobMap
-from instrument.play.dsp import finish_snare, velocity_to_gain
 
 from ..jackrig import first_sound, service_state
 
@@ -62,8 +62,8 @@ def similarity(recorded, reference):
 
 
 def server_xruns() -> int:
-    """The xruns the service has seen so far (it calls them underflows; on JACK, the server's)."""
-    return service_state()["underflows"]
+    """The xruns the service has seen so far (its own_xruns)."""
+    return service_state()["own_xruns"]
 
 
 def wait_state(shown, what: str, timeout_s: float = HANG_S) -> dict:
@@ -81,7 +81,7 @@ def wait_state(shown, what: str, timeout_s: float = HANG_S) -> dict:
 def send_state(rig, messages, arrived, attempts=3):
     """Send state-setting MIDI (idempotent: CCs, program changes) until the service's state shows
     it arrived. On the noisy 2-core machine the dummy driver xruns, and JACK MIDI sent in an xrun
-    cycle can be lost for every client (see the README); a DAW's chase resends state the same way."""
+    cycle can be lost for every client (docs/limitations.md); a DAW's chase resends state the same way."""
     for _ in range(attempts):
         rig.send(*messages)
         try:
@@ -95,7 +95,7 @@ def send_state(rig, messages, arrived, attempts=3):
 def press(rig, message, counted: str):
     """Press a button once (each press acts: it is no state to resend) and wait until the service
     counted it in `counted`. Sent again only if the service never heard it and the rig saw an
-    xrun meanwhile: JACK MIDI sent in an xrun cycle is lost for every client (README)."""
+    xrun meanwhile: JACK MIDI sent in an xrun cycle is lost for every client (docs/limitations.md)."""
     before, xruns = service_state()[counted], rig.xruns
     rig.send(message)
     try:

@@ -8,8 +8,10 @@ import threading
 import numpy as np
 import pytest
 
-from instrument.play.dsp import db_to_gain, velocity_to_gain
+from instrument.core.dsp import db_to_gain, velocity_to_gain
+from instrument.rt.clib import available
 
+from ..jackrig import service_state
 from .listen import (
     CC_X,
     CC_Y,
@@ -49,7 +51,7 @@ SYSEX_CHUNK_BYTES = 256  # one JACK MIDI event each: how an ALSA-to-JACK bridge 
 CHUNKS_PER_PERIOD = 4  # 1 KB per period, 375 KB/s: over 100x what a DIN cable carries
 # Clock bytes per 128-frame period: 3000/s on JACK, 25x the clock of a 300 BPM song (120/s).
 # PortAudio holds 750/s: above that, rtmidi's call into Python for every byte, made inside JACK's
-# cycle, makes its audio drop out (README, "What does not work yet").
+# cycle, makes its audio drop out (docs/limitations.md).
 CLOCKS_PER_PERIOD = {"jack": 8, "portaudio": 2}
 
 
@@ -100,7 +102,7 @@ def test_a_64_kb_sysex_and_a_clock_flood_neither_delay_nor_change_notes(rig, ser
     assert rig.flooded_bytes - flooded_before >= 4 * SYSEX_BYTES, "the rig did not send the four dumps"
     heard = [h for h in flooded if h is not None]
     # A note or a period lost in a dummy-driver xrun is lost for every client, the rig's recorder
-    # included (README): one bad hit of the four is excused, and only if the server reported an xrun.
+    # included (docs/limitations.md): one bad hit of the four is excused, and only if the server reported an xrun.
     bad = len(flooded) - sum(matches(audio, right, wrong) for _, audio in heard)
     similarities = [(round(similarity(audio, right), 2), round(similarity(audio, wrong), 2)) for _, audio in heard]
     assert bad == 0 or (bad == 1 and xruns > 0), (
@@ -116,9 +118,9 @@ def test_a_64_kb_sysex_and_a_clock_flood_neither_delay_nor_change_notes(rig, ser
 def test_a_sysex_cut_short_does_not_deafen_the_input(rig, service):
     if service.backend == "portaudio":
         # rtmidi's JACK input takes every event after an unterminated F0 as SysEx data until an
-        # F7: deaf in most runs here, not all (README, "What does not work yet").
+        # F7: deaf in most runs here, not all (docs/limitations.md).
         pytest.skip("rtmidi on JACK waits for the F7 of a cut-short SysEx")
-    # Two chances: a note can be lost in a dummy-driver xrun (README).
+    # Two chances: a note can be lost in a dummy-driver xrun (docs/limitations.md).
     assert any(hits_after_sysex_dumps(rig, service.backend, 2, terminated=False)), "deaf after a cut-short SysEx"
 
 
@@ -179,8 +181,6 @@ def test_the_audio_process_locks_its_memory_where_the_limit_allows(service):
     import os
     import resource
 
-    from ..jackrig import service_state
-
     soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     if os.geteuid() != 0 and soft != resource.RLIM_INFINITY:
         pytest.skip(f"memlock limit {soft} bytes: locking may be refused here (the instrument plays on unlocked)")
@@ -188,13 +188,9 @@ def test_the_audio_process_locks_its_memory_where_the_limit_allows(service):
 
 
 def test_the_audio_cycle_runs_in_c_and_counts_where_each_cycle_began_and_ended(service, rig):
-    """The JACK thread calls the C mixer (play/mixer.c), not the interpreter, and files every cycle
+    """The JACK thread calls the C mixer (rt/mixer.c), not the interpreter, and files every cycle
     by where in its period it began and where it finished (bench/soak.py prints them)."""
-    from instrument.play import cmixer
-
-    from ..jackrig import service_state
-
-    assert cmixer.available() is None, cmixer.available()
+    assert available() is None, available()
     rig.wait_frames(rig.rate // 2)
     state = service_state()
     assert state["mixer"] == "c"

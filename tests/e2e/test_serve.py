@@ -21,9 +21,9 @@ import pytest
 import soundfile as sf
 
 from instrument.config import load_config
+from instrument.core.dsp import velocity_to_gain
 from instrument.files.audio import load_snare
 from instrument.model.file import load_model
-from instrument.play.dsp import velocity_to_gain
 
 from ..serveproc import Serve, http
 from .conftest import ARTIFACTS, _require

@@ -7,7 +7,7 @@ worker processes of it. Nothing here imports JACK, sounddevice or MIDI.
 
     params.py    query parameters -> validated values, or a one-line reason (400)
     snares.py    one worker's models, renders as WAV bytes (LRU), ETags
-    guard.py     Host/Origin checks, security headers, the per-client encode limit
+    guard.py     security headers, the per-client encode limit (Host/Origin: app/http.py)
     app.py       the aiohttp application: the page, the HTTP API
     gunicorn.py  `serve --workers N` under gunicorn's arbiter with aiohttp's worker
 """

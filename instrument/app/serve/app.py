@@ -27,14 +27,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ...core.dsp import spectral_match
 from ...errors import UserError
 from ...files.pack import render_pack
 from ...files.untrusted import load_snare_isolated
 from ...model.knobs import CC_MAX, CC_MIN
-from ...play.dsp import spectral_match
-from ..web.server import receive_upload, shown_name
+from ..http import allowed_host_names, guard_middleware, receive_upload, shown_name
 from . import params
-from .guard import RateLimit, add_security_headers, allowed_host_names, client_key, guard_middleware
+from .guard import RateLimit, add_security_headers, client_key
 from .params import PACK_GRID_RANGE, ParamError
 from .snares import Snares
 
@@ -67,7 +67,7 @@ def make_app(settings: ServeSettings) -> web.Application:
     threadpool_limits(1)  # one core per worker: N workers on N cores, no BLAS threads fighting
     api = Api(settings, Snares(settings.config))
     app = web.Application(
-        middlewares=[guard_middleware(allowed_host_names(settings.host, settings.public_names))],
+        middlewares=[guard_middleware(allowed_host_names(settings.host, settings.public_names), origin_required=False)],
         client_max_size=api.max_upload_bytes + 1,
     )
     app.on_response_prepare.append(add_security_headers)

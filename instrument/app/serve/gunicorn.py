@@ -14,8 +14,8 @@ import socket
 from gunicorn.app.base import BaseApplication
 
 from ...errors import UserError
+from ..http import WILDCARD_HOSTS, is_loopback
 from .app import ServeSettings, make_app
-from .guard import WILDCARD_HOSTS, is_loopback
 from .snares import Snares
 
 GRACEFUL_TIMEOUT_S = 10  # SIGTERM: requests in flight get this long

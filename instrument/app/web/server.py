@@ -9,9 +9,8 @@ instrument's `jobs` thread, so the web thread never waits on disk or decoding.
 State goes to every open page at most every STATE_INTERVAL_S, and only when it
 changed, so a flood of knob or pad moves coalesces into a few messages.
 
-Security: the page binds to 127.0.0.1 unless configured otherwise. Requests
-must name a known Host (against DNS rebinding), and the WebSocket and every
-POST must come from the page's own Origin (against other sites driving it).
+Security: the page binds to 127.0.0.1 unless configured otherwise. Host and
+Origin are checked by app/http.py's guard; here an Origin is required.
 Browser file names are only ever shown, never used as paths. Uploads are capped
 in size here and parsed in a sandboxed child (untrusted.py), which caps duration.
 """
@@ -25,48 +24,22 @@ import logging
 import math
 import tempfile
 import threading
-import unicodedata
 from pathlib import Path
-from urllib.parse import unquote
 
 import soundfile as sf
 from aiohttp import WSMsgType, web
 
 from ...config import LOOP_BPM_RANGE
 from ...errors import UserError
-from ...files.audio import AUDIO_SUFFIXES
 from ...files.saving import render_snare
 from ...model.knobs import CC_MAX, CC_MIN
+from ..http import WILDCARD_HOSTS, allowed_host_names, guard_middleware, receive_upload, shown_name
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATE_INTERVAL_S = 0.04  # at most 25 state messages a second per page
 MAX_WS_MESSAGE_BYTES = 4096
-MAX_SHOWN_NAME = 80
-WILDCARD_HOSTS = ("", "0.0.0.0", "::")
-
-
-def shown_name(header: str | None) -> str:
-    """A browser's file name made safe to display: last path part, no control characters, bounded."""
-    name = unquote(header or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
-    return name[:MAX_SHOWN_NAME] or "upload"
-
-
-async def receive_upload(request: web.Request, folder: str, name: str, max_bytes: int) -> Path | None:
-    """Stream the request body into `folder` under a fixed name (only a known audio suffix is kept
-    from the browser's `name`, for the parser's format guess); None once it passes `max_bytes`."""
-    suffix = Path(name).suffix.lower()
-    path = Path(folder) / f"upload{suffix if suffix in AUDIO_SUFFIXES else '.bin'}"
-    size = 0
-    with path.open("wb") as f:
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > max_bytes:
-                return None
-            f.write(chunk)
-    return path
 
 
 def _number(msg: dict, key: str, lo: float, hi: float) -> float:
@@ -89,7 +62,6 @@ class WebPage:
         self.malformed = 0  # rejected WebSocket messages
         self._sockets: set[web.WebSocketResponse] = set()
         self._maps: dict[str, bytes] = {}  # model name -> pad picture (PNG)
-        self._hosts: set[str] | None = None  # allowed Host headers; None when bound to every interface
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._started = threading.Event()
@@ -130,9 +102,6 @@ class WebPage:
             return
         port = runner.addresses[0][1]
         host = self.config.host
-        if host not in WILDCARD_HOSTS:
-            names = ("127.0.0.1", "localhost", "[::1]", host)
-            self._hosts = {f"{h}:{port}" for h in names} | (set(names) if port == 80 else set())  # browsers omit :80
         self.url = f"http://{'127.0.0.1' if host in WILDCARD_HOSTS else host}:{port}/"
         self._started.set()
         broadcaster = asyncio.create_task(self._broadcast())
@@ -143,7 +112,8 @@ class WebPage:
         await runner.cleanup()
 
     def _app(self) -> web.Application:
-        app = web.Application(middlewares=[self._guard], client_max_size=self._max_upload_bytes + 1)
+        guard = guard_middleware(allowed_host_names(self.config.host, ()), origin_required=True)
+        app = web.Application(middlewares=[guard], client_max_size=self._max_upload_bytes + 1)
         app.add_routes(
             [
                 web.get("/", lambda _: web.FileResponse(STATIC / "index.html")),
@@ -162,16 +132,6 @@ class WebPage:
     @property
     def _max_upload_bytes(self) -> int:
         return int(self.config.max_upload_mb * 1e6)
-
-    @web.middleware
-    async def _guard(self, request: web.Request, handler):
-        if self._hosts is not None and request.host not in self._hosts:
-            return web.Response(status=403, text=f"unknown host {request.host!r}: open {self.url}")
-        if (request.method != "GET" or request.path == "/ws") and request.headers.get(
-            "Origin"
-        ) != f"http://{request.host}":
-            return web.json_response({"ok": False, "error": "refused: request from another site"}, status=403)
-        return await handler(request)
 
     async def _job(self, fn, *args):
         """Run a slow instrument method on its jobs thread (one at a time, shared with MIDI's saves)."""

@@ -75,7 +75,7 @@ function showState(s) {
   $("r-voices").textContent = s.voices;
   $("r-velocity").textContent = s.velocity || "–";
   $("r-decode").textContent = `${s.decode_ms.toFixed(2)} ms`;
-  $("r-underflows").textContent = s.underflows;
+  $("r-own-xruns").textContent = s.own_xruns;
 }
 
 // The old map stays under a veil, with a line saying what is coming, until the new one has loaded.

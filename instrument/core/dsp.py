@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from ..files.audio import fade_out
-
 DC_BLOCK_HZ = 20.0
 TAIL_FADE_MS = 10.0
 # Every playable snare is normalized to this peak, so velocity alone sets the level and a
@@ -21,8 +19,13 @@ def db_to_gain(db: float) -> float:
     return float(10.0 ** (db / 20.0))
 
 
-def gain_to_db(gain: float) -> float:
-    return float(20.0 * np.log10(max(gain, 1e-12)))
+def fade_out(n_samples: int, fade_samples: int) -> np.ndarray:
+    """Gain curve of ones ending in a raised-cosine fade to exactly zero."""
+    gain = np.ones(n_samples, dtype=np.float32)
+    fade_samples = min(fade_samples, n_samples)
+    if fade_samples > 0:
+        gain[n_samples - fade_samples :] = 0.5 + 0.5 * np.cos(np.linspace(0.0, np.pi, fade_samples, dtype=np.float32))
+    return gain
 
 
 def velocity_to_gain(velocity: int, range_db: float) -> float:

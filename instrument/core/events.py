@@ -3,8 +3,7 @@ hands typed actions to its real-time thread.
 
 Each kind is a frozen, slotted dataclass with named fields; the engine dispatches on its type.
 Events without fields are module-level singletons (`ALL_SOUND_OFF`, `START`, ...), so posting
-one allocates nothing. The JACK callback creates one `NoteOn` or `Clock` per message it reads in
-the cycle: an object of one or two slots, smaller than the 4-tuple it replaced.
+one allocates nothing; the others are objects of one or two slots.
 
 `offset` is the frame in the coming block where the event takes effect; only the audio thread
 itself, posting just before it renders (the JACK backend's MIDI), knows a meaningful one.
@@ -80,15 +79,17 @@ START, CONTINUE, STOP = Start(), Continue(), Stop()
 LOOP_TOGGLE = Loop(None)
 
 
-# --- across processes: an event as one ring record (kind, a, b; play/shared.py) --------------------
+# --- across processes: an event as one ring record (kind, a, b; rt/layout.py) ----------------------
 
+# The kind number is the index here; the C cycle gets the same numbers from rt/layout.h, which
+# rt/header.py generates from this tuple.
 KINDS = (NoteOn, NoteOff, AllSoundOff, AllNotesOff, Loop, Tempo, Clock, Start, Continue, Stop)
 _KIND_OF = {kind: number for number, kind in enumerate(KINDS)}
 _SINGLETONS = {AllSoundOff: ALL_SOUND_OFF, AllNotesOff: ALL_NOTES_OFF, Start: START, Continue: CONTINUE, Stop: STOP}
 _LOOP_CODE = {None: -1.0, False: 0.0, True: 1.0}
 
 
-def encode(event) -> tuple[float, float, float]:
+def to_record(event) -> tuple[float, float, float]:
     """(kind, a, b) for a ring record; the kind is the event class's index in KINDS."""
     kind = type(event)
     if kind is NoteOn:
@@ -100,7 +101,7 @@ def encode(event) -> tuple[float, float, float]:
     return float(_KIND_OF[kind]), float(getattr(event, "offset", 0)), 0.0
 
 
-def decode(kind: float, a: float, b: float):
+def from_record(kind: float, a: float, b: float):
     """The event a record holds; a kind out of range raises (the audio callback counts it)."""
     cls = KINDS[int(kind)]
     if cls is NoteOn:

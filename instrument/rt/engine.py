@@ -19,81 +19,88 @@ the guarantee. Nothing louder than the ceiling ever leaves.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
-from .dsp import db_to_gain, velocity_to_gain
-from .events import AllNotesOff, AllSoundOff, Clock, Continue, Loop, NoteOff, NoteOn, Start, Stop, Tempo
+from ..core.dsp import db_to_gain, velocity_to_gain
+from ..core.events import AllNotesOff, AllSoundOff, Clock, Continue, Loop, NoteOff, NoteOn, Start, Stop, Tempo
+from .structs import CLOCK_PPQN, FADE_HEADROOM_VOICES, EngineSettings, SharedStats
 
 ALL_SOUND_OFF_FADE_MS = 3.0
-FADE_HEADROOM_SLOTS = 4
-CLOCK_PPQN = 24  # MIDI clock ticks per quarter note
 CLOCK_TIMEOUT_S = 0.5  # no tick for this long: the DAW stopped sending clock, the loop runs on its own tempo
 
 
-@dataclass
-class EngineStats:
-    """Counters written by the audio thread, read by anyone (ints: reads are atomic)."""
+def engine_settings(
+    sample_rate: int,
+    max_block: int,
+    polyphony: int = 16,
+    mode: str = "oneshot",
+    steal_fade_ms: float = 5.0,
+    velocity_range_db: float = 30.0,
+    gain_db: float = 0.0,
+    ceiling_db: float = -1.0,
+    limiter_release_ms: float = 80.0,
+    loop_bpm: float = 120.0,
+    loop_steps_per_beat: int = 4,
+    loop_velocity: int = 100,
+) -> EngineSettings:
+    """The engine's constants in frames and linear gains, computed once from the config's units."""
+    settings = EngineSettings(
+        sample_rate=sample_rate,
+        max_block=max_block,
+        polyphony=polyphony,
+        choke=int(mode == "choke"),
+        steal_fade=max(1, int(steal_fade_ms * 1e-3 * sample_rate)),
+        panic_fade=max(1, int(ALL_SOUND_OFF_FADE_MS * 1e-3 * sample_rate)),
+        loop_velocity=loop_velocity,
+        clock_timeout=int(CLOCK_TIMEOUT_S * sample_rate),
+        ceiling=db_to_gain(ceiling_db),
+        master_gain=db_to_gain(gain_db),
+        release_coef=float(np.exp(-1.0 / max(1.0, limiter_release_ms * 1e-3 * sample_rate))),
+    )
+    set_tempo(settings, loop_bpm, loop_steps_per_beat)
+    settings.velocity_gain[:] = [0.0] + [velocity_to_gain(v, velocity_range_db) for v in range(1, 128)]
+    return settings
 
-    blocks: int = 0
-    notes: int = 0
-    stolen: int = 0
-    loop_hits: int = 0
-    loop_on: bool = False
-    transport_running: bool = True  # MIDI transport: stop pauses the clock-following loop, start/continue resume it
-    nonfinite_blocks: int = 0
-    limited_blocks: int = 0
-    clipped_samples: int = 0
-    voices: int = 0
-    last_velocity: int = 0
-    peak: float = 0.0
+
+def set_tempo(settings: EngineSettings, bpm: float, steps_per_beat: int) -> None:
+    """The loop's own tempo, in `settings` (what a Tempo event changes)."""
+    settings.frames_per_step = settings.sample_rate * 60.0 / (bpm * steps_per_beat)
+    settings.ticks_per_step = max(1, CLOCK_PPQN // steps_per_beat)
 
 
 class Engine:
-    def __init__(
-        self,
-        sample_rate: int,
-        max_block: int,
-        polyphony: int = 16,
-        mode: str = "oneshot",
-        steal_fade_ms: float = 5.0,
-        velocity_range_db: float = 30.0,
-        gain_db: float = 0.0,
-        ceiling_db: float = -1.0,
-        limiter_release_ms: float = 80.0,
-        loop_bpm: float = 120.0,
-        loop_steps_per_beat: int = 4,
-        loop_velocity: int = 100,
-        stats=None,
-    ):
-        """`stats`: where the counters live (EngineStats' fields); the audio process passes shared memory."""
-        self.sample_rate = sample_rate
-        self.max_block = max_block
-        self.polyphony = polyphony
-        self.choke = mode == "choke"
-        self.steal_fade = max(1, int(steal_fade_ms * 1e-3 * sample_rate))
-        self.panic_fade = max(1, int(ALL_SOUND_OFF_FADE_MS * 1e-3 * sample_rate))
-        self.ceiling = db_to_gain(ceiling_db)
-        self.master_gain = db_to_gain(gain_db)
-        self.release_coef = float(np.exp(-1.0 / max(1.0, limiter_release_ms * 1e-3 * sample_rate)))
+    def __init__(self, settings: EngineSettings, stats: SharedStats | None = None):
+        """`settings`: engine_settings(), copied (a Tempo event changes the copy). `stats`: where
+        the counters live; the audio process passes the shared memory's."""
+        self.settings = EngineSettings.from_buffer_copy(settings)
+        self.sample_rate = settings.sample_rate
+        self.max_block = settings.max_block
+        self.polyphony = settings.polyphony
+        self.choke = bool(settings.choke)
+        self.steal_fade = settings.steal_fade
+        self.panic_fade = settings.panic_fade
+        self.ceiling = settings.ceiling
+        self.master_gain = settings.master_gain
+        self.release_coef = settings.release_coef
+        max_block = self.max_block
         # Velocity -> gain, precomputed so the audio thread only indexes.
-        self.velocity_gain = np.array([0.0] + [velocity_to_gain(v, velocity_range_db) for v in range(1, 128)])
+        self.velocity_gain = np.array(settings.velocity_gain[:])
 
         self.events: deque = deque()
         self.current: np.ndarray | None = None  # the playable snare; replaced whole by publish()
-        self.stats = EngineStats() if stats is None else stats
+        self.stats = SharedStats(transport_running=True) if stats is None else stats
 
-        # Voice state, preallocated: parallel lists indexed by slot. Slots beyond the polyphony
+        # Voice state, preallocated: parallel lists indexed by voice. Voices beyond the polyphony
         # cap hold voices fading out after a steal or choke, so a steal never cuts a voice.
-        self._slots = polyphony + FADE_HEADROOM_SLOTS
-        self._sample: list = [None] * self._slots
-        self._pos = [0] * self._slots
-        self._gain = [0.0] * self._slots
-        self._fade_left = [0] * self._slots  # samples of fade still to play; 0: not fading
-        self._fade_len = [1] * self._slots
-        self._age = [0] * self._slots  # note counter at start, for stealing the oldest
-        self._active = [False] * self._slots
+        self._voices = self.polyphony + FADE_HEADROOM_VOICES
+        self._sample: list = [None] * self._voices
+        self._pos = [0] * self._voices
+        self._gain = [0.0] * self._voices
+        self._fade_left = [0] * self._voices  # samples of fade still to play; 0: not fading
+        self._fade_len = [1] * self._voices
+        self._age = [0] * self._voices  # note counter at start, for stealing the oldest
+        self._active = [False] * self._voices
         # Mixing buffers.
         self._mix = np.zeros(max_block)
         self._tmp = np.zeros(max_block)
@@ -101,12 +108,10 @@ class Engine:
         self._index = np.arange(max_block, dtype=np.float64)
         self._limiter_gain = 1.0
         # Loop (audition) state: its own tempo, or MIDI clock ticks when a DAW sends them.
-        self.loop_velocity = loop_velocity  # on/off is stats.loop_on, written only here
-        self._set_tempo(loop_bpm, loop_steps_per_beat)
+        self.loop_velocity = settings.loop_velocity  # on/off is stats.loop_on, written only here
         self._frames_to_step = 0.0  # own tempo: frames until the next hit
         self._clock_tick = 0  # ticks since the DAW's start, when following clock
         self._frames_since_clock = None  # None: no clock heard yet
-        self._clock_timeout = int(CLOCK_TIMEOUT_S * sample_rate)
         # Event type -> handler, bound once here so dispatching on the audio thread creates nothing.
         self._handlers = {
             NoteOn: self._on_note_on,
@@ -141,7 +146,7 @@ class Engine:
             self._handle(self.events.popleft())
         self._run_loop(frames)
         voices = 0
-        for v in range(self._slots):
+        for v in range(self._voices):
             if self._active[v]:
                 self._mix_voice(v, mix, frames)
                 voices += 1
@@ -163,7 +168,7 @@ class Engine:
 
     def _on_clock(self, event: Clock) -> None:
         self._frames_since_clock = 0
-        if self.stats.loop_on and self.stats.transport_running and self._clock_tick % self._ticks_per_step == 0:
+        if self.stats.loop_on and self.stats.transport_running and self._clock_tick % self.settings.ticks_per_step == 0:
             self._loop_hit(event.offset)
         self._clock_tick += 1
 
@@ -184,7 +189,7 @@ class Engine:
         self.stats.loop_on = on
 
     def _on_tempo(self, event: Tempo) -> None:
-        self._set_tempo(event.bpm, event.steps_per_beat)
+        set_tempo(self.settings, event.bpm, event.steps_per_beat)
 
     def _on_all_sound_off(self, _event: AllSoundOff) -> None:
         self._fade_all(self.panic_fade)
@@ -192,21 +197,17 @@ class Engine:
     def _on_all_notes_off(self, _event: AllNotesOff) -> None:
         self._fade_all(self.steal_fade)
 
-    def _set_tempo(self, bpm: float, steps_per_beat: int) -> None:
-        self._frames_per_step = self.sample_rate * 60.0 / (bpm * steps_per_beat)
-        self._ticks_per_step = max(1, CLOCK_PPQN // steps_per_beat)
-
     def _run_loop(self, frames: int) -> None:
         if self._frames_since_clock is not None:
             self._frames_since_clock += frames
-            if self._frames_since_clock < self._clock_timeout:
+            if self._frames_since_clock < self.settings.clock_timeout:
                 return  # following the DAW's clock: hits come from CLOCK events
             self._frames_since_clock = None
         if not self.stats.loop_on:
             return
         while self._frames_to_step < frames:
             self._loop_hit(int(self._frames_to_step))
-            self._frames_to_step += self._frames_per_step
+            self._frames_to_step += self.settings.frames_per_step
         self._frames_to_step -= frames
 
     def _loop_hit(self, offset: int) -> None:
@@ -222,33 +223,33 @@ class Engine:
         elif self._sounding() >= self.polyphony:
             self._start_fade(self._oldest_sounding(), self.steal_fade)  # steal with a fade, never a cut
             self.stats.stolen += 1
-        slot = self._free_slot()
+        v = self._free_voice()
         self.stats.notes += 1
         self.stats.last_velocity = velocity
-        self._sample[slot] = sample
-        self._pos[slot] = -offset  # negative: starts `offset` frames into the coming block
-        self._gain[slot] = self.velocity_gain[min(velocity, 127)]
-        self._fade_left[slot] = 0
-        self._age[slot] = self.stats.notes
-        self._active[slot] = True
+        self._sample[v] = sample
+        self._pos[v] = -offset  # negative: starts `offset` frames into the coming block
+        self._gain[v] = self.velocity_gain[min(velocity, 127)]
+        self._fade_left[v] = 0
+        self._age[v] = self.stats.notes
+        self._active[v] = True
 
     def _sounding(self) -> int:
         """Active voices that are not fading out: what the polyphony cap counts."""
-        return sum(1 for v in range(self._slots) if self._active[v] and not self._fade_left[v])
+        return sum(1 for v in range(self._voices) if self._active[v] and not self._fade_left[v])
 
     def _oldest_sounding(self) -> int:
         best, best_age = 0, None
-        for v in range(self._slots):
+        for v in range(self._voices):
             if self._active[v] and not self._fade_left[v] and (best_age is None or self._age[v] < best_age):
                 best, best_age = v, self._age[v]
         return best
 
-    def _free_slot(self) -> int:
-        for v in range(self._slots):
+    def _free_voice(self) -> int:
+        for v in range(self._voices):
             if not self._active[v]:
                 return v
-        # Every slot is busy (a burst of hits within one block): reuse the fading voice nearest its end.
-        fading = [v for v in range(self._slots) if self._fade_left[v]]
+        # Every voice is busy (a burst of hits within one block): reuse the fading voice nearest its end.
+        fading = [v for v in range(self._voices) if self._fade_left[v]]
         return min(fading, key=lambda v: self._fade_left[v]) if fading else self._oldest_sounding()
 
     def _start_fade(self, v: int, fade: int) -> None:
@@ -257,7 +258,7 @@ class Engine:
             self._fade_len[v] = fade
 
     def _fade_all(self, fade: int) -> None:
-        for v in range(self._slots):
+        for v in range(self._voices):
             self._start_fade(v, fade)
 
     def _mix_voice(self, v: int, mix: np.ndarray, frames: int) -> None:
@@ -292,8 +293,8 @@ class Engine:
             self._release(v)
 
     def _release(self, v: int) -> None:
-        # The sample reference stays until the slot is reused: dropping the last reference here
-        # would free memory on the audio thread. The decode worker retires old samples instead.
+        # The sample reference stays until the voice is reused: in the cycle it is a view of a shared
+        # slot (rt/layout.py), and dropping a reference must never free a large buffer on this thread.
         self._active[v] = False
         self._fade_left[v] = 0
 

@@ -1,10 +1,10 @@
-"""The JACK backend with the audio cycle in its own process (the default on JACK; backends/process.py).
+"""The JACK output (host/cycle_output.py).
 
-The audio process owns the JACK client with the MIDI input and the audio outputs; notes are
-still read in the cycle they arrive in and started at their frame. This side keeps a JACK
-client of its own without a process callback (it reads the server's rate and period, counts
+The cycle owns the JACK client with the MIDI input and the audio outputs (rt/run.py), so notes
+are read in the cycle they arrive in and started at their frame. This side keeps a JACK client
+of its own without a process callback (it reads the server's rate and period, counts
 the server's xruns, and connects hardware MIDI ports to the audio process's input), and its
-`audio-watch` thread also hands the MIDI the audio process did not play to the router, and
+`audio-watch` thread also hands the MIDI the cycle did not play to the router, and
 notes the audio process's connections (a DAW's routing) to restore them after a crash.
 """
 
@@ -13,27 +13,26 @@ from __future__ import annotations
 import logging
 import time
 
-from ...errors import UserError
-from . import CLIENT_NAME
-from .process import ProcessOutput
+from ..core.names import CLIENT_NAME
+from ..errors import UserError
+from ..rt import jack as rt_jack
+from .cycle_output import CycleOutput
 
 log = logging.getLogger(__name__)
 
 CONNECTIONS_EVERY_S = 0.25  # how often the audio process's connections are noted, to restore after a crash
 
 
-class JackProcessOutput(ProcessOutput):
+class JackOutput(CycleOutput):
     backend = "jack"
 
-    def __init__(self, channels: int, midi_port: str):
-        import jack
-
+    def __init__(self, channels: int, midi_port: str, separate_process: bool = True):
         try:
-            self.client = jack.Client(f"{CLIENT_NAME}-ctl", no_start_server=True)
-        except jack.JackOpenError as err:
+            self.client = rt_jack.open_client("ctl")
+        except rt_jack.NoServer as err:
             raise UserError("no JACK server answers: start jackd (or choose audio.backend: portaudio)") from err
         self.server_xruns = 0  # every xrun the server announced, whichever client was late
-        # Counted here, on this process's notification thread (audioproc.py says why not there).
+        # Counted here, on this process's notification thread (rt/run.py says why not in the cycle's).
         # JACK tells only active clients; one without a process callback has no real-time
         # thread, so the server never waits for it.
         self.client.set_xrun_callback(self._xrun)
@@ -44,7 +43,7 @@ class JackProcessOutput(ProcessOutput):
         self.midi_in = f"{CLIENT_NAME}:{midi_port or 'in'}"  # the audio process's port, by name
         self._connections: list[tuple[str, str]] = []  # (source, destination) of the audio process's ports
         self._noted_at = 0.0
-        super().__init__()
+        super().__init__(separate_process)
 
     def _xrun(self, _delay_us: float) -> None:
         self.server_xruns += 1
@@ -72,7 +71,7 @@ class JackProcessOutput(ProcessOutput):
                 log.info("not reconnected %s -> %s: %s", source, destination, err)
 
     def _note_connections(self) -> None:
-        """What the audio process's ports are connected to, to restore after a crash."""
+        """What the cycle's ports are connected to, to restore after a crash."""
         try:
             outs = [f"{CLIENT_NAME}:out_{i}" for i in range(self.channels)]
             connections = [(peer.name, self.midi_in) for peer in self.client.get_all_connections(self.midi_in)]

@@ -6,7 +6,7 @@
  * cycle. This file is the same cycle with none of that: JACK's process thread calls
  * `jack_process` directly (PortAudio's stream callback calls `lsn_begin` and `lsn_mix`
  * through ctypes), and it touches only memory that exists before the stream starts: the
- * shared layout (play/shared.py) and this mixer's own buffers, allocated once by `lsn_new`.
+ * shared layout (rt/layout.py) and this mixer's own buffers, allocated once by `lsn_new`.
  *
  * Every number here follows engine.py step by step (the same operations in the same order, in
  * double precision, with no fused multiply-add), so the Python engine stays the readable
@@ -18,67 +18,11 @@
 
 #include <dlfcn.h>
 #include <math.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 
-#define SNARE_SLOTS 16       /* shared.py: SNARE_SLOTS */
-#define RECORD_WIDTH 4       /* shared.py: RECORD_WIDTH */
-#define HIST_BINS 11         /* shared.py: CYCLE_HIST_BINS: tenths of the period, then "past its end" */
-#define FADE_HEADROOM_SLOTS 4 /* engine.py */
-#define CLOCK_PPQN 24
+#include "layout.h" /* the shared records, constants and event kinds, generated from rt/structs.py */
+
 #define MAX_CHANNELS 64
-#define ROUTE_MAIN 0
-#define ROUTE_PLAY 1
-#define ROUTE_LOOP 2
-#define ROUTE_OMNI 16
-
-/* --- the shared layout (play/shared.py's ctypes structures, field for field) ----------------- */
-
-typedef struct {
-    int64_t blocks, notes, stolen, loop_hits;
-    bool loop_on, transport_running;
-    int64_t nonfinite_blocks, limited_blocks, clipped_samples, voices, last_velocity;
-    double peak;
-    int64_t own_xruns, callback_errors, ready_pid, memory_locked, realtime, mixer;
-    int64_t cycle_start_hist[HIST_BINS], cycle_end_hist[HIST_BINS];
-} shared_stats;
-
-typedef struct {
-    int64_t published, playing, frames, length[SNARE_SLOTS], last_started[SNARE_SLOTS];
-} snare_table;
-
-typedef struct {
-    uint8_t note[128];
-    uint8_t channel;
-} note_routes;
-
-typedef struct {
-    int64_t head, tail, dropped;
-} ring_index;
-
-/* Where each part of the layout is mapped in this process (filled by cmixer.py). */
-typedef struct {
-    shared_stats *stats;
-    snare_table *snares;
-    note_routes *routes;
-    ring_index *events_index;
-    double *events;
-    ring_index *midi_index;
-    double *midi;
-    int64_t ring_records;
-    float *slots;
-    int64_t slot_frames;
-} layout;
-
-/* engine.py's constants, computed there once (cmixer.py copies them from an Engine). */
-typedef struct {
-    int64_t sample_rate, max_block, polyphony, choke, steal_fade, panic_fade, loop_velocity, clock_timeout;
-    double ceiling, master_gain, release_coef, frames_per_step;
-    int64_t ticks_per_step;
-    double velocity_gain[128];
-} settings;
 
 /* --- libjack, found at attach time ------------------------------------------------------------ */
 
@@ -101,10 +45,10 @@ typedef struct {
 /* --- the mixer ------------------------------------------------------------------------------- */
 
 typedef struct {
-    settings s;
+    engine_settings s;
     layout L;
-    int64_t slots; /* voice slots: polyphony + FADE_HEADROOM_SLOTS */
-    /* Voices: parallel arrays indexed by slot, as engine.py keeps them. */
+    int64_t voices; /* polyphony + FADE_HEADROOM_VOICES */
+    /* Voices: parallel arrays indexed by voice, as engine.py keeps them. */
     const float **sample;
     int64_t *length, *pos, *fade_left, *fade_len, *age;
     double *gain;
@@ -129,47 +73,55 @@ typedef struct {
 
 /* --- the ring records -------------------------------------------------------------------------- */
 
+/* Single producer, single consumer. The producer writes a record, then publishes it with a
+ * release store of `head`; the consumer reads `head` with acquire before the record, and hands
+ * the row back with a release store of `tail`, which the producer reads with acquire before it
+ * writes over that row. Both processes go through these functions (rt/layout.py's Ring too),
+ * so the order holds on any CPU, arm64 included. */
+
 static const double *ring_peek(ring_index *index, const double *records, int64_t capacity) {
-    int64_t tail = index->tail;
-    if (tail == __atomic_load_n(&index->head, __ATOMIC_ACQUIRE)) return NULL;
+    int64_t tail = atomic_load_explicit(&index->tail, memory_order_relaxed); /* ours: we are its only writer */
+    if (tail == atomic_load_explicit(&index->head, memory_order_acquire)) return NULL;
     return records + (tail % capacity) * RECORD_WIDTH;
 }
 
 static void ring_pop(ring_index *index) {
-    __atomic_store_n(&index->tail, index->tail + 1, __ATOMIC_RELEASE);
+    int64_t tail = atomic_load_explicit(&index->tail, memory_order_relaxed);
+    atomic_store_explicit(&index->tail, tail + 1, memory_order_release);
 }
 
-static void ring_push(ring_index *index, double *records, int64_t capacity, double a, double b, double c, double d) {
-    int64_t head = index->head;
-    if (head - __atomic_load_n(&index->tail, __ATOMIC_ACQUIRE) >= capacity) {
+static bool ring_push(ring_index *index, double *records, int64_t capacity, double a, double b, double c, double d) {
+    int64_t head = atomic_load_explicit(&index->head, memory_order_relaxed); /* ours: we are its only writer */
+    if (head - atomic_load_explicit(&index->tail, memory_order_acquire) >= capacity) {
         index->dropped += 1;
-        return;
+        return false;
     }
     double *row = records + (head % capacity) * RECORD_WIDTH;
     row[0] = a, row[1] = b, row[2] = c, row[3] = d;
-    __atomic_store_n(&index->head, head + 1, __ATOMIC_RELEASE); /* last: the record is whole first */
+    atomic_store_explicit(&index->head, head + 1, memory_order_release); /* last: the record is whole first */
+    return true;
 }
 
 /* --- voices (engine.py: _note_on and its helpers) ------------------------------------------- */
 
 static int64_t sounding(const mixer *m) {
     int64_t n = 0;
-    for (int64_t v = 0; v < m->slots; v++) n += m->active[v] && !m->fade_left[v];
+    for (int64_t v = 0; v < m->voices; v++) n += m->active[v] && !m->fade_left[v];
     return n;
 }
 
 static int64_t oldest_sounding(const mixer *m) {
     int64_t best = 0, best_age = -1;
-    for (int64_t v = 0; v < m->slots; v++)
+    for (int64_t v = 0; v < m->voices; v++)
         if (m->active[v] && !m->fade_left[v] && (best_age < 0 || m->age[v] < best_age)) best = v, best_age = m->age[v];
     return best;
 }
 
-static int64_t free_slot(const mixer *m) {
-    for (int64_t v = 0; v < m->slots; v++)
+static int64_t free_voice(const mixer *m) {
+    for (int64_t v = 0; v < m->voices; v++)
         if (!m->active[v]) return v;
     int64_t best = -1;
-    for (int64_t v = 0; v < m->slots; v++)
+    for (int64_t v = 0; v < m->voices; v++)
         if (m->fade_left[v] && (best < 0 || m->fade_left[v] < m->fade_left[best])) best = v;
     return best >= 0 ? best : oldest_sounding(m);
 }
@@ -179,7 +131,7 @@ static void start_fade(mixer *m, int64_t v, int64_t fade) {
 }
 
 static void fade_all(mixer *m, int64_t fade) {
-    for (int64_t v = 0; v < m->slots; v++) start_fade(m, v, fade);
+    for (int64_t v = 0; v < m->voices; v++) start_fade(m, v, fade);
 }
 
 static void release(mixer *m, int64_t v) {
@@ -196,7 +148,7 @@ static void note_on(mixer *m, int64_t velocity, int64_t offset) {
         start_fade(m, oldest_sounding(m), m->s.steal_fade); /* steal with a fade, never a cut */
         stats->stolen += 1;
     }
-    int64_t v = free_slot(m);
+    int64_t v = free_voice(m);
     stats->notes += 1;
     stats->last_velocity = velocity;
     m->sample[v] = m->current;
@@ -220,9 +172,7 @@ static void clock_tick(mixer *m, int64_t offset) {
     m->clock_tick += 1;
 }
 
-/* --- events (events.py: KINDS, and engine.py's handlers) ------------------------------------- */
-
-enum { NOTE_ON, NOTE_OFF, ALL_SOUND_OFF, ALL_NOTES_OFF, LOOP, TEMPO, CLOCK, START, CONTINUE, STOP, KINDS };
+/* --- events (core/events.py: KINDS, numbered in layout.h, and engine.py's handlers) ---------- */
 
 /* One ring record; false when it holds no event (events.decode would raise). */
 static bool handle_record(mixer *m, const double *record) {
@@ -231,41 +181,41 @@ static bool handle_record(mixer *m, const double *record) {
     if (!(kind >= 0 && kind < KINDS && kind == (double)(int64_t)kind) || !(fabs(a) < 1e9) || !(fabs(b) < 1e9))
         return false; /* what no event of events.py encodes to (and no cast below may overflow) */
     switch ((int)kind) {
-    case NOTE_ON: note_on(m, (int64_t)a, (int64_t)b); break;
-    case NOTE_OFF: if (m->s.choke) fade_all(m, m->s.steal_fade); break; /* in one-shot mode the hit rings out */
-    case ALL_SOUND_OFF: fade_all(m, m->s.panic_fade); break;
-    case ALL_NOTES_OFF: fade_all(m, m->s.steal_fade); break;
-    case LOOP: {
+    case KIND_NOTE_ON: note_on(m, (int64_t)a, (int64_t)b); break;
+    case KIND_NOTE_OFF: if (m->s.choke) fade_all(m, m->s.steal_fade); break; /* in one-shot mode the hit rings out */
+    case KIND_ALL_SOUND_OFF: fade_all(m, m->s.panic_fade); break;
+    case KIND_ALL_NOTES_OFF: fade_all(m, m->s.steal_fade); break;
+    case KIND_LOOP: {
         bool on = a < 0 ? !stats->loop_on : a > 0;
         if (on && !stats->loop_on) m->frames_to_step = 0.0; /* own tempo: the first hit comes at once */
         stats->loop_on = on;
         break;
     }
-    case TEMPO: {
+    case KIND_TEMPO: {
         int64_t steps = (int64_t)b;
         if (!(a > 0) || steps < 1) return false;
         m->s.frames_per_step = (double)m->s.sample_rate * 60.0 / (a * (double)steps);
         m->s.ticks_per_step = CLOCK_PPQN / steps > 1 ? CLOCK_PPQN / steps : 1;
         break;
     }
-    case CLOCK: clock_tick(m, (int64_t)a); break;
-    case START: m->clock_tick = 0, stats->transport_running = true; break; /* the next tick is the downbeat */
-    case CONTINUE: stats->transport_running = true; break;
-    case STOP: stats->transport_running = false; break;
+    case KIND_CLOCK: clock_tick(m, (int64_t)a); break;
+    case KIND_START: m->clock_tick = 0, stats->transport_running = true; break; /* the next tick is the downbeat */
+    case KIND_CONTINUE: stats->transport_running = true; break;
+    case KIND_STOP: stats->transport_running = false; break;
     }
     return true;
 }
 
-/* midi.py's route_in_cycle: clock, transport and the notes the routes mark are played at their
+/* rt/routing.py's route_in_cycle: clock, transport and the notes the routes mark are played at their
  * frame; everything else goes back to the main process's router. */
 static void handle_midi(mixer *m, const uint8_t *data, size_t size, int64_t offset) {
     if (size == 0 || size > 3) return; /* SysEx never reaches the router from the cycle */
     uint8_t status = data[0];
     if (status >= 0xF8) { /* real-time: clock and transport; active sensing and resets are ignored */
         if (status == 0xF8) clock_tick(m, offset);
-        else if (status == 0xFA) handle_record(m, (double[]){START, 0, 0});
-        else if (status == 0xFB) handle_record(m, (double[]){CONTINUE, 0, 0});
-        else if (status == 0xFC) handle_record(m, (double[]){STOP, 0, 0});
+        else if (status == 0xFA) handle_record(m, (double[]){KIND_START, 0, 0});
+        else if (status == 0xFB) handle_record(m, (double[]){KIND_CONTINUE, 0, 0});
+        else if (status == 0xFC) handle_record(m, (double[]){KIND_STOP, 0, 0});
         return;
     }
     const note_routes *routes = m->L.routes;
@@ -277,7 +227,7 @@ static void handle_midi(mixer *m, const uint8_t *data, size_t size, int64_t offs
     }
     if (routes->channel != ROUTE_OMNI && (status & 0x0F) != routes->channel) return;
     int64_t velocity = (status & 0xF0) == 0x90 ? data[2] : 0;
-    if (velocity && (route & ROUTE_LOOP)) handle_record(m, (double[]){LOOP, -1.0, 0});
+    if (velocity && (route & ROUTE_LOOP)) handle_record(m, (double[]){KIND_LOOP, -1.0, 0});
     else if (route & ROUTE_PLAY) {
         if (velocity) note_on(m, velocity, offset);
         else if (m->s.choke) fade_all(m, m->s.steal_fade);
@@ -395,19 +345,19 @@ static void render(mixer *m, int64_t frames) {
     for (int64_t i = 0; i < frames; i++) mix[i] = 0.0;
     run_loop(m, frames);
     int64_t voices = 0;
-    for (int64_t v = 0; v < m->slots; v++)
+    for (int64_t v = 0; v < m->voices; v++)
         if (m->active[v]) mix_voice(m, v, mix, frames), voices += 1;
     m->L.stats->voices = voices;
     m->L.stats->blocks += 1;
     safety(m, mix, frames);
 }
 
-/* --- the cycle (audioproc.py's SharedCycle) -------------------------------------------------- */
+/* --- the cycle (rt/cycle.py's SharedCycle) -------------------------------------------------- */
 
 /* At the cycle's start: the swap to a newly published snare, then the main process's events. */
 static void begin(mixer *m) {
     snare_table *table = m->L.snares;
-    int64_t published = __atomic_load_n(&table->published, __ATOMIC_ACQUIRE);
+    int64_t published = atomic_load_explicit(&table->published, memory_order_acquire);
     if (published != m->playing && published >= 0 && published < SNARE_SLOTS) {
         int64_t length = table->length[published]; /* never past its slot, whatever the producer wrote */
         m->current = m->L.slots + published * m->L.slot_frames;
@@ -447,30 +397,30 @@ static void end(mixer *m, int64_t frames) {
     if (m->L.stats->notes != m->notes_before && m->playing >= 0) /* the slot stays pinned while that note sounds */
         m->L.snares->last_started[m->playing] = m->frames;
     m->frames += frames;
-    m->L.snares->frames = m->frames;
+    atomic_store_explicit(&m->L.snares->frames, m->frames, memory_order_release); /* after last_started */
 }
 
-/* --- the entry points (cmixer.py) ------------------------------------------------------------ */
+/* --- the entry points (rt/clib.py) ------------------------------------------------------------ */
 
 void lsn_free(mixer *m);
 
-mixer *lsn_new(const settings *s, const layout *L) {
+mixer *lsn_new(const engine_settings *s, const layout *L) {
     mixer *m = calloc(1, sizeof *m);
     if (m == NULL) return NULL;
     m->s = *s, m->L = *L;
-    m->slots = s->polyphony + FADE_HEADROOM_SLOTS;
-    m->sample = calloc(m->slots, sizeof *m->sample);
-    m->length = calloc(m->slots, sizeof(int64_t)), m->pos = calloc(m->slots, sizeof(int64_t));
-    m->fade_left = calloc(m->slots, sizeof(int64_t)), m->fade_len = calloc(m->slots, sizeof(int64_t));
-    m->age = calloc(m->slots, sizeof(int64_t)), m->gain = calloc(m->slots, sizeof(double));
-    m->active = calloc(m->slots, sizeof(bool));
+    m->voices = s->polyphony + FADE_HEADROOM_VOICES;
+    m->sample = calloc(m->voices, sizeof *m->sample);
+    m->length = calloc(m->voices, sizeof(int64_t)), m->pos = calloc(m->voices, sizeof(int64_t));
+    m->fade_left = calloc(m->voices, sizeof(int64_t)), m->fade_len = calloc(m->voices, sizeof(int64_t));
+    m->age = calloc(m->voices, sizeof(int64_t)), m->gain = calloc(m->voices, sizeof(double));
+    m->active = calloc(m->voices, sizeof(bool));
     m->mix = calloc(s->max_block, sizeof(double)), m->tmp = calloc(s->max_block, sizeof(double));
     if (!m->sample || !m->length || !m->pos || !m->fade_left || !m->fade_len || !m->age || !m->gain || !m->active ||
         !m->mix || !m->tmp) {
         lsn_free(m);
         return NULL;
     }
-    for (int64_t v = 0; v < m->slots; v++) m->fade_len[v] = 1;
+    for (int64_t v = 0; v < m->voices; v++) m->fade_len[v] = 1;
     m->limiter_gain = 1.0;
     m->frames_since_clock = -1;
     m->playing = -1;
@@ -507,7 +457,7 @@ void lsn_mix(mixer *m, float *out, int64_t channels, int64_t frames) {
 
 static int64_t period_bin(jack_nframes_t position, jack_nframes_t frames) {
     uint64_t bin = (uint64_t)position * 10 / (frames ? frames : 1);
-    return bin < HIST_BINS - 1 ? (int64_t)bin : HIST_BINS - 1;
+    return bin < CYCLE_HIST_BINS - 1 ? (int64_t)bin : CYCLE_HIST_BINS - 1;
 }
 
 /* JACK's process callback: MIDI read in the cycle it arrives in, every output port filled. */
@@ -559,16 +509,33 @@ int lsn_jack_attach(mixer *m, const char *libjack, void *client, void *midi_in, 
     return jack->set_process_callback(client, jack_process, m) == 0 ? 0 : -2;
 }
 
-/* The layout this file was built for, for cmixer.py to compare with shared.py's. */
-int64_t lsn_layout_size(int64_t part) {
-    switch (part) {
-    case 0: return sizeof(shared_stats);
-    case 1: return sizeof(snare_table);
-    case 2: return sizeof(note_routes);
-    case 3: return sizeof(ring_index);
-    case 4: return offsetof(shared_stats, cycle_end_hist);
-    case 5: return sizeof(settings);
-    case 6: return sizeof(layout);
-    default: return -1;
-    }
+/* Every shared field's name and byte offset as this build laid it out, for rt/clib.py to compare
+ * with rt/structs.py: `names` is "struct.field" joined by newlines; returns the field count. */
+#define LSN_NAME(type, field) #type "." #field "\n"
+#define LSN_OFFSET(type, field) (int64_t)offsetof(type, field),
+static const char field_names[] = LSN_FIELDS(LSN_NAME);
+static const int64_t field_offsets[] = {LSN_FIELDS(LSN_OFFSET)};
+
+int64_t lsn_fields(const char **names, const int64_t **offsets) {
+    *names = field_names;
+    *offsets = field_offsets;
+    return (int64_t)(sizeof field_offsets / sizeof field_offsets[0]);
 }
+
+/* The rings and the snare table from Python (rt/layout.py), with the same ordering as the cycle. */
+bool lsn_ring_push(ring_index *index, double *records, int64_t capacity, double a, double b, double c, double d) {
+    return ring_push(index, records, capacity, a, b, c, d);
+}
+
+/* Copy the oldest record into `out` (RECORD_WIDTH doubles) before handing its row back; false when empty. */
+bool lsn_ring_pop(ring_index *index, const double *records, int64_t capacity, double *out) {
+    const double *row = ring_peek(index, records, capacity);
+    if (row == NULL) return false;
+    for (int k = 0; k < RECORD_WIDTH; k++) out[k] = row[k];
+    ring_pop(index);
+    return true;
+}
+
+void lsn_store_release(_Atomic int64_t *at, int64_t value) { atomic_store_explicit(at, value, memory_order_release); }
+
+int64_t lsn_load_acquire(_Atomic int64_t *at) { return atomic_load_explicit(at, memory_order_acquire); }

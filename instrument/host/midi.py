@@ -17,10 +17,11 @@ from pathlib import Path
 
 import mido
 
+from ..core.events import ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, LOOP_TOGGLE, START, STOP, Clock, Loop, NoteOff, NoteOn
+from ..core.names import CLIENT_NAME
 from ..errors import UserError
-from .backends import CLIENT_NAME
-from .events import ALL_NOTES_OFF, ALL_SOUND_OFF, CONTINUE, LOOP_TOGGLE, START, STOP, Clock, Loop, NoteOff, NoteOn
-from .shared import ROUTE_LOOP, ROUTE_MAIN, ROUTE_OMNI, ROUTE_PLAY, Routes
+from ..rt import jack as rt_jack
+from ..rt.structs import ROUTE_IGNORE, ROUTE_LOOP, ROUTE_MAIN, ROUTE_OMNI, ROUTE_PLAY, NoteRoutes
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,7 @@ def resolve_api(api: str) -> str:
         return RTMIDI_APIS["coremidi"]
     if system == "Windows":
         return "WINDOWS_MM"
-    from .backends.jack import jack_server_running
-
-    if not Path("/dev/snd/seq").exists() and jack_server_running():
+    if not Path("/dev/snd/seq").exists() and rt_jack.server_running():
         return RTMIDI_APIS["jack"]
     return RTMIDI_APIS["alsa"]
 
@@ -103,37 +102,7 @@ LEARN_TARGETS = {  # what MIDI learn can assign -> (config key for a CC, config 
     "save": ("save.cc", "save.note"),
 }
 TRANSPORT = {"start": START, "stop": STOP, "continue": CONTINUE}  # mido's type -> the engine's event
-TRANSPORT_BYTES = {0xFA: START, 0xFB: CONTINUE, 0xFC: STOP}
-CLOCK_BYTE = 0xF8
 BUTTON_ON = 64  # a CC button counts as pressed at this value or above
-ROUTE_IGNORE = 4  # a note that is neither a trigger nor the loop's: dropped in the cycle
-
-
-def route_in_cycle(data: bytes, offset: int, routes: Routes, post) -> bool:
-    """The in-cycle MIDI path (JACK): clock, transport and the notes `routes` marks are posted at
-    their frame `offset` in the block about to be rendered; returns False for anything else, which
-    belongs to `MidiRouter.handle` on another thread (or in the main process). Lock-free, reads
-    only `routes`."""
-    status = data[0]
-    if status >= 0xF8:  # real-time: clock and transport; active sensing and resets are ignored
-        if status == CLOCK_BYTE:
-            post(Clock(offset))
-        elif status in TRANSPORT_BYTES:
-            post(TRANSPORT_BYTES[status])
-        return True
-    if status & 0xE0 != 0x80 or len(data) != 3 or data[1] > 127:
-        return False  # not a note (or a malformed one, for the router to refuse)
-    route = routes.note[data[1]]
-    if route == ROUTE_MAIN:
-        return False
-    if routes.channel != ROUTE_OMNI and status & 0x0F != routes.channel:
-        return True
-    velocity = data[2] if status & 0xF0 == 0x90 else 0
-    if velocity and route & ROUTE_LOOP:
-        post(LOOP_TOGGLE)
-    elif route & ROUTE_PLAY:
-        post(NoteOn(velocity, offset) if velocity else NoteOff(offset))
-    return True
 
 
 class MidiRouter:
@@ -162,11 +131,11 @@ class MidiRouter:
         self.triggers = frozenset(midi.trigger_notes)
         self._button_down: dict[int, bool] = {}
         self._learning = None  # (target, callback) while waiting for the control to move
-        self.routes = Routes()  # what the audio thread does with each note it reads in the cycle
+        self.routes = NoteRoutes()  # what the audio thread does with each note it reads in the cycle
         self._update_routes()
 
     def handle_bytes(self, data: bytes) -> None:
-        """Raw MIDI handed over by a JACK backend's MIDI thread: a malformed message from a device is
+        """Raw MIDI the JACK cycle handed back (host/jack_output.py): a malformed message from a device is
         dropped, and a bug is logged, never raised into the thread that keeps draining."""
         try:
             self.handle(mido.Message.from_bytes(data))
@@ -196,15 +165,9 @@ class MidiRouter:
         else:
             self._note(msg.note, msg.velocity if kind == "note_on" else 0)
 
-    def handle_in_cycle(self, data: bytes, offset: int) -> bool:
-        """The audio thread's fast path (JACK backend): trigger notes and clock, placed at their frame
-        `offset` in the block about to be rendered. Only lock-free work happens here; returns False
-        for everything else, which the caller hands to `handle` on another thread."""
-        return route_in_cycle(data, offset, self.routes, self.engine.post)
-
-    def share_routes(self, routes: Routes) -> None:
+    def share_routes(self, routes: NoteRoutes) -> None:
         """Keep the note routes in `routes` from now on (the audio process reads them in its cycle)."""
-        ctypes.memmove(ctypes.addressof(routes), ctypes.addressof(self.routes), ctypes.sizeof(Routes))
+        ctypes.memmove(ctypes.addressof(routes), ctypes.addressof(self.routes), ctypes.sizeof(NoteRoutes))
         self.routes = routes
 
     def assign(self, key: str, number: int) -> None:

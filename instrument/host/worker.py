@@ -14,27 +14,23 @@ held across work (and never touched by the audio thread), so MIDI x then y in qu
 succession keep both. The target is one immutable `Position`, replaced whole: the newest
 wins, and a flood of CCs never queues stale decodes. The thread takes the newest target,
 decodes it (numpy), finishes the snare (DC block, resample to the device rate, fade,
-normalize), checks it, publishes it to the engine by reference swap, and then publishes
+normalize), checks it, publishes it to the engine (host/link.py copies it into a free slot
+of the shared memory, so the cycle never holds this thread's arrays), and then publishes
 `now_playing`, the Position that sounds, as one reference. A bad decode (NaN, Inf, silence,
 an exception) is counted and dropped: the previous snare keeps playing.
-
-Samples the engine may still hold are kept alive here and released by this
-thread once no voice references them, so no large buffer is ever freed on
-the audio thread.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.dsp import finish_snare
 from ..model.knobs import CC_CENTRE
-from .dsp import finish_snare
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +67,6 @@ class DecodeWorker:
         self._wake = threading.Event()
         self._published = threading.Event()
         self._stop = False
-        self._alive: list[np.ndarray] = []  # published samples not yet known to be unreferenced
         self._thread = threading.Thread(target=self._run, name="decode-worker", daemon=True)
 
     def start(self) -> DecodeWorker:
@@ -153,9 +148,3 @@ class DecodeWorker:
         self.last_decode_ms = (time.perf_counter() - started) * 1e3
         self.decodes += 1
         self._published.set()
-        self._retire(sample)
-
-    def _retire(self, newest: np.ndarray) -> None:
-        self._alive.append(newest)
-        # getrefcount counts: the list slot, the loop variable and its own argument -> 3 means nobody else.
-        self._alive = [s for s in self._alive if s is newest or sys.getrefcount(s) > 3]

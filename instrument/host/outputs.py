@@ -1,0 +1,35 @@
+"""The output for the config: where the engine's blocks leave the instrument.
+
+Two outputs, one interface (`jack_output.JackOutput`, `portaudio_output.PortAudioOutput`, both
+`cycle_output.CycleOutput`s whose cycle runs in an audio process of its own, or in this one
+with `audio.separate_process: false`):
+
+- `backend` (its name), `sample_rate`, `block_size`, `own_xruns` (the xruns that were ours:
+  with JACK, cycles that finished after the period's end or never ran; with PortAudio, the
+  stream's underflows), `server_xruns` (every xrun the server announced, whichever client was
+  late), `realtime` (whether the server runs real-time; None where unknown), `callback_errors`,
+  `restarts`, `audio_pid` and `server_lost` (True once its server or device went away: the
+  service then opens a new output when it is back);
+- `attach(link, router)` with the EngineLink (host/link.py) built for its `sample_rate`, then
+  `start()`, then `close()` (idempotent).
+
+The MIDI inputs are `jack_ports.JackPorts` on JACK and the rtmidi `midi.MidiPorts` elsewhere.
+"""
+
+from __future__ import annotations
+
+from ..rt import jack as rt_jack
+from .jack_output import JackOutput
+from .portaudio_output import PortAudioOutput
+
+
+def open_output(audio, midi_port: str) -> JackOutput | PortAudioOutput:
+    """The output for config `audio`: JACK (notes read in the audio cycle), or PortAudio.
+    Opened before the engine's link exists, which takes its rate; `attach` it before `start`."""
+    backend = audio.backend
+    if backend == "auto":
+        wants_jack = not audio.device or "jack" in audio.device.lower()
+        backend = "jack" if wants_jack and rt_jack.server_running() else "portaudio"
+    if backend == "jack":
+        return JackOutput(audio.channels, midi_port, audio.separate_process)
+    return PortAudioOutput(audio.device, audio.block_size, audio.channels, audio.separate_process)
