@@ -58,12 +58,16 @@ class AudioConfig:
     separate_process: bool = True
 
 
+MAX_ROUND_ROBINS = 4  # a kit holds 3 velocity layers x this many variants: rt/layout.py sizes its slots so
+
+
 @dataclass(frozen=True)
 class VoiceConfig:
     polyphony: int = field(default=16, metadata=_spec(range=(1, 128)))
     mode: str = field(default="oneshot", metadata=_spec(choices=("oneshot", "choke")))
     steal_fade_ms: float = field(default=5.0, metadata=_spec(range=(0.5, 50.0)))
     velocity_range_db: float = field(default=30.0, metadata=_spec(range=(0.0, 96.0)))
+    round_robins: int = field(default=4, metadata=_spec(range=(1, MAX_ROUND_ROBINS)))
 
 
 NO_CONTROL = -1  # a trigger CC or note that is not assigned

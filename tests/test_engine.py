@@ -159,3 +159,45 @@ def test_switching_the_snare_under_a_sounding_voice_never_clicks():
     engine.publish(np.full(RATE, -0.4, dtype=np.float32))  # a model switch or knob move mid-hit
     out = np.concatenate([out, run(engine, 3)])
     assert np.all(out[1:] == pytest.approx(0.2)) and max_click(out, onsets=1) == 0
+
+
+def marked_kit(layers=3, variants=4, frames=4 * BLOCK):
+    """Every hit a flat level that names it: 0.1 x (layer + 1) + 0.01 x variant."""
+    levels = 0.1 * (np.arange(layers)[:, None] + 1) + 0.01 * np.arange(variants)[None, :]
+    return np.repeat(levels[:, :, None], frames, axis=2).astype(np.float32)
+
+
+def played_hit(engine, velocity):
+    """The level the note plays, un-done of its velocity gain."""
+    engine.post(NoteOn(velocity))
+    out = run(engine, 5)  # the hit has ended (4 blocks)
+    return round(float(out[BLOCK]) / velocity_to_gain(velocity, 30.0), 4)
+
+
+def test_a_note_plays_the_velocity_layer_nearest_its_velocity():
+    engine = Engine(engine_settings(RATE, BLOCK))
+    engine.publish(marked_kit(variants=1))
+    assert [played_hit(engine, v) for v in (1, 40, 60, 61, 80, 103, 104, 127)] == [
+        0.1,
+        0.1,
+        0.1,
+        0.2,
+        0.2,
+        0.2,
+        0.3,
+        0.3,
+    ]
+
+
+def test_consecutive_notes_take_the_round_robins_in_turn_and_one_variant_repeats():
+    engine = Engine(engine_settings(RATE, BLOCK))
+    engine.publish(marked_kit())
+    assert [played_hit(engine, 127) for _ in range(6)] == [0.3, 0.31, 0.32, 0.33, 0.3, 0.31]
+    engine.publish(marked_kit(variants=1))
+    assert [played_hit(engine, 127) for _ in range(3)] == [0.3, 0.3, 0.3]
+
+
+def test_a_kit_of_one_layer_plays_it_at_every_velocity():
+    engine = Engine(engine_settings(RATE, BLOCK))
+    engine.publish(marked_kit(layers=1, variants=2))
+    assert [played_hit(engine, v) for v in (20, 127)] == [0.1, 0.11]

@@ -42,6 +42,12 @@ def snare(seed: int, frames: int) -> np.ndarray:
     return (wave / np.abs(wave).max() * 0.5).astype(np.float32)
 
 
+def kit(seed: int, layers: int, variants: int, frames: int) -> np.ndarray:
+    """(layers, variants, frames): a distinct snare for every hit."""
+    hits = [snare(100 * seed + k, frames) for k in range(layers * variants)]
+    return np.stack(hits).reshape(layers, variants, frames)
+
+
 class Pair:
     """engine.py (the reference), the C cycle, and the Python cycle that runs where C was not
     built (rt/cycle.py's SharedCycle on engine.py), fed the same: events through each one's
@@ -163,7 +169,9 @@ def test_the_c_mixer_and_the_python_fallback_play_what_the_python_engine_plays_s
     cycles, polyphony, mode, gain_db
 ):
     pair = Pair(polyphony=polyphony, mode=mode, gain_db=gain_db, loop_bpm=480.0, clock_timeout=1000)
-    snares = [snare(seed, frames) for seed, frames in enumerate((900, 2000, 300, 5000))]
+    # One snare, then kits of velocity layers and round robins (core/kit.py) of several shapes.
+    shapes = ((1, 1, 900), (3, 2, 2000), (1, 4, 300), (3, 4, 1500))
+    snares = [kit(seed, *shape) for seed, shape in enumerate(shapes)]
     try:
         pair.publish(snares[0])
         for frames, events, midi, snare_index in cycles:

@@ -217,3 +217,57 @@ def test_a_decoder_stalling_for_2_s_never_stops_playback_and_the_next_move_decod
         time.sleep(0.01)
     worker.stop()
     assert worker.decodes == 3 and tuple(worker.now_playing.latent) == (0, 0)
+
+
+class KitModel(SlowModel):
+    """A model with velocity timbres and round robins: each hit's pitch says its velocity and variant."""
+
+    plays_velocity = True
+    n_variants = 4
+
+    def decode(self, latent, velocity=127, variant=0):
+        self.calls.append((tuple(latent), velocity, variant))
+        time.sleep(self.delay_s)
+        t = np.arange(1000, dtype=np.float32)
+        return np.sin(t * (0.01 + 0.0001 * velocity + 0.001 * variant)) * np.exp(-t / 300.0)
+
+
+def test_the_hard_hit_is_published_first_then_the_whole_kit():
+    published = []
+    engine = Engine(engine_settings(48000, 128))
+    publish = engine.publish
+    engine.publish = lambda kit: (published.append(kit.shape), publish(kit))
+    worker = DecodeWorker(KitModel(0), engine, 48000, cc=(5, 5), round_robins=2).start()
+    deadline = time.monotonic() + 5
+    while len(published) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert [shape[:2] for shape in published] == [(1, 1), (3, 2)]
+    kit = engine.current
+    assert not np.array_equal(kit[0, 0], kit[2, 0]) and not np.array_equal(kit[2, 0], kit[2, 1])
+    assert worker.last_kit_ms >= worker.last_decode_ms > 0
+
+
+def test_a_newer_knob_abandons_the_rest_of_a_kit():
+    model = KitModel(0.02)
+    worker = DecodeWorker(model, Engine(engine_settings(48000, 128)), 48000, cc=(0, 0), round_robins=4).start()
+    assert worker.wait_published(2)
+    worker.turn(0, 50)  # while the kit of (0, 0) is being decoded
+    wait_playing(worker, (50.0, 0.0))
+    deadline = time.monotonic() + 5
+    while len([c for c in model.calls if c[0] == (50, 0)]) < 12 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    old = [c for c in model.calls if c[0] == (0, 0)]
+    assert 1 <= len(old) < 12, "the old kit was decoded in full after the knob moved"
+
+
+def test_one_round_robin_and_a_model_without_velocity_publish_single_snares():
+    published = []
+    engine = Engine(engine_settings(48000, 128))
+    engine.publish = lambda kit: published.append(kit.shape)
+    worker = DecodeWorker(SlowModel(0), engine, 48000, cc=(1, 1), round_robins=4).start()
+    assert worker.wait_published(2)
+    time.sleep(0.1)
+    worker.stop()
+    assert published == [(1, 1, published[0][2])]

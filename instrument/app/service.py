@@ -89,7 +89,8 @@ class Instrument:
         self.audio = open_output(config.audio, config.midi.virtual_port)
         self.sample_rate = self.audio.sample_rate
         self.engine = EngineLink(settings_for(config, self.sample_rate, self.audio.block_size))
-        self.worker = DecodeWorker(model, self.engine, self.sample_rate)  # the one owner of the knob position
+        # The one owner of the knob position.
+        self.worker = DecodeWorker(model, self.engine, self.sample_rate, round_robins=config.voices.round_robins)
         self.jobs = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="jobs"
         )  # saves and model loads asked for by MIDI
@@ -370,6 +371,7 @@ class Instrument:
             "loop": stats.loop_on,
             "bpm": self.loop_bpm,
             "decode_ms": round(self.worker.last_decode_ms, 2),
+            "kit_ms": round(self.worker.last_kit_ms, 2),  # every velocity layer and round robin ready
         }
 
     def state(self) -> dict:

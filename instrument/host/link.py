@@ -15,6 +15,7 @@ import threading
 import time
 
 from ..core.events import Tempo, to_record
+from ..core.kit import as_kit
 from ..rt.engine import engine_settings
 from ..rt.layout import SharedAudio, load_acquire, store_release
 from ..rt.structs import SNARE_SLOTS, EngineSettings
@@ -61,18 +62,21 @@ class EngineLink:
         with self._post_lock:
             self.shared.events.push(*to_record(event))
 
-    def publish(self, sample) -> None:
-        """Make `sample` the snare the next hit plays (the decode worker's thread). Waits for the
-        audio process to take the previous one (at most a period), so the slot written here is
-        one it cannot be swapping to."""
+    def publish(self, kit) -> None:
+        """Make `kit` (layers, variants, n: core/kit.py) what the next hit plays (the decode
+        worker's thread), or one snare (n,). Waits for the audio process to take the previous one
+        (at most a period), so the slot written here is one it cannot be swapping to."""
+        kit = as_kit(kit)
         table = self.shared.snares
         deadline = time.monotonic() + PLAYING_WAIT_S
         while table.playing != table.published and time.monotonic() < deadline:
             time.sleep(0.0005)
         slot = self._free_snare_slot()
-        n = min(sample.shape[0], self.shared.slot_frames)
-        self.shared.slots[slot, :n] = sample[:n]
-        table.length[slot] = n
+        layers, variants, n = kit.shape
+        n = min(n, self.shared.slot_frames // (layers * variants))
+        self.shared.slots[slot, : layers * variants * n].reshape(layers, variants, n)[:] = kit[:, :, :n]
+        table.length[slot] = table.stride[slot] = n
+        table.layers[slot], table.variants[slot] = layers, variants
         store_release(table, "published", slot)  # last: the cycle swaps to it at its next start
 
     def _free_snare_slot(self) -> int:

@@ -18,6 +18,11 @@ normalize), checks it, publishes it to the engine (host/link.py copies it into a
 of the shared memory, so the cycle never holds this thread's arrays), and then publishes
 `now_playing`, the Position that sounds, as one reference. A bad decode (NaN, Inf, silence,
 an exception) is counted and dropped: the previous snare keeps playing.
+
+The hard hit is published first, alone, so a knob answers within one decode. Then the rest of
+the kit (core/kit.py): the model's velocity layers and `round_robins` variants of each, which
+replace it as one kit unless a newer target arrived meanwhile (then it is abandoned: the newest
+wins here too).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.dsp import finish_snare
+from ..core.kit import VELOCITY_LAYERS, as_kit
 from ..model.knobs import CC_CENTRE
 
 log = logging.getLogger(__name__)
@@ -53,13 +59,18 @@ def _frozen(latent) -> np.ndarray:
 
 
 class DecodeWorker:
-    def __init__(self, model, engine, out_rate: int, cc: tuple[float, float] = (CC_CENTRE, CC_CENTRE)):
-        """Starts at knob position `cc` of `model`; `start()` decodes it."""
+    def __init__(
+        self, model, engine, out_rate: int, cc: tuple[float, float] = (CC_CENTRE, CC_CENTRE), round_robins: int = 1
+    ):
+        """Starts at knob position `cc` of `model`; `start()` decodes it. `round_robins`: variants
+        per velocity layer, at most the model's (1: every hit alike)."""
         self.engine = engine
         self.out_rate = out_rate
+        self.round_robins = round_robins
         self.decodes = 0
         self.rejected = 0
-        self.last_decode_ms = 0.0
+        self.last_decode_ms = 0.0  # knob -> the hard hit playable
+        self.last_kit_ms = 0.0  # knob -> every layer and round robin playable
         self.now_playing: Position | None = None  # what sounds; replaced whole after each decode
         self._target = Position(model, (float(cc[0]), float(cc[1])))  # the newest request; replaced whole under _lock
         self._taken: Position | None = None  # the last target the thread took (decoded or rejected)
@@ -133,18 +144,51 @@ class DecodeWorker:
         started = time.perf_counter()
         try:
             latent = target.latent if target.latent is not None else _frozen(model.knobs.cc_to_latent(*target.cc))
-            sample = finish_snare(model.decode(latent), model.sample_rate, self.out_rate)
+            hard = finish_snare(model.decode(latent), model.sample_rate, self.out_rate)
         except Exception as err:  # a bad decode must never stop the instrument: keep the last good snare
-            self.rejected += 1
-            log.warning(
-                "decode of %s at CC %s rejected: %s",
-                getattr(model, "name", model),
-                np.round(target.cc, 2).tolist(),
-                err,
-            )
+            self._reject(target, err)
             return
-        self.engine.publish(sample)
+        self.engine.publish(trimmed(as_kit(hard)))
         self.now_playing = Position(model, target.cc, latent)
         self.last_decode_ms = (time.perf_counter() - started) * 1e3
         self.decodes += 1
         self._published.set()
+        layers = VELOCITY_LAYERS if getattr(model, "plays_velocity", False) else VELOCITY_LAYERS[-1:]
+        variants = max(1, min(self.round_robins, getattr(model, "n_variants", 1)))
+        if len(layers) * variants == 1:
+            self.last_kit_ms = self.last_decode_ms
+            return
+        hits = []
+        try:
+            for velocity in layers:
+                for variant in range(variants):
+                    if self._target is not target and not self._stop:
+                        return  # a newer target: decoding the rest of this kit would only delay it
+                    if velocity == VELOCITY_LAYERS[-1] and variant == 0:
+                        hits.append(hard)
+                    else:
+                        wave = model.decode(latent, velocity=velocity, variant=variant)
+                        hits.append(finish_snare(wave, model.sample_rate, self.out_rate))
+        except Exception as err:  # the hard hit keeps playing alone
+            self._reject(target, err)
+            return
+        self.engine.publish(trimmed(np.stack(hits).reshape(len(layers), variants, -1)))
+        self.last_kit_ms = (time.perf_counter() - started) * 1e3
+
+    def _reject(self, target: Position, err: Exception) -> None:
+        self.rejected += 1
+        log.warning(
+            "decode of %s at CC %s rejected: %s",
+            getattr(target.model, "name", target.model),
+            np.round(target.cc, 2).tolist(),
+            err,
+        )
+
+
+SILENT = 1e-5  # -100 dBFS, 94 dB under a finished snare's peak
+
+
+def trimmed(kit: np.ndarray) -> np.ndarray:
+    """The kit without the samples after its last audible one, in every hit: less to copy and mix."""
+    audible = np.flatnonzero(np.max(np.abs(kit), axis=(0, 1)) > SILENT)
+    return kit[:, :, : audible[-1] + 1] if audible.size else kit

@@ -57,7 +57,7 @@ class SharedCycle:
         table = self.table
         published = load_acquire(table, "published")
         if published != self.playing and published >= 0:
-            self.engine.current = self.shared.slots[published, : table.length[published]]
+            self.engine.publish(self.shared.kit(published))
             self.playing = table.playing = published
         events, engine = self.shared.events, self.engine
         while (record := events.pop()) is not None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core.dsp import db_to_gain, velocity_to_gain
 from ..core.events import AllNotesOff, AllSoundOff, Clock, Continue, Loop, NoteOff, NoteOn, Start, Stop, Tempo
+from ..core.kit import as_kit, layer_of_velocity
 from .structs import CLOCK_PPQN, FADE_HEADROOM_VOICES, EngineSettings, SharedStats
 
 ALL_SOUND_OFF_FADE_MS = 3.0
@@ -60,6 +61,7 @@ def engine_settings(
     )
     set_tempo(settings, loop_bpm, loop_steps_per_beat)
     settings.velocity_gain[:] = [0.0] + [velocity_to_gain(v, velocity_range_db) for v in range(1, 128)]
+    settings.layer_of_velocity[:] = layer_of_velocity()
     return settings
 
 
@@ -84,11 +86,14 @@ class Engine:
         self.master_gain = settings.master_gain
         self.release_coef = settings.release_coef
         max_block = self.max_block
-        # Velocity -> gain, precomputed so the audio thread only indexes.
+        # Velocity -> gain and velocity layer, precomputed so the audio thread only indexes.
         self.velocity_gain = np.array(settings.velocity_gain[:])
+        self.layer_of_velocity = list(settings.layer_of_velocity[:])
 
         self.events: deque = deque()
-        self.current: np.ndarray | None = None  # the playable snare; replaced whole by publish()
+        self.current: np.ndarray | None = None  # the playable kit (layers, variants, n); replaced whole by publish()
+        self._hits: list = []  # its hits, layer by layer, so a note picks one by index
+        self._round_robin = 0  # notes played: the next one takes the next variant
         self.stats = SharedStats(transport_running=True) if stats is None else stats
 
         # Voice state, preallocated: parallel lists indexed by voice. Voices beyond the polyphony
@@ -132,9 +137,12 @@ class Engine:
         """Queue a typed event (events.py) for the next block."""
         self.events.append(event)
 
-    def publish(self, sample: np.ndarray) -> None:
-        """Make `sample` (float32, finite, at the engine rate) the snare the next hit plays."""
-        self.current = sample
+    def publish(self, kit: np.ndarray) -> None:
+        """Make `kit` (layers, variants, n) float32, finite, at the engine rate (core/kit.py), or
+        one snare (n,), what the next hit plays. Its hits are listed here, off the note path."""
+        kit = as_kit(kit)
+        self._hits = [kit[layer, variant] for layer in range(kit.shape[0]) for variant in range(kit.shape[1])]
+        self.current = kit
 
     # --- audio thread -----------------------------------------------------------------------
 
@@ -215,9 +223,13 @@ class Engine:
         self.stats.loop_hits += 1
 
     def _note_on(self, velocity: int, offset: int = 0) -> None:
-        sample = self.current
-        if sample is None or velocity <= 0:
+        kit = self.current
+        if kit is None or velocity <= 0:
             return
+        layers, variants = kit.shape[0], kit.shape[1]
+        layer = min(self.layer_of_velocity[min(velocity, 127)], layers - 1) if layers > 1 else 0
+        sample = self._hits[layer * variants + self._round_robin % variants]
+        self._round_robin += 1
         if self.choke:
             self._fade_all(self.steal_fade)
         elif self._sounding() >= self.polyphony:

@@ -56,6 +56,7 @@ typedef struct {
     double frames_per_step;
     int64_t ticks_per_step;
     double velocity_gain[128];
+    int64_t layer_of_velocity[128];
 } engine_settings;
 
 typedef struct {
@@ -63,6 +64,9 @@ typedef struct {
     int64_t playing;
     _Atomic int64_t frames;
     int64_t length[16];
+    int64_t layers[16];
+    int64_t variants[16];
+    int64_t stride[16];
     int64_t last_started[16];
 } snare_table;
 
@@ -125,10 +129,14 @@ typedef struct {
     X(engine_settings, frames_per_step) \
     X(engine_settings, ticks_per_step) \
     X(engine_settings, velocity_gain) \
+    X(engine_settings, layer_of_velocity) \
     X(snare_table, published) \
     X(snare_table, playing) \
     X(snare_table, frames) \
     X(snare_table, length) \
+    X(snare_table, layers) \
+    X(snare_table, variants) \
+    X(snare_table, stride) \
     X(snare_table, last_started) \
     X(note_routes, note) \
     X(note_routes, channel) \

@@ -33,7 +33,9 @@ import numpy as np
 from .clib import load
 from .structs import NO_SLOT, RECORD_WIDTH, SNARE_SLOTS, EngineSettings, NoteRoutes, RingIndex, SharedStats, SnareTable
 
-MAX_SNARE_S = 4.0  # longer snares are cut here (any real snare's tail is far below -60 dB by then)
+# A slot holds a whole kit (core/kit.py): 3 velocity layers x 4 round robins of snares up to
+# 1.5 s (the envelope family renders 1.49 s), 18 s of audio; a longer kit is cut to fit.
+MAX_KIT_S = 18.0
 RING_RECORDS = 65536  # per ring: a 1000/s flood for a minute without a reader before anything is dropped
 _f64_ptr = ctypes.POINTER(ctypes.c_double)
 
@@ -125,7 +127,7 @@ class SharedAudio:
         self.routes = take(NoteRoutes)
         self.events = Ring(take(RingIndex), take_array(np.float64, (RING_RECORDS, RECORD_WIDTH)))
         self.midi = Ring(take(RingIndex), take_array(np.float64, (RING_RECORDS, RECORD_WIDTH)))
-        self.slot_frames = int(MAX_SNARE_S * sample_rate)
+        self.slot_frames = int(MAX_KIT_S * sample_rate)
         self.slots = take_array(np.float32, (SNARE_SLOTS, self.slot_frames))
         self.size = offset
 
@@ -160,6 +162,17 @@ class SharedAudio:
         with mmap.mmap(fd, ctypes.sizeof(EngineSettings)) as head:
             sample_rate = EngineSettings.from_buffer_copy(head).sample_rate
         return cls(mmap.mmap(fd, cls.layout_size(sample_rate)), fd, sample_rate)
+
+    def kit(self, slot: int) -> np.ndarray:
+        """(layers, variants, length) view of the kit in `slot`, its shape clamped to the slot
+        whatever the producer wrote (the cycle's swap: a view, no copy)."""
+        table = self.snares
+        layers = min(max(1, int(table.layers[slot])), self.slot_frames)
+        variants = min(max(1, int(table.variants[slot])), self.slot_frames // layers)
+        stride = min(max(1, int(table.stride[slot])), self.slot_frames // (layers * variants))
+        length = min(max(0, int(table.length[slot])), stride)
+        flat = self.slots[slot, : layers * variants * stride]
+        return flat.reshape(layers, variants, stride)[:, :, :length]
 
     def release(self) -> None:
         """Drop every view, then the mapping (an exported buffer cannot be unmapped)."""

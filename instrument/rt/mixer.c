@@ -58,9 +58,11 @@ typedef struct {
     /* The loop. */
     double frames_to_step;
     int64_t clock_tick, frames_since_clock; /* -1: no clock heard */
-    /* The snare the next hit plays: a slot of the shared layout. */
+    /* The kit the next hit plays (core/kit.py): a slot of the shared layout, its hits `stride`
+       frames apart, layer by layer; `round_robin` counts notes, the next takes the next variant. */
     const float *current;
-    int64_t current_length, playing, frames;
+    int64_t current_length, current_layers, current_variants, current_stride, playing, frames;
+    int64_t round_robin;
     /* JACK. */
     jack_api jack;
     void *client, *midi_in, *outs[MAX_CHANNELS];
@@ -148,10 +150,18 @@ static void note_on(mixer *m, int64_t velocity, int64_t offset) {
         start_fade(m, oldest_sounding(m), m->s.steal_fade); /* steal with a fade, never a cut */
         stats->stolen += 1;
     }
+    int64_t layer = 0;
+    if (m->current_layers > 1) {
+        layer = m->s.layer_of_velocity[velocity < 127 ? velocity : 127];
+        if (layer > m->current_layers - 1) layer = m->current_layers - 1;
+        if (layer < 0) layer = 0;
+    }
+    int64_t hit = layer * m->current_variants + m->round_robin % m->current_variants;
+    m->round_robin += 1;
     int64_t v = free_voice(m);
     stats->notes += 1;
     stats->last_velocity = velocity;
-    m->sample[v] = m->current;
+    m->sample[v] = m->current + hit * m->current_stride;
     m->length[v] = m->current_length;
     m->pos[v] = offset > 0 ? -offset : 0; /* negative: starts `offset` frames into the coming block */
     m->gain[v] = m->s.velocity_gain[velocity < 127 ? velocity : 127];
@@ -359,9 +369,18 @@ static void begin(mixer *m) {
     snare_table *table = m->L.snares;
     int64_t published = atomic_load_explicit(&table->published, memory_order_acquire);
     if (published != m->playing && published >= 0 && published < SNARE_SLOTS) {
-        int64_t length = table->length[published]; /* never past its slot, whatever the producer wrote */
+        /* The kit's shape, clamped so that no hit reads past its slot whatever the producer wrote
+           (rt/layout.py's SharedAudio.kit does the same). */
+        int64_t layers = table->layers[published] < 1 ? 1 : table->layers[published];
+        int64_t variants = table->variants[published] < 1 ? 1 : table->variants[published];
+        if (layers > m->L.slot_frames) layers = m->L.slot_frames;
+        if (variants > m->L.slot_frames / layers) variants = m->L.slot_frames / layers;
+        int64_t room = m->L.slot_frames / (layers * variants);
+        int64_t stride = table->stride[published] < 1 ? 1 : table->stride[published] > room ? room : table->stride[published];
+        int64_t length = table->length[published];
         m->current = m->L.slots + published * m->L.slot_frames;
-        m->current_length = length < 0 ? 0 : length > m->L.slot_frames ? m->L.slot_frames : length;
+        m->current_layers = layers, m->current_variants = variants, m->current_stride = stride;
+        m->current_length = length < 0 ? 0 : length > stride ? stride : length;
         m->playing = table->playing = published;
     }
     m->failed = false;

@@ -90,6 +90,7 @@ class EngineSettings(ctypes.Structure):
         ("frames_per_step", _f64),  # the loop's own tempo
         ("ticks_per_step", _i64),
         ("velocity_gain", _f64 * 128),
+        ("layer_of_velocity", _i64 * 128),  # the velocity layer a note plays, in a kit that has them (core/kit.py)
     ]
 
 
@@ -98,7 +99,12 @@ class SnareTable(ctypes.Structure):
         ("published", _i64),  # the slot the next hit plays; written last, with release
         ("playing", _i64),
         ("frames", _i64),  # the cycle's frame count; written after `last_started`, with release
+        # Each slot holds a kit (core/kit.py): layers x variants hits, each `length` frames, one
+        # every `stride` frames from the slot's start.
         ("length", _i64 * SNARE_SLOTS),
+        ("layers", _i64 * SNARE_SLOTS),
+        ("variants", _i64 * SNARE_SLOTS),
+        ("stride", _i64 * SNARE_SLOTS),
         ("last_started", _i64 * SNARE_SLOTS),
     ]
 
