@@ -372,6 +372,7 @@ class Instrument:
             "bpm": self.loop_bpm,
             "decode_ms": round(self.worker.last_decode_ms, 2),
             "kit_ms": round(self.worker.last_kit_ms, 2),  # every velocity layer and round robin ready
+            "kit": list(playing.kit),  # (velocity layers, round robins) of what sounds
         }
 
     def state(self) -> dict:

@@ -50,6 +50,7 @@ class Position:
     model: object
     cc: tuple[float, float]
     latent: np.ndarray | None = None
+    kit: tuple[int, int] = (1, 1)  # in `now_playing`: the (velocity layers, round robins) that sound
 
 
 def _frozen(latent) -> np.ndarray:
@@ -173,6 +174,7 @@ class DecodeWorker:
             self._reject(target, err)
             return
         self.engine.publish(trimmed(np.stack(hits).reshape(len(layers), variants, -1)))
+        self.now_playing = Position(model, target.cc, latent, (len(layers), variants))
         self.last_kit_ms = (time.perf_counter() - started) * 1e3
 
     def _reject(self, target: Position, err: Exception) -> None:

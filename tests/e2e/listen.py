@@ -10,6 +10,7 @@ import numpy as np
 
 from instrument.config import load_config
 from instrument.core.dsp import finish_snare, velocity_to_gain
+from instrument.core.kit import VELOCITY_LAYERS, layer_of_velocity
 from instrument.model.architecture import ModelConfig
 from instrument.model.file import load_model, save_model
 from instrument.model.knobs import KnobMap
@@ -18,7 +19,7 @@ from ..jackrig import first_sound, service_state
 
 CONFIG = load_config()
 CC_X, CC_Y = CONFIG.midi.cc_x, CONFIG.midi.cc_y
-RING_OUT_S = 0.9  # longer than any snare (0.75 s), so hits never overlap between checks
+RING_OUT_S = 1.6  # longer than any snare (1.49 s), so hits never overlap between checks
 ATTACK_SAMPLES = 4096  # 85 ms: the part of a snare that tells snares apart, and most of its energy
 ARRIVAL_S = 1.0  # state MIDI not shown by then is sent again (it is idempotent)
 HANG_S = 30.0  # a guard against a hung service only: waits end on facts, not on time
@@ -48,9 +49,11 @@ def expected_snare(rate, cc_x, cc_y, velocity=127, model=None):
     return rendered(rate, model, model.knobs.cc_to_latent(cc_x, cc_y), velocity)
 
 
-def rendered(rate, model, latent, velocity=127):
-    """What the instrument should play for `latent` of `model`, rendered offline at the device rate."""
-    wave = finish_snare(model.decode(latent), model.sample_rate, rate)
+def rendered(rate, model, latent, velocity=127, variant=0):
+    """What the instrument should play for `latent` of `model`, rendered offline at the device rate:
+    the velocity layer nearest `velocity` (where the model has them), at `velocity`'s level."""
+    layer = VELOCITY_LAYERS[layer_of_velocity()[velocity]] if model.plays_velocity else 127
+    wave = finish_snare(model.decode(latent, layer, variant), model.sample_rate, rate)
     return wave * velocity_to_gain(velocity, CONFIG.voices.velocity_range_db)
 
 
@@ -106,10 +109,15 @@ def press(rig, message, counted: str):
         wait_state(lambda s: s[counted] > before, f"a press counted in {counted}")
 
 
-def set_knobs(rig, x, y):
+def set_knobs(rig, x, y, kit=None):
     """Turn the knobs and wait until the service plays that position's snare: its state shows the
-    knob position that sounds, published only after the decode (however long a loaded machine takes)."""
-    send_state(rig, [[0xB0, CC_X, x], [0xB0, CC_Y, y]], lambda state: state["cc"] == [x, y])
+    knob position that sounds, published only after the decode (however long a loaded machine takes).
+    `kit` (layers, round robins): wait for the whole kit too, not only the hard hit that comes first."""
+    send_state(
+        rig,
+        [[0xB0, CC_X, x], [0xB0, CC_Y, y]],
+        lambda state: state["cc"] == [x, y] and (kit is None or state["kit"] == list(kit)),
+    )
 
 
 def matches(recorded, right, wrong) -> bool:
@@ -142,3 +150,10 @@ def random_model(path: Path, seed: int) -> Path:
         {"name": path.stem, "architecture": config.to_dict(), "sample_rate": 44100, "knobs": knobs.to_dict()},
     )
     return path.with_suffix(".safetensors")
+
+
+def centroid_octaves(wave, rate, seconds=0.1) -> float:
+    """The power spectral centroid of the first `seconds`, in octaves (log2 Hz): brightness."""
+    power = np.abs(np.fft.rfft(wave[: int(seconds * rate)] * np.hanning(int(seconds * rate)))) ** 2
+    freqs = np.fft.rfftfreq(int(seconds * rate), 1 / rate)
+    return float(np.log2(np.sum(freqs * power) / np.sum(power)))

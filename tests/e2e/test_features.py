@@ -22,6 +22,7 @@ from instrument.model.file import load_model
 from ..jackrig import ServiceProcess, first_sound, service_state, wait_for
 from .conftest import ARTIFACTS
 from .listen import (
+    ATTACK_SAMPLES,
     CC_X,
     CONFIG,
     HANG_S,
@@ -57,11 +58,20 @@ def service(jack_server, tmp_path_factory, user_folders, second_model):
     config.write_text(
         f"midi:\n  inputs: []\n  programs: [{CONFIG.model}, {second_model}]\n"
         f"loop:\n  steps_per_beat: 1\n"
+        # One round robin: every hit at one point is the same samples (test_play checks the default's differ).
+        f"voices:\n  round_robins: 1\n"
         f"save:\n  folder: {user_folders['save']}\n  drop_folder: {user_folders['drop']}\n"
     )
     svc = ServiceProcess(["--config", str(config)], log_path=ARTIFACTS / "service-features.log")
     yield svc
     assert svc.stop() == 0
+
+
+def test_with_one_round_robin_consecutive_hits_are_the_same_samples(rig):
+    set_knobs(rig, 30, 90, kit=(3, 1))
+    first, second = hit(rig)[1], hit(rig)[1]
+    n = min(first.size, second.size, ATTACK_SAMPLES)
+    assert n > 1000 and np.array_equal(first[:n], second[:n])
 
 
 def test_loop_follows_midi_clock_beats_and_transport(rig):

@@ -9,18 +9,22 @@ import numpy as np
 import pytest
 
 from instrument.core.dsp import db_to_gain, velocity_to_gain
+from instrument.model.file import load_model
 from instrument.rt.clib import available
 
 from ..jackrig import service_state
 from .listen import (
+    ATTACK_SAMPLES,
     CC_X,
     CC_Y,
     CONFIG,
     assert_matches,
+    centroid_octaves,
     expected_snare,
     hit,
     matches,
     recorded_hit,
+    rendered,
     set_knobs,
     similarity,
 )
@@ -131,6 +135,32 @@ def test_velocity_scales_level(rig):
     expected_db = 20 * np.log10(velocity_to_gain(40, CONFIG.voices.velocity_range_db))
     measured_db = 20 * np.log10(soft / loud)
     assert abs(measured_db - expected_db) < 1.0, f"velocity 40 is {measured_db:.1f} dB, expected {expected_db:.1f} dB"
+
+
+FULL_KIT = (3, CONFIG.voices.round_robins)  # the shipped models play velocity layers and round robins
+
+
+def test_a_harder_hit_is_brighter_not_only_louder(rig):
+    """Velocity 40 and 120 at one knob position: the hard hit's first 100 ms is brighter, by what
+    the model renders offline for those layers (and it is not the same snare at two levels)."""
+    set_knobs(rig, 64, 64, kit=FULL_KIT)
+    soft, hard = hit(rig, 40)[1], hit(rig, 120)[1]
+    latent = load_model(None, CONFIG.model).knobs.cc_to_latent(64, 64)
+    model = load_model(None, CONFIG.model)
+    offline = centroid_octaves(rendered(rig.rate, model, latent, 120), rig.rate) - centroid_octaves(
+        rendered(rig.rate, model, latent, 40), rig.rate
+    )
+    heard = centroid_octaves(hard, rig.rate) - centroid_octaves(soft, rig.rate)
+    assert offline > 0.1, f"the shipped model brightens by only {offline:.2f} octave from velocity 40 to 120"
+    assert heard > 0.5 * offline, f"heard {heard:.2f} octave brighter from velocity 40 to 120, offline {offline:.2f}"
+
+
+def test_consecutive_hits_at_one_point_are_never_the_same_samples(rig):
+    set_knobs(rig, 30, 90, kit=FULL_KIT)
+    first, second = hit(rig)[1], hit(rig)[1]
+    n = min(first.size, second.size, ATTACK_SAMPLES)
+    assert not np.array_equal(first[:n], second[:n]), "two hits at one point played the same samples"
+    assert similarity(first, second) > 0.8, "two round robins of one snare sound like different snares"
 
 
 def test_distant_knob_positions_sound_different_and_match_offline_render(rig):
