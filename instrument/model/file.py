@@ -72,6 +72,8 @@ def load_model(model: str | Path | None = None, default_name: str = "") -> Snare
     try:
         architecture = dict(meta["architecture"])
         envelope = architecture.get("family") == ENVELOPE_FAMILY
+        if envelope:
+            architecture.setdefault("version", 1)  # the first generation wrote no version
         config = EnvelopeConfig(**architecture) if envelope else ModelConfig(**architecture)
         sample_rate = int(meta["sample_rate"])
         knobs = KnobMap.from_dict(meta["knobs"])
