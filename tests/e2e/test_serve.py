@@ -92,10 +92,11 @@ def wait_ready(page, model, x, y):
     wait_js(page, f"document.body.dataset.ready === '{model} {x} {y}'")
 
 
-def rendered_file(tmp_path, x, y, model=CONFIG.model) -> Path:
-    out = tmp_path / f"render-{model}-{x}-{y}.wav"
+def rendered_file(tmp_path, x, y, model=CONFIG.model, velocity=127) -> Path:
+    out = tmp_path / f"render-{model}-{x}-{y}-{velocity}.wav"
+    cc = ["--cc", str(x), str(y), "--velocity", str(velocity)]
     subprocess.run(
-        [sys.executable, "-m", "instrument.app.cli", "render", "--model", model, "--cc", str(x), str(y), str(out)],
+        [sys.executable, "-m", "instrument.app.cli", "render", "--model", model, *cc, str(out)],
         check=True,
         capture_output=True,
     )
@@ -130,12 +131,17 @@ def test_a_tap_plays_the_snare_render_writes_from_a_buffer_in_memory(tab, tmp_pa
     tab.dispatch_event("#hit", "pointerdown")
     played = tab.evaluate(
         "(() => { const p = latentSnare.lastPlayed();"
-        " return { key: p.key, gain: p.gain, rate: p.buffer.sampleRate, data: Array.from(p.buffer.getChannelData(0)) }; })()"
+        " return { key: p.key, layer: p.layer, gain: p.gain, rate: p.buffer.sampleRate,"
+        " data: Array.from(p.buffer.getChannelData(0)) }; })()"
     )
-    expected, rate = sf.read(rendered_file(tmp_path, 30, 100), dtype="float32")
-    assert played["key"] == f"{CONFIG.model} 30 100" and played["rate"] == rate
+    # Velocity 90 plays the layer rendered at 80 (the instrument's nearest), at 90's level.
+    expected, rate = sf.read(rendered_file(tmp_path, 30, 100, velocity=80), dtype="float32")
+    assert played["key"] == f"{CONFIG.model} 30 100" and played["rate"] == rate and played["layer"] == 80
     assert np.max(np.abs(np.asarray(played["data"], np.float32) - expected)) <= 2**-23
-    assert played["gain"] == pytest.approx(velocity_to_gain(90, CONFIG.voices.velocity_range_db), rel=1e-6)
+    level = velocity_to_gain(90, CONFIG.voices.velocity_range_db) / velocity_to_gain(
+        80, CONFIG.voices.velocity_range_db
+    )
+    assert played["gain"] == pytest.approx(level, rel=1e-6)
 
 
 def test_web_midi_moves_the_point_plays_switches_models_and_learns(tab):
@@ -197,7 +203,8 @@ def test_the_wav_download_is_the_file_render_writes(tab, tmp_path):
     with tab.expect_download() as download:
         tab.click("#download")
     assert download.value.suggested_filename == f"{CONFIG.model}-x012-y100.wav"
-    assert Path(download.value.path()).read_bytes() == rendered_file(tmp_path, 12, 100).read_bytes()
+    velocity = tab.evaluate("Number(document.getElementById('velocity').value)")  # the slider's level and timbre
+    assert Path(download.value.path()).read_bytes() == rendered_file(tmp_path, 12, 100, velocity=velocity).read_bytes()
 
 
 def test_the_pack_download_is_a_zip_with_the_grid_the_index_and_the_map(tab):

@@ -28,6 +28,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ...core.dsp import spectral_match
+from ...core.kit import VELOCITY_LAYERS
 from ...errors import UserError
 from ...files.pack import render_pack
 from ...files.untrusted import load_snare_isolated
@@ -165,6 +166,8 @@ class Api:
                 },
                 "loop": {"bpm": c.loop.bpm, "steps_per_beat": c.loop.steps_per_beat, "velocity": c.loop.velocity},
                 "velocity_range_db": c.voices.velocity_range_db,
+                # A note plays the layer nearest its velocity (core/kit.py), as the instrument does.
+                "velocity_layers": list(VELOCITY_LAYERS),
                 "max_upload_mb": c.web.max_upload_mb,
                 "pack_grid": list(PACK_GRID_RANGE),
             }

@@ -100,8 +100,17 @@ function say(text, kind) {
 
 // --- the point and its snare -------------------------------------------------------------------
 
+// A hit plays the velocity layer nearest the velocity slider (as the instrument: halfway between
+// the layers), at the slider's own level: the WAV carries its layer's level, the gain the rest.
+function layerOf(velocity) {
+  const layers = settings.velocity_layers;
+  let i = 0;
+  while (i < layers.length - 1 && velocity > (layers[i] + layers[i + 1]) / 2) i += 1;
+  return layers[i];
+}
 const keyOf = (s) => `${s.model} ${s.x} ${s.y}`;
-const snareUrl = (s) => `/snare.wav?x=${s.x}&y=${s.y}&model=${encodeURIComponent(s.model)}`;
+const snareUrl = (s, velocity) =>
+  `/snare.wav?x=${s.x}&y=${s.y}&model=${encodeURIComponent(s.model)}&velocity=${velocity}`;
 
 function moveTo(x, y) {
   state.x = clampCc(x);
@@ -116,7 +125,7 @@ function placeDot() {
   $("dot").style.top = `${(1 - state.y / 127) * 100}%`;
   $("r-cc").textContent = `${state.x}, ${state.y}`;
   document.body.dataset.cc = `${state.x},${state.y}`;
-  $("download").href = snareUrl(state);
+  $("download").href = snareUrl(state, state.velocity);  // `render --velocity V`: this velocity's level and timbre
   $("download").download = `${state.model}-x${pad3(state.x)}-y${pad3(state.y)}.wav`;
   $("pack").href = `/pack.zip?grid=${$("grid").value}&model=${encodeURIComponent(state.model)}`;
 }
@@ -133,19 +142,21 @@ async function prepare() {
     const point = wanted;
     wanted = null;
     const key = keyOf(point);
+    const layer = layerOf(point.velocity);
+    const cached = `${key} ${layer}`;
     try {
-      let buffer = ready.get(key);
-      if (buffer) ready.delete(key);
+      let buffer = ready.get(cached);
+      if (buffer) ready.delete(cached);
       else {
         const started = performance.now();
-        const response = await fetch(snareUrl(point));
+        const response = await fetch(snareUrl(point, layer));
         if (!response.ok) throw new Error(await response.text());
         buffer = await ctx.decodeAudioData(await response.arrayBuffer());
         $("r-ready").textContent = `${(performance.now() - started).toFixed(0)} ms after the move`;
       }
-      ready.set(key, buffer);
+      ready.set(cached, buffer);
       if (ready.size > READY_MAX) ready.delete(ready.keys().next().value);
-      current = { key, buffer };
+      current = { key, buffer, layer };
       if (firstReadyMs === null) firstReadyMs = performance.now();
     } catch (err) {
       say(`could not get the snare at CC (${point.x}, ${point.y}): ${err.message}`, "bad");
@@ -166,14 +177,14 @@ function play(velocity, when = 0) {
   if (!current) return say("the first snare is still on its way…", "bad");
   if (ctx.state !== "running") ctx.resume().then(showLatency);
   const gain = ctx.createGain();
-  gain.gain.value = velocityGain(velocity);
+  gain.gain.value = velocityGain(velocity) / velocityGain(current.layer);
   const source = ctx.createBufferSource();
   source.buffer = current.buffer;
   source.connect(gain).connect(ctx.destination);
   source.onended = () => sounding.delete(source);
   sounding.add(source);
   source.start(when);
-  lastPlayed = { key: current.key, buffer: current.buffer, gain: gain.gain.value, velocity, when };
+  lastPlayed = { key: current.key, layer: current.layer, buffer: current.buffer, gain: gain.gain.value, velocity, when };
 }
 
 function allSoundOff() {
@@ -267,8 +278,11 @@ document.addEventListener("keydown", (e) => {
   }
 });
 $("velocity").addEventListener("input", () => {
+  const layer = layerOf(state.velocity);
   state.velocity = Number($("velocity").value);
+  if (layerOf(state.velocity) !== layer) prepare();  // the new velocity's own timbre
   $("velocity-out").textContent = state.velocity;
+  placeDot();  // the download follows the velocity
   saveUrl();
 });
 $("loop").addEventListener("change", () => setLoop($("loop").checked));
