@@ -279,3 +279,17 @@ def test_model_feel_and_the_table_have_every_column(tmp_path):
     paths = draw_card_pictures(model, SimpleNamespace(val=val), tmp_path)
     assert [p.name for p in paths] == ["attack.png", "velocity.png", "round-robins.png"]
     assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_rows_of_models_not_evaluated_now_are_kept_marked_with_the_new_columns_empty(tmp_path):
+    from instrument.training.evaluate import EARLIER_MARK, N_COLUMNS, earlier_rows
+
+    card = tmp_path / "README.md"
+    card.write_text(
+        "| `small-relu` | 3.482 | 1.31 | -63 / -63 | 1 | 0.00 | 1.6 | 127.0 | yes | 0.63 M | 2.5 | 0.06 | 700 ep |\n"
+        "| `env` | 0.613 | 0.23 | -100 / -60 | 11 | 1.04 | 3.2 | 0.0 | yes | 2.21 M | 4.4 | 1.31 | 300 ep |\n"
+    )
+    (row,) = earlier_rows(card, ["small-relu"])  # env is evaluated now: its old row goes
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == N_COLUMNS and cells[0] == "`small-relu`" + EARLIER_MARK
+    assert cells[8] == "–" and cells[-1] == "700 ep" and cells[1] == "3.482"

@@ -292,6 +292,9 @@ def evaluate_zoo(
     refs = references(data.train.waves, data.val.waves, MODEL_SAMPLE_RATE, data.train, data.val)
     default = choose_default(results)
     table = render_table(results, metas, refs, default)
+    carried = earlier_rows(card, [name for name in _display_order() if name not in results])
+    if carried:
+        table += "\n" + "\n".join(carried)
     (Path(zoo_dir) / "zoo.json").write_text(
         json.dumps({"default": default, "references": refs, "models": results}, indent=2) + "\n"
     )
@@ -314,6 +317,30 @@ def evaluate_zoo(
         draw_card_pictures(shipped, data, ship_dir)
         _set_default_model(default, second)
     return default
+
+
+EARLIER_MARK = " †"  # a row kept from an earlier evaluation: the card says which corpus
+
+
+def earlier_rows(card: Path, names: list[str]) -> list[str]:
+    """The card's rows for models not evaluated now (the seed's nine take an hour to retrain), as
+    they were, marked, with the columns added since left empty: their numbers stay visible."""
+    if not Path(card).exists():
+        return []
+    rows = []
+    for line in Path(card).read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        name = cells[0].split("`")[1] if cells and cells[0].count("`") >= 2 else None
+        if name not in names:
+            continue
+        if len(cells) == N_COLUMNS - FEEL_COLUMNS:  # a row from before the feel columns
+            cells = cells[:8] + ["–"] * FEEL_COLUMNS + cells[8:]
+        if len(cells) != N_COLUMNS:
+            continue
+        if not cells[0].endswith(EARLIER_MARK):
+            cells[0] += EARLIER_MARK
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
 def _display_order() -> list[str]:
