@@ -125,3 +125,22 @@ def test_devices_lists_without_c_library_noise():
     result = cli("devices")
     assert result.returncode == 0 and "Audio outputs" in result.stdout and "MIDI inputs" in result.stdout
     assert result.stderr == "", result.stderr
+
+
+def test_render_variants_differ_repeat_exactly_and_a_missing_one_is_one_line(tmp_path):
+    hits = []
+    for name, variant in (("a", 0), ("b", 1), ("c", 1)):
+        assert cli("render", "--cc", 40, 90, "--variant", variant, tmp_path / f"{name}.wav").returncode == 0
+        hits.append(sf.read(tmp_path / f"{name}.wav")[0])
+    assert not np.array_equal(hits[0], hits[1]) and np.array_equal(hits[1], hits[2])
+    result = cli("render", "--cc", 40, 90, "--variant", 9, tmp_path / "d.wav")
+    assert result.returncode != 0 and "has round robins 0..3" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_render_refuses_a_latent_point_the_knobs_do_not_reach_or_nan_in_one_line(tmp_path):
+    for point in (("5", "5"), ("nan", "0"), ("inf", "1")):
+        result = cli("render", "--latent", *point, tmp_path / "x.wav")
+        assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 2, result.stderr  # usage + one line
+    assert "outside what" in cli("render", "--latent", 5, 5, tmp_path / "x.wav").stderr
+    assert not (tmp_path / "x.wav").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -24,6 +25,13 @@ def _cc(text: str) -> float:
     value = float(text)
     if not CC_MIN <= value <= CC_MAX:
         raise argparse.ArgumentTypeError(f"CC must be in range {CC_MIN}..{CC_MAX}, got {text}")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"a latent coordinate must be a finite number, got {text}")
     return value
 
 
@@ -117,8 +125,28 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_render(args) -> int:
+REACH_TOLERANCE = 1e-3  # of the knob box's size: a point encode printed (4 decimals) is inside
+
+
+def within_reach(model, latent):
+    """`latent` as float32 if the knobs reach it, else a one-line error with the box they reach."""
     import numpy as np
+
+    point = np.asarray(latent, dtype=np.float64)
+    knobs = model.knobs
+    reached = knobs.cc_to_latent(*knobs.latent_to_cc(point)).astype(np.float64)
+    size = float(np.max(np.abs(knobs.hi - knobs.lo)))
+    if np.max(np.abs(reached - point)) > REACH_TOLERANCE * size:
+        corners = np.array([knobs.cc_to_latent(x, y) for x in (CC_MIN, CC_MAX) for y in (CC_MIN, CC_MAX)])
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        raise UserError(
+            f"--latent {latent[0]:g} {latent[1]:g}: outside what {model.name}'s knobs reach "
+            f"(within x {lo[0]:.3f}..{hi[0]:.3f}, y {lo[1]:.3f}..{hi[1]:.3f}); use --cc X Y for knob positions"
+        )
+    return point.astype(np.float32)
+
+
+def cmd_render(args) -> int:
     import soundfile as sf
 
     from ..config import load_config
@@ -135,7 +163,7 @@ def cmd_render(args) -> int:
     model = load_model(args.model, config.model)
     if not 0 <= args.variant < model.n_variants:
         raise UserError(f"--variant {args.variant}: {model.name} has round robins 0..{model.n_variants - 1}")
-    latent = model.knobs.cc_to_latent(*args.cc) if args.cc else np.asarray(args.latent, dtype=np.float32)
+    latent = model.knobs.cc_to_latent(*args.cc) if args.cc else within_reach(model, args.latent)
     c = config
     wave = render_snare(model, latent, args.velocity, c.voices.velocity_range_db, c.audio.ceiling_db, args.variant)
     try:
@@ -351,7 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--cc", nargs=2, type=_cc, metavar=("X", "Y"), help=f"knob positions {CC_MIN}..{CC_MAX}")
-    where.add_argument("--latent", nargs=2, type=float, metavar=("X", "Y"), help="a latent point")
+    where.add_argument(
+        "--latent",
+        nargs=2,
+        type=_finite,
+        metavar=("X", "Y"),
+        help="a point of the model's plane within the knobs' reach (as `encode` prints; a point outside is refused "
+        "with the range)",
+    )
     p.add_argument(
         "--velocity", type=_velocity, default=127, help="1..127 (default 127): a softer hit is quieter and darker"
     )
