@@ -17,6 +17,10 @@ velocity, computed in closed form (no rendering, no noise in the loss), three wa
 - log band energies in the model's 32 bands (FFT 512): each band weighs the same, so the few
   bins below 150 Hz (the boom) count as much as the many above 5 kHz.
 
+A velocity prior keeps a soft hit darker than a hard one at random points of the plane (the
+first 100 ms's band-energy centroid, velocity 40 against 127, by a margin): the corpus's layers
+teach what velocity does only weakly, since many are one sample at several levels.
+
 The plane is kept full: a sliced-Wasserstein term pulls the drums' points towards a uniform
 spread over [-1, 1]^2, so every knob position has snares near it. Points start at (brightness
 rank, decay rank), which orients the knobs: x brighter, y longer. Every point decays to silence
@@ -50,6 +54,7 @@ from ..model.envelope import (
     RESOLUTIONS,
     EnvelopeConfig,
     EnvelopeSnare,
+    band_edges_hz,
     band_gains,
     decay_segments_s,
     fall_bounds_np_per_s,
@@ -74,6 +79,9 @@ INITIAL_PARTIAL_LOG_AMP = -4.0  # partials start at -35 dB and grow where the da
 ONSET_S = 0.03
 ONSET_RESOLUTION = (128, 16)  # (n_fft, hop): 2.9-ms windows every 0.36 ms
 RISE_RMS_S = 0.0007  # the onset's envelope in the time domain: power over 0.7 ms at each fine frame
+VELOCITY_WINDOW_S = 0.1  # the velocity prior compares the first 100 ms (the velocity measure's window)
+VELOCITY_SOFT = 40
+VELOCITY_PROBES = 32
 BAND_RESOLUTION = 1  # index into RESOLUTIONS of the band-energy term: FFT 512
 
 
@@ -91,6 +99,12 @@ class EnvelopeRecipe:
     onset_weight: float = 1.0  # the first ONSET_S, against the whole clip's ~1-2
     rise_weight: float = 1.0
     band_weight: float = 0.5
+    # A harder hit is brighter: at random points, the first 100 ms of a hit at velocity 40 must be
+    # darker than at 127 by this many octaves of band-energy centroid (the corpus's real drums:
+    # about +0.3 octave from 70 to 120). The layers alone taught it weakly: many are one sample at
+    # several levels.
+    velocity_margin_octaves: float = 0.25
+    velocity_weight: float = 1.0
     eval_every_epochs: int = 10
     patience_evals: int = 8  # stop when this many validations in a row bring nothing better
     seed: int = 0
@@ -204,6 +218,32 @@ def rise_power(waves: np.ndarray, frames: np.ndarray, width: int) -> np.ndarray:
 def band_pool(config: EnvelopeConfig, n_fft: int) -> np.ndarray:
     """(n_bands, bins): each band's share of each STFT bin (the filterbank's power gains)."""
     return band_gains(config, np.fft.rfftfreq(n_fft, 1.0 / config.sample_rate)) ** 2
+
+
+class VelocityPrior(torch.nn.Module):
+    """A soft hit darker than a hard one, at random points within the points' reach."""
+
+    def __init__(self, config: EnvelopeConfig, margin_octaves: float):
+        super().__init__()
+        grid_s = render_grid(config) / config.sample_rate
+        early = grid_s < VELOCITY_WINDOW_S
+        spacing = np.gradient(grid_s)[early]  # a grid frame's share of time (the fine ones count less)
+        centres = np.log2(band_edges_hz(config)[1:-1])
+        self.register_buffer("spacing", torch.tensor(spacing, dtype=torch.float32), persistent=False)
+        self.register_buffer("octaves", torch.tensor(centres, dtype=torch.float32), persistent=False)
+        self.n_early, self.margin = int(early.sum()), margin_octaves
+
+    def centroid(self, log_env: torch.Tensor) -> torch.Tensor:
+        energy = torch.exp(2.0 * log_env[..., : self.n_early]) @ self.spacing  # (B, n_bands)
+        return (energy * self.octaves).sum(dim=1) / (energy.sum(dim=1) + 1e-12)
+
+    def __call__(self, decoder: EnvelopeDecoder, points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        lo, hi = points.detach().min(0).values, points.detach().max(0).values
+        probe = lo + (hi - lo) * torch.rand(VELOCITY_PROBES, 2, generator=gen).to(points.device)
+        soft = torch.full((VELOCITY_PROBES,), float(VELOCITY_SOFT), device=points.device)
+        hard = torch.full((VELOCITY_PROBES,), float(MIDI_VELOCITY_MAX), device=points.device)
+        brighter = self.centroid(decoder(probe, hard)[0]) - self.centroid(decoder(probe, soft)[0])
+        return torch.relu(self.margin - brighter).mean()
 
 
 def uniform_penalty(points: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -341,6 +381,7 @@ def train_envelope(
         bias = initial_head_bias(mean_knot_levels(real, config), config)
         last.bias[:bands] = torch.tensor(bias.reshape(-1), dtype=torch.float32)
         last.bias[bands + config.n_partials : bands + 2 * config.n_partials] = INITIAL_PARTIAL_LOG_AMP
+    velocity_prior = VelocityPrior(config, recipe.velocity_margin_octaves).to(dev)
     optimizer = torch.optim.Adam(
         [
             {"params": model.decoder.parameters(), "lr": recipe.learning_rate},
@@ -387,7 +428,11 @@ def train_envelope(
                         whole + recipe.onset_weight * onset + recipe.rise_weight * rise + recipe.band_weight * bands
                     )
                     rec = (per_clip_loss * weights[idx]).sum() / weights[idx].sum()
-                    loss = rec + recipe.uniform_weight * uniform_penalty(model.points, gen)
+                    loss = (
+                        rec
+                        + recipe.uniform_weight * uniform_penalty(model.points, gen)
+                        + recipe.velocity_weight * velocity_prior(model.decoder, model.points, gen)
+                    )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()

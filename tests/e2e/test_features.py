@@ -26,6 +26,7 @@ from .listen import (
     CC_X,
     CONFIG,
     HANG_S,
+    RING_OUT_S,
     assert_matches,
     expected_snare,
     hit,
@@ -44,7 +45,7 @@ CLOCK, START, STOP = [0xF8], [0xFA], [0xFC]
 LOOP_ON = [0xB0, CONFIG.loop.toggle_cc, 127]
 LOOP_OFF = [0xB0, CONFIG.loop.toggle_cc, 0]
 SAVE = [0xB0, CONFIG.save.cc, 127]
-BPM = 60  # quarter-note steps one second apart: each hit rings out before the next
+BPM = 30  # quarter-note steps two seconds apart: each hit rings out (RING_OUT_S) before the next
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_loop_follows_midi_clock_beats_and_transport(rig):
     # On the JACK backend a tick plays in the cycle it arrives in; on PortAudio it crosses rtmidi's
     # thread into the next block. "Within one period of arrival" is <= 2 periods of sending on either.
     assert all(0 <= late <= 2 * rig.period for late in lateness), f"hit onsets vs their clock ticks: {lateness} frames"
-    after_stop = rig.audio(tick_frames[-1] + int(0.8 * rig.rate), int(0.9 * rig.rate))
+    after_stop = rig.audio(tick_frames[-1] + int(RING_OUT_S * rig.rate), int(0.3 * rig.rate))
     assert first_sound(after_stop) is None, "the loop played after MIDI stop"
 
 
