@@ -156,3 +156,20 @@ def test_a_hissing_model_is_never_chosen_over_one_that_decays_to_silence():
 
     assert choose_default({"hiss": metrics(1.0, -41.0), "quiet": metrics(1.5, -70.0)}) == "quiet"
     assert choose_default({"hiss": metrics(1.0, -41.0), "more-hiss": metrics(1.5, -30.0)}) == "hiss"
+
+
+def test_a_model_whose_harder_hits_are_darker_is_not_chosen_over_one_that_brightens():
+    from instrument.training.evaluate import choose_default
+
+    def metrics(log_stft, same_direction):
+        return {
+            "val": {"log_stft": log_stft},
+            "file_mb": 1.0,
+            "sound": {"tail_db_worst": -70.0, "val_log_stft": log_stft},
+            "grid": {"all_finite": True, "silent": 0, "corner_log_stft": 1.0, "corner_attack_correlation": 0.0},
+            "feel": {"velocity": {"held_out": {"pairs": 7, "same_direction": same_direction}}},
+        }
+
+    assert choose_default({"backwards": metrics(0.28, 0.29), "brightens": metrics(0.32, 0.86)}) == "brightens"
+    # Where no model brightens the held-out drums, the closest one still ships.
+    assert choose_default({"a": metrics(0.28, 0.29), "b": metrics(0.32, 0.4)}) == "a"

@@ -120,14 +120,24 @@ def usable(metrics: dict) -> bool:
 def choose_default(results: dict[str, dict]) -> str:
     """The lowest held-out log-STFT distance among models that fit, whose whole knob grid plays,
     whose knobs actually move between different snares, attacks included, and, where any model
-    manages it, whose every knob position decays to silence (no hiss in the tail)."""
+    manages it, whose every knob position decays to silence (no hiss in the tail) and whose
+    velocity brightens the held-out drums the way the real ones do."""
     candidates = {name: m for name, m in results.items() if usable(m)}
     if not candidates:
         raise RuntimeError("no model passes the grid checks within the size limit")
     quiet = {name: m for name, m in candidates.items() if m.get("sound", {}).get("tail_db_worst", 0.0) <= MAX_TAIL_DB}
     pool = quiet or candidates
+    # A harder hit must sound harder: where any model's velocity moves the held-out drums' way
+    # more often than not, only those.
+    right_way = {name: m for name, m in pool.items() if _velocity_right_way(m)}
+    pool = right_way or pool
     # The table's median where it was measured; the mean for older metrics.
     return min(pool, key=lambda name: pool[name].get("sound", {}).get("val_log_stft", pool[name]["val"]["log_stft"]))
+
+
+def _velocity_right_way(metrics: dict) -> bool:
+    held_out = metrics.get("feel", {}).get("velocity", {}).get("held_out") or {}
+    return held_out.get("pairs", 0) > 0 and held_out.get("same_direction", 0.0) > 0.5
 
 
 TABLE_HEADER = (
