@@ -570,17 +570,6 @@ class EnvelopeSnare:
             return self.render(self.params(latent, velocity, variant), variant)
         return np.stack([self.render(self.params(z, velocity, variant), variant) for z in latent])
 
-    def decode_layers(self, latent, velocities, variants: int | None = None) -> np.ndarray:
-        """(2,) -> (len(velocities), variants, n_samples) float32: every hit a note at this point
-        can play. The MLP runs once; each hit is one render."""
-        raw = self.hidden(np.asarray(latent, dtype=np.float32))
-        variants = self.config.n_variants if variants is None else variants
-        out = np.empty((len(velocities), variants, self.config.n_samples), np.float32)
-        for i, velocity in enumerate(velocities):
-            for v in range(variants):
-                out[i, v] = self.render(self.params(latent, velocity, v, raw=raw), v)
-        return out
-
     def expected_power(self, p: Params) -> list[np.ndarray]:
         """Params (batch, ...) -> per resolution (batch, bins, n_stft) expected |STFT|^2 of the render."""
         grid_t = self.grid / self.config.sample_rate

@@ -1,4 +1,4 @@
-"""The model card's pictures of the feel (issue 26), for a musician: the attack, a velocity ladder,
+"""The model card's pictures of the feel, for a musician: the attack, a velocity ladder,
 the round robins. `latent-snare evaluate --ship DIR` draws them into DIR beside latent-map.png and
 reconstructions.png (`files/latent_map.py`).
 

@@ -1,8 +1,8 @@
 """Evaluation of trained models on the held-out kits, and the model card's table.
 
 Every number is computed through the numpy model, exactly as the instrument
-plays it (`sound.py` has the sound issue's measures, `feel.py` issue 26's: the
-attack, the decay, velocity and round robins). The log-STFT distance uses torch
+plays it (`sound.py` measures reach, silence and the plane; `feel.py` the attack,
+the decay, velocity and round robins). The log-STFT distance uses torch
 (training side). With `--ship`, the card's pictures are drawn (`card.py`,
 `files/latent_map.py`).
 """

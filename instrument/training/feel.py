@@ -1,6 +1,6 @@
-"""What a drummer hears in the first bar (issue 26): the attack, the decay, velocity, round robins.
+"""What a drummer hears in the first bar: the attack, the decay, velocity, round robins.
 
-The sound issue's measures (`sound.py`) average 0.75 s of spectrogram; these look at the onset,
+The plane's measures (`sound.py`) average a whole spectrogram; these look at the onset,
 the slope of the decay and what changes from hit to hit. Every measure is numpy only and takes
 waves as the instrument plays them (any length, any level: each is measured re its own peak).
 

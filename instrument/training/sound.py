@@ -1,4 +1,4 @@
-"""What the sound issue measures, for any model family: reach, silence, a full plane, a round trip.
+"""What the plane must do, for any model family: reach, silence, a full plane, a round trip.
 
 - reach: held-out snares encoded and decoded, multi-resolution log-STFT distance to the
   original (median), beside three references: PCA-2 fitted on the training split, the mean
