@@ -262,6 +262,31 @@ def test_a_newer_knob_abandons_the_rest_of_a_kit():
     assert 1 <= len(old) < 12, "the old kit was decoded in full after the knob moved"
 
 
+def test_a_knob_resending_its_value_keeps_the_whole_kit_playing():
+    """Controllers re-send values and DAWs chase CCs on play: a value the knob already has must not
+    decode again, which would publish the hard hit alone and make the next soft hit play it."""
+    published = []
+    engine = Engine(engine_settings(48000, 128))
+    publish = engine.publish
+    engine.publish = lambda kit: (published.append(kit.shape[:2]), publish(kit))
+    worker = DecodeWorker(KitModel(0), engine, 48000, cc=(5, 9), round_robins=2).start()
+    deadline = time.monotonic() + 5
+    while len(published) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for _ in range(3):
+        worker.turn(0, 5)
+        worker.turn(1, 9)
+        worker.move_cc(5, 9)
+        time.sleep(0.05)  # time for a decode, were one started
+    worker.turn(1, 10)  # a real move still decodes
+    deadline = time.monotonic() + 5
+    while worker.now_playing.kit != (3, 2) or worker.now_playing.cc != (5.0, 10.0):
+        assert time.monotonic() < deadline, "the real move's kit was never published"
+        time.sleep(0.01)
+    worker.stop()
+    assert published == [(1, 1), (3, 2), (1, 1), (3, 2)], f"published {published}"
+
+
 def test_one_round_robin_and_a_model_without_velocity_publish_single_snares():
     published = []
     engine = Engine(engine_settings(48000, 128))

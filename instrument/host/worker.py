@@ -98,13 +98,18 @@ class DecodeWorker:
         with self._lock:
             old = self._target
             both = (float(cc), old.cc[1]) if axis == 0 else (old.cc[0], float(cc))
+            if both == old.cc:
+                return  # a controller re-sending its value (a DAW chasing CCs): the kit stays whole
             self._target = Position(old.model, both)
         self._wake.set()
 
     def move_cc(self, cc_x: float, cc_y: float) -> None:
         """Both knobs at once (the web pad)."""
         with self._lock:
-            self._target = Position(self._target.model, (float(cc_x), float(cc_y)))
+            old = self._target
+            if old.cc == (float(cc_x), float(cc_y)):
+                return
+            self._target = Position(old.model, (float(cc_x), float(cc_y)))
         self._wake.set()
 
     def move_to(self, model, latent) -> tuple[int, int]:

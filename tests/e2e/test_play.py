@@ -153,10 +153,6 @@ def whole_hit(rig, velocity, seconds=0.1, attempts=3):
 def test_a_harder_hit_is_brighter_not_only_louder(rig, service):
     """Velocity 40 and 120 at one knob position: the hard hit's first 100 ms is brighter, by what
     the model renders offline for those layers (and it is not the same snare at two levels)."""
-    if service.backend == "portaudio":
-        # Open bug (docs/limitations.md): through PortAudio the two hits differ by 0.11 octave where
-        # the layers differ by 0.93, every run; on JACK they match. Not found before this stop.
-        pytest.skip("velocity layers on the PortAudio backend: an open bug, see docs/limitations.md")
     set_knobs(rig, 64, 64, kit=FULL_KIT)
     soft, hard = whole_hit(rig, 40), whole_hit(rig, 120)
     latent = load_model(None, CONFIG.model).knobs.cc_to_latent(64, 64)
