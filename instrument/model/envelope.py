@@ -69,10 +69,6 @@ MIN_FALL_DB_PER_S = 3.0  # every band keeps falling, however slowly
 TAIL_CEILING_FROM_S = 0.1  # the soft ceiling on every band: 0 dB re full scale here,
 TAIL_CEILING_END_DB = -80.0  # falling straight in dB to this at the render's end (57 dB/s over 1.49 s)
 MAX_LOG_LEVEL = 1.0  # e^1: louder than any normalized snare band
-PARTIAL_FLOOR_DB = 140.0  # a partial is rendered until it has decayed this far: below a 24-bit file's last bit
-PARTIAL_FLOOR_DECAYS = (
-    PARTIAL_FLOOR_DB / 20 * np.log(10)
-)  # in time constants: exp(-t / tau) reaches the floor at 16.1 tau
 BAND_FLOOR_LOG = np.log(10 ** (-140 / 20))  # a render stops where every band and partial is below this
 # Round robins: variant k > 0 mixes this much of its own noise into the model's (the rest is
 # variant 0's, so the power is the same), and moves each band's level, each band's decay rate and
@@ -411,6 +407,31 @@ def stft_power(waves: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 # --- the model -------------------------------------------------------------------------------------
 
 
+PARTIAL_BLOCK = 512  # samples per row of the partials' factored render (see `partials`)
+
+
+def partials(freq_hz, amp, decay_s, n_samples: int, sample_rate: int) -> np.ndarray:
+    """(K,) each -> (n_samples,) float32: the sum of K damped sines a * exp(-t / tau) * sin(2 pi f t).
+
+    Each is Im(a z^n) with z = exp(-1/(tau sr) + 2 pi i f / sr), and z^(jB + k) = z^(jB) z^k: with
+    rows of B samples the whole sum is one small matrix product, (rows, 2K) @ (2K, B), instead of
+    a sine and an exponential per sample and partial. Both factors come straight from exp, cos and
+    sin in float64 (the phase reduced mod 1 cycle), so no error accumulates along the tail."""
+    f = np.asarray(freq_hz, np.float64)[:, None]
+    rate = -1.0 / np.asarray(decay_s, np.float64)[:, None]
+    rows = -(-n_samples // PARTIAL_BLOCK)
+    k = np.arange(PARTIAL_BLOCK) / sample_rate  # (B,) seconds into a row
+    row = np.arange(rows) * (PARTIAL_BLOCK / sample_rate)  # (rows,) seconds at each row's start
+    inner_phase = 2 * np.pi * np.mod(f * k, 1.0)  # (K, B)
+    inner = np.exp(rate * k)  # (K, B)
+    outer_phase = 2 * np.pi * np.mod(f * row, 1.0)  # (K, rows)
+    outer = np.asarray(amp, np.float64)[:, None] * np.exp(rate * row)
+    # Im(s b) = Im(s) Re(b) + Re(s) Im(b), summed over the partials by the product.
+    left = np.concatenate([outer * np.sin(outer_phase), outer * np.cos(outer_phase)]).T  # (rows, 2K)
+    right = np.concatenate([inner * np.cos(inner_phase), inner * np.sin(inner_phase)])  # (2K, B)
+    return (left @ right).reshape(-1)[:n_samples].astype(np.float32)
+
+
 def softplus(x):
     return np.logaddexp(0.0, x)
 
@@ -493,14 +514,6 @@ class EnvelopeSnare:
     def grid(self) -> np.ndarray:
         return render_grid(self.config)
 
-    @cached_property
-    def _time_s(self) -> np.ndarray:
-        return np.arange(self.config.n_samples) / self.config.sample_rate
-
-    @cached_property
-    def _time_s32(self) -> np.ndarray:
-        return self._time_s.astype(np.float32)
-
     def hidden(self, latent) -> np.ndarray:
         """(..., 2) -> (..., widths[-1]) both heads' raw outputs."""
         x = np.asarray(latent, dtype=np.float32)
@@ -550,15 +563,7 @@ class EnvelopeSnare:
             seg = (start + (end - start) * ramp).reshape(-1)
             stop = min(c.n_samples, offset + seg.size)
             out[offset:stop] = seg[: stop - offset]
-        for f, a, tau in zip(p.freq_hz, p.amp, p.decay_s):
-            # A partial stops where its decay is PARTIAL_FLOOR_DB down: most decay within a fraction
-            # of the snare, and the partials are much of a render's cost.
-            n = min(c.n_samples, int(np.ceil(tau * PARTIAL_FLOOR_DECAYS * c.sample_rate)))
-            # The phase in cycles is reduced in float64 (a float32 f*t drifts by 1e-3 rad after
-            # 0.75 s at 1 kHz); the sine and decay run in float32, which is fast.
-            cycles = np.mod(float(f) * self._time_s[:n], 1.0).astype(np.float32)
-            decay = np.exp(self._time_s32[:n] * np.float32(-1.0 / tau))
-            out[:n] += np.float32(a) * decay * np.sin(np.float32(2 * np.pi) * cycles)
+        out += partials(p.freq_hz, p.amp, p.decay_s, c.n_samples, c.sample_rate)
         return out
 
     def decode(self, latent, velocity: float = MIDI_VELOCITY_MAX, variant: int = 0) -> np.ndarray:
