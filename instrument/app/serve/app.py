@@ -5,6 +5,7 @@
     GET  /models                the models, the default first
     GET  /settings              the page's MIDI mapping, loop and upload settings
     GET  /map/NAME.png          the pad picture of a model
+    GET  /models/NAME.safetensors and /models/NAME.browser.json   what the page's own decoder loads
     GET  /pack.zip?grid=N[&model]            an N x N sample pack: WAVs, index.csv, latent-map.png
     POST /encode[?model]        the body is an audio file; answers with its point
     GET  /health                "ok" (for load balancers)
@@ -45,6 +46,8 @@ ASSETS = {  # URL -> (file, content type): the whole list of files the app serve
     "/": (HERE / "static" / "index.html", "text/html"),
     "/static/serve.js": (HERE / "static" / "serve.js", "text/javascript"),
     "/static/serve.css": (HERE / "static" / "serve.css", "text/css"),
+    "/static/snare-model.js": (HERE / "static" / "snare-model.js", "text/javascript"),
+    "/static/decoder-worker.js": (HERE / "static" / "decoder-worker.js", "text/javascript"),
     "/static/style.css": (SHARED / "style.css", "text/css"),
     "/static/favicon.svg": (SHARED / "favicon.svg", "image/svg+xml"),
 }
@@ -81,6 +84,8 @@ def make_app(settings: ServeSettings) -> web.Application:
             web.get("/models", api.models),
             web.get("/settings", api.page_settings),
             web.get("/map/{model}.png", api.map_picture),
+            web.get("/models/{model}.safetensors", api.model_weights),
+            web.get("/models/{model}.browser.json", api.model_spec),
             web.get("/pack.zip", api.pack),
             web.post("/encode", api.encode),
             web.get("/health", health),
@@ -144,6 +149,8 @@ class Api:
                         "sample_rate": s.model.sample_rate,
                         "n_samples": s.model.n_samples,
                         "identity": s.identity,
+                        "browser": s.spec is not None,  # the page can decode it itself
+                        "n_variants": s.model.n_variants,
                     }
                     for s in sorted(served.values(), key=lambda s: s.name != self.snares.default)
                 ],
@@ -166,6 +173,7 @@ class Api:
                 },
                 "loop": {"bpm": c.loop.bpm, "steps_per_beat": c.loop.steps_per_beat, "velocity": c.loop.velocity},
                 "velocity_range_db": c.voices.velocity_range_db,
+                "ceiling_db": c.audio.ceiling_db,
                 # A note plays the layer nearest its velocity (core/kit.py), as the instrument does.
                 "velocity_layers": list(VELOCITY_LAYERS),
                 "max_upload_mb": c.web.max_upload_mb,
@@ -187,6 +195,31 @@ class Api:
             raise bad_request(err) from None
         png = await asyncio.shield(self._map_future(name))
         return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "public, max-age=3600"})
+
+    def _served(self, request: web.Request):
+        try:
+            name = params.model({"model": request.match_info["model"]}, self.snares.names, self.snares.default)
+        except ParamError as err:
+            raise bad_request(err) from None
+        return self.snares.served[name]
+
+    async def model_weights(self, request: web.Request) -> web.Response:
+        served = self._served(request)
+        return web.Response(
+            body=served.weights,
+            content_type="application/octet-stream",
+            headers={"Cache-Control": "no-cache", "ETag": f'"{served.identity}"'},
+        )
+
+    async def model_spec(self, request: web.Request) -> web.Response:
+        served = self._served(request)
+        if served.spec is None:
+            raise web.HTTPNotFound(text=f"{served.name}: the page cannot decode this model family; use /snare.wav\n")
+        return web.Response(
+            body=served.spec,
+            content_type="application/json",
+            headers={"Cache-Control": "no-cache", "ETag": f'"{served.identity}"'},
+        )
 
     # --- the API -------------------------------------------------------------------------------
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from ...files.saving import render_snare, write_snare_to
+from ...model.browser import browser_spec
 from ...model.file import available_models, load_model
 
 LRU_SNARES = 256  # about 100 kB each (0.75 s, 24-bit): 25 MB per worker at most
@@ -22,17 +24,23 @@ LRU_SNARES = 256  # about 100 kB each (0.75 s, 24-bit): 25 MB per worker at most
 class Served:
     model: object  # SnareModel
     identity: str  # hash of the model's weights and description: changes when the files change
+    weights: bytes  # the safetensors file, for the page's own decoder
+    spec: bytes | None  # model/browser.py's description as JSON; None: the page asks the server
 
     @property
     def name(self) -> str:
         return self.model.name
 
-
-def _identity(model) -> str:
-    digest = hashlib.sha256()
-    for path in (model.path, model.path.with_suffix(".json")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    @classmethod
+    def of(cls, model) -> Served:
+        weights, meta = model.path.read_bytes(), model.path.with_suffix(".json").read_bytes()
+        spec = browser_spec(model)
+        return cls(
+            model,
+            hashlib.sha256(weights + meta).hexdigest()[:16],
+            weights,
+            None if spec is None else json.dumps(spec).encode(),
+        )
 
 
 class Snares:
@@ -42,11 +50,12 @@ class Snares:
         self.config = config
         default = load_model(None, config.model)
         self.default = default.name
-        self.served: dict[str, Served] = {default.name: Served(default, _identity(default))}
+        self.served: dict[str, Served] = {default.name: Served.of(default)}
         self.programs: list[str] = []  # program change N plays programs[N], as in the instrument
         for entry in list(config.midi.programs) or available_models():
             model = load_model(entry, config.model)
-            self.served.setdefault(model.name, Served(model, _identity(model)))
+            if model.name not in self.served:
+                self.served[model.name] = Served.of(model)
             self.programs.append(model.name)
         self._wavs: OrderedDict[tuple, bytes] = OrderedDict()
         self.hits = self.misses = 0

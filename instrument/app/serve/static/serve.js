@@ -1,8 +1,11 @@
 // Latent Snare in the browser: this tab is the instrument. Its point, model, velocity, loop and
 // tempo live here and in the URL (so a link reopens the same snare, and a server restart loses
-// nothing); the server only renders snares, encodes dropped samples and builds packs.
-// Snares are fetched as WAVs and decoded into AudioBuffers ahead of time: a tap only starts a
-// buffer already in memory, so it sounds within one audio buffer.
+// nothing). Snares are decoded in this tab, on a Worker (decoder-worker.js), so a knob move costs
+// no request; where that cannot run (an old browser, a model family the page cannot render, or
+// `?decoder=server`) they are fetched from the server as WAVs. Either way a snare becomes an
+// AudioBuffer ahead of time: a tap only starts a buffer already in memory.
+// The same page runs under `latent-snare serve` and as the static site `latent-snare site` writes
+// (a <meta name="latent-snare-site"> marks it; there is no server then, only files).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -25,13 +28,23 @@ let loopTimer = null;
 let loopNext = 0;
 let urlTimer = null;
 let firstReadyMs = null;  // page load to first playable sound, for the benchmark
+let roundRobin = 0;  // hits take the current point's variants in turn
+let decoder = null;  // the Worker, while the page decodes (null: the server does)
+let decodeId = 0;
+const decodeReplies = new Map();  // request id -> { resolve, reject }
+const SITE = document.querySelector('meta[name="latent-snare-site"]') !== null;
+const URLS = SITE
+  ? { settings: "settings.json", models: "models.json", map: (name) => `map/${encodeURIComponent(name)}.png` }
+  : { settings: "/settings", models: "/models", map: (name) => `/map/${encodeURIComponent(name)}.png` };
+let modelInfo = {};  // name -> its /models entry
 
 // --- start -------------------------------------------------------------------------------------
 
 async function start() {
-  const [s, m] = await Promise.all([getJson("/settings"), getJson("/models")]);
+  const [s, m] = await Promise.all([getJson(URLS.settings), getJson(URLS.models)]);
   settings = s;
   modelNames = m.models.map((model) => model.name);
+  modelInfo = Object.fromEntries(m.models.map((model) => [model.name, model]));
   $("model").replaceChildren(...modelNames.map((name) => new Option(name, name)));
   $("grid").replaceChildren(...range(s.pack_grid[0], s.pack_grid[1]).map((n) => new Option(`${n}×${n}`, n)));
   $("grid").value = Math.min(5, s.pack_grid[1]);
@@ -39,6 +52,8 @@ async function start() {
   const rate = m.models.find((model) => model.name === state.model).sample_rate;
   ctx = new AudioContext({ sampleRate: rate, latencyHint: "interactive" });
   showLatency();
+  const query = new URLSearchParams(location.search);
+  if (window.Worker && (SITE || query.get("decoder") !== "server")) startDecoder();
   setModel(state.model);
   placeDot();
   $("velocity").value = $("velocity-out").textContent = state.velocity;
@@ -145,25 +160,105 @@ async function prepare() {
     const layer = layerOf(point.velocity);
     const cached = `${key} ${layer}`;
     try {
-      let buffer = ready.get(cached);
-      if (buffer) ready.delete(cached);
+      let buffers = ready.get(cached);
+      if (buffers) ready.delete(cached);
       else {
         const started = performance.now();
-        const response = await fetch(snareUrl(point, layer));
-        if (!response.ok) throw new Error(await response.text());
-        buffer = await ctx.decodeAudioData(await response.arrayBuffer());
-        $("r-ready").textContent = `${(performance.now() - started).toFixed(0)} ms after the move`;
+        buffers = [await snareBuffer(point, layer, 0)];
+        $("r-ready").textContent = `${(performance.now() - started).toFixed(1)} ms after the move (${decoder ? "in this tab" : "from the server"})`;
       }
-      ready.set(cached, buffer);
+      ready.set(cached, buffers);
       if (ready.size > READY_MAX) ready.delete(ready.keys().next().value);
-      current = { key, buffer, layer };
+      current = { key, buffers, layer };
       if (firstReadyMs === null) firstReadyMs = performance.now();
+      if (!wanted) await addRoundRobins(point, layer, buffers);
     } catch (err) {
       say(`could not get the snare at CC (${point.x}, ${point.y}): ${err.message}`, "bad");
     }
   }
   fetching = false;
   document.body.dataset.ready = current ? current.key : "";
+}
+
+async function snareBuffer(point, velocity, variant) {
+  // The snare at `point` with `velocity`'s timbre and level, as an AudioBuffer.
+  if (decoder && modelInfo[point.model].browser) {
+    try {
+      await loadModel(point.model);
+      const reply = await decode({ type: "decode", name: point.model, x: point.x, y: point.y, velocity, variant,
+        velocityRangeDb: settings.velocity_range_db, ceilingDb: settings.ceiling_db });
+      const buffer = ctx.createBuffer(1, reply.wave.length, modelInfo[point.model].sample_rate);
+      buffer.copyToChannel(reply.wave, 0);
+      return buffer;
+    } catch (err) {
+      if (SITE) throw err;
+      stopDecoder(`decoding in this tab failed (${err.message}); the server decodes instead`);
+    }
+  }
+  if (SITE) throw new Error("this browser cannot run the page's decoder (it needs Web Workers)");
+  const response = await fetch(snareUrl(point, velocity));
+  if (!response.ok) throw new Error(await response.text());
+  return ctx.decodeAudioData(await response.arrayBuffer());
+}
+
+async function addRoundRobins(point, layer, buffers) {
+  // While nothing newer is wanted, the point's other round robins join the first: no two hits
+  // in a row are the same samples.
+  const variants = decoder && modelInfo[point.model].browser ? modelInfo[point.model].n_variants : 1;
+  while (buffers.length < variants && !wanted) {
+    try {
+      buffers.push(await snareBuffer(point, layer, buffers.length));
+    } catch {
+      return;  // the hits keep the variants they have
+    }
+  }
+}
+
+// --- the decoder in this tab ---------------------------------------------------------------------
+
+function startDecoder() {
+  try {
+    decoder = new Worker(SITE ? "static/decoder-worker.js" : "/static/decoder-worker.js", { type: "module" });
+  } catch (err) {
+    return stopDecoder(`this browser cannot decode in the page (${err.message}); the server decodes`);
+  }
+  decoder.onmessage = ({ data }) => {
+    const reply = decodeReplies.get(data.id);
+    decodeReplies.delete(data.id);
+    if (reply && data.type === "error") reply.reject(new Error(data.error));
+    else if (reply) reply.resolve(data);
+  };
+  decoder.onerror = (event) => stopDecoder(`the page's decoder stopped (${event.message}); the server decodes`);
+  document.body.dataset.decoder = "browser";
+}
+
+function stopDecoder(why) {
+  if (decoder) decoder.terminate();
+  decoder = null;
+  document.body.dataset.decoder = "server";
+  for (const reply of decodeReplies.values()) reply.reject(new Error(why));
+  decodeReplies.clear();
+  if (why) say(why, "bad");
+}
+
+function decode(message) {
+  const id = ++decodeId;
+  return new Promise((resolve, reject) => {
+    decodeReplies.set(id, { resolve, reject });
+    decoder.postMessage({ ...message, id });
+  });
+}
+
+const loadedModels = new Map();  // name -> Promise: its weights in the decoder
+
+function loadModel(name) {
+  if (!decoder || !modelInfo[name].browser) return Promise.resolve();
+  if (!loadedModels.has(name)) {
+    const base = SITE ? "models/" : "/models/";
+    loadedModels.set(name, decode({ type: "load", name, spec: `${base}${encodeURIComponent(name)}.browser.json`,
+      weights: `${base}${encodeURIComponent(name)}.safetensors` }));
+  }
+  return loadedModels.get(name);
 }
 
 // --- playing -------------------------------------------------------------------------------------
@@ -179,12 +274,13 @@ function play(velocity, when = 0) {
   const gain = ctx.createGain();
   gain.gain.value = velocityGain(velocity) / velocityGain(current.layer);
   const source = ctx.createBufferSource();
-  source.buffer = current.buffer;
+  const buffer = current.buffers[roundRobin++ % current.buffers.length];
+  source.buffer = buffer;
   source.connect(gain).connect(ctx.destination);
   source.onended = () => sounding.delete(source);
   sounding.add(source);
   source.start(when);
-  lastPlayed = { key: current.key, layer: current.layer, buffer: current.buffer, gain: gain.gain.value, velocity, when };
+  lastPlayed = { key: current.key, layer: current.layer, buffer, gain: gain.gain.value, velocity, when };
 }
 
 function allSoundOff() {
@@ -225,7 +321,7 @@ function scheduleLoop() {
 function setModel(name) {
   state.model = name;
   $("model").value = name;
-  const url = `/map/${encodeURIComponent(name)}.png`;
+  const url = URLS.map(name);
   if (!$("map").src.endsWith(url)) {
     // The old map stays under a loading veil until the new one has arrived.
     $("pad").classList.add("loading");
@@ -348,6 +444,45 @@ function showKept() {
 }
 
 $("keep").addEventListener("click", keep);
+
+// --- files made in this tab ------------------------------------------------------------------------
+
+/** 24-bit PCM mono WAV bytes of `wave` (what `render` writes, less its metadata). */
+function wavBytes(wave, sampleRate) {
+  const bytes = new Uint8Array(44 + 3 * wave.length);
+  const view = new DataView(bytes.buffer);
+  const text = (at, s) => [...s].forEach((c, i) => view.setUint8(at + i, c.charCodeAt(0)));
+  text(0, "RIFF"); view.setUint32(4, 36 + 3 * wave.length, true); text(8, "WAVE");
+  text(12, "fmt "); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+  view.setUint32(24, sampleRate, true); view.setUint32(28, 3 * sampleRate, true); view.setUint16(32, 3, true);
+  view.setUint16(34, 24, true); text(36, "data"); view.setUint32(40, 3 * wave.length, true);
+  for (let i = 0; i < wave.length; i++) {
+    const v = Math.max(-8388608, Math.min(8388607, Math.round(wave[i] * 8388608)));
+    bytes[44 + 3 * i] = v & 0xff; bytes[45 + 3 * i] = (v >> 8) & 0xff; bytes[46 + 3 * i] = (v >> 16) & 0xff;
+  }
+  return bytes;
+}
+
+function saveBlob(blob, name) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+async function downloadHere(point, velocity) {
+  // The snare as `render --velocity V` writes it, made in this tab.
+  const buffer = await snareBuffer(point, velocity, 0);
+  saveBlob(new Blob([wavBytes(buffer.getChannelData(0), buffer.sampleRate)], { type: "audio/wav" }),
+    `${point.model}-x${pad3(point.x)}-y${pad3(point.y)}.wav`);
+}
+
+$("download").addEventListener("click", (e) => {
+  if (!decoder || !modelInfo[state.model].browser) return;  // the link's server WAV
+  e.preventDefault();
+  downloadHere({ ...state }, state.velocity).catch((err) => say(`could not make the WAV: ${err.message}`, "bad"));
+});
 
 // --- Web MIDI: the instrument's CC and note mapping, and MIDI learn ------------------------------------
 

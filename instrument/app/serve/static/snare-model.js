@@ -151,12 +151,16 @@ export class EnvelopeSnare {
     // last segment's line continues).
     const knots = this.spec.knots_s;
     const last = knots.length - 2;
-    return Array.from(this.grid, (sample) => {
+    const segment = new Int32Array(this.grid.length);
+    const frac = new Float64Array(this.grid.length);
+    this.grid.forEach((sample, i) => {
       const t = sample / this.spec.sample_rate;
-      let segment = 0;
-      while (segment < last && knots[segment + 1] <= t) segment++;
-      return { segment, frac: (t - knots[segment]) / (knots[segment + 1] - knots[segment]) };
+      let k = 0;
+      while (k < last && knots[k + 1] <= t) k++;
+      segment[i] = k;
+      frac[i] = (t - knots[k]) / (knots[k + 1] - knots[k]);
     });
+    return { segment, frac };
   }
 
   /** (2,) knob positions, 0..127 -> the latent point (knobs.KnobMap.cc_to_latent). */
@@ -207,7 +211,10 @@ export class EnvelopeSnare {
         levels[nAttack + d] = level;
       }
       for (let k = 0; k < nKnots; k++) levels[k] = s.ceiling[k] - softplus(s.ceiling[k] - levels[k]);
-      logEnv.push(Float64Array.from(this.interp, ({ segment, frac }) => (1 - frac) * levels[segment] + frac * levels[segment + 1]));
+      const { segment, frac } = this.interp;
+      const env = new Float64Array(s.n_grid);
+      for (let i = 0; i < s.n_grid; i++) env[i] = (1 - frac[i]) * levels[segment[i]] + frac[i] * levels[segment[i] + 1];
+      logEnv.push(env);
     }
     const head = s.n_bands * nKnots;
     const k = s.n_partials;
@@ -316,24 +323,40 @@ export class EnvelopeSnare {
     const nb = s.n_bands;
     const bank = this.bank(variant);
     const out = new Float32Array(s.n_samples);
-    const env = p.logEnv.map((row) => Float32Array.from(row, Math.exp));
+    const env = new Float32Array(s.n_grid * nb);  // frame by frame, every band
+    const loudest = new Float64Array(s.n_grid).fill(-Infinity);
+    p.logEnv.forEach((row, b) => {
+      for (let f = 0; f < s.n_grid; f++) {
+        env[f * nb + b] = Math.exp(row[f]);
+        if (row[f] > loudest[f]) loudest[f] = row[f];
+      }
+    });
+    const e0 = new Float64Array(nb), e1 = new Float64Array(nb), bands = new Int32Array(nb);
     const parts = [[0, s.n_fine, s.fine_hop, 0], [s.n_fine, s.n_grid - 1 - s.n_fine, s.hop, s.n_fine * s.fine_hop]];
     for (const [first, segments, hop, offset] of parts) {
       // Stop where every band is below the floor: the rest of the render is silence.
       let count = 0;
-      for (let f = first; f < first + segments; f++) {
-        if (p.logEnv.some((row) => row[f] > s.band_floor_log)) count = f - first + 1;
-      }
+      for (let f = first; f < first + segments; f++) if (loudest[f] > s.band_floor_log) count = f - first + 1;
       const start = new Float64Array(hop), end = new Float64Array(hop);
       for (let seg = 0; seg < count; seg++) {
         const frame = first + seg;
         const at = offset + seg * hop;
+        // Only the bands this segment can hear: one far below the floor adds nothing a
+        // 24-bit file or -90 dB could show, and high bands die long before the tail ends.
+        let active = 0;
+        for (let b = 0; b < nb; b++) {
+          const a = env[frame * nb + b], e = env[(frame + 1) * nb + b];
+          if (a > SILENT_BAND || e > SILENT_BAND) {
+            e0[active] = a; e1[active] = e; bands[active++] = b;
+          }
+        }
         for (let j = 0; j < hop; j++) {
           let a = 0, e = 0;
           const row = (at + j) * nb;
-          for (let b = 0; b < nb; b++) {
-            a += bank[row + b] * env[b][frame];
-            e += bank[row + b] * env[b][frame + 1];
+          for (let i = 0; i < active; i++) {
+            const noise = bank[row + bands[i]];
+            a += noise * e0[i];
+            e += noise * e1[i];
           }
           start[j] = fround(a);
           end[j] = fround(e);
@@ -405,6 +428,7 @@ export class EnvelopeSnare {
 }
 
 const mod1 = (x) => x - Math.floor(x);
+const SILENT_BAND = 1e-9;  // -180 dB: a band this quiet at both ends of a segment is left out
 
 function interpolate(x, ys) {
   // np.interp over knots evenly spaced from 0 to 1.
