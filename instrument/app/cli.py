@@ -228,6 +228,18 @@ def cmd_pack(args) -> int:
     return 0
 
 
+def cmd_site(args) -> int:
+    from ..config import load_config
+    from .site import write_site
+
+    site = write_site(args.outdir, load_config(args.config), args.model, progress=lambda line: print(line, flush=True))
+    print(
+        f"{args.outdir}: a static site of {len(site['files']) + 1} files, {site['bytes'] / 1e6:.1f} MB "
+        f"(try it: python3 -m http.server -d {args.outdir} 8000, then open http://localhost:8000/)"
+    )
+    return 0
+
+
 def cmd_history(args) -> int:
     from ..config import load_config
     from ..files.saving import History
@@ -321,6 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("outdir", type=Path, metavar="OUTDIR")
     p.set_defaults(func=cmd_pack)
+
+    p = sub.add_parser(
+        "site", help="write the web page as static files (it decodes in the visitor's browser and works offline)"
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME",
+        help="a model the site offers (repeatable; the first is the default; default: the config's programs)",
+    )
+    p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml (MIDI mapping, loop, levels)")
+    p.add_argument("outdir", type=Path, metavar="OUTDIR", help="a new or empty folder, or an earlier site to replace")
+    p.set_defaults(func=cmd_site)
 
     p = sub.add_parser("history", help="list the saved snares (numbers for `recall`)")
     p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml")

@@ -29,13 +29,11 @@ from pathlib import Path
 from aiohttp import web
 
 from ...core.dsp import spectral_match
-from ...core.kit import VELOCITY_LAYERS
 from ...errors import UserError
 from ...files.pack import render_pack
 from ...files.untrusted import load_snare_isolated
-from ...model.knobs import CC_MAX, CC_MIN
 from ..http import allowed_host_names, guard_middleware, receive_upload, shown_name
-from . import params
+from . import page, params
 from .guard import RateLimit, add_security_headers, client_key
 from .params import PACK_GRID_RANGE, ParamError
 from .snares import Snares
@@ -139,47 +137,10 @@ class Api:
         return handler
 
     async def models(self, _request) -> web.Response:
-        served = self.snares.served
-        return web.json_response(
-            {
-                "default": self.snares.default,
-                "models": [
-                    {
-                        "name": s.name,
-                        "sample_rate": s.model.sample_rate,
-                        "n_samples": s.model.n_samples,
-                        "identity": s.identity,
-                        "browser": s.spec is not None,  # the page can decode it itself
-                        "n_variants": s.model.n_variants,
-                    }
-                    for s in sorted(served.values(), key=lambda s: s.name != self.snares.default)
-                ],
-            }
-        )
+        return web.json_response(page.models_json(self.snares))
 
     async def page_settings(self, _request) -> web.Response:
-        c = self.config
-        return web.json_response(
-            {
-                "cc": [CC_MIN, CC_MAX],
-                "midi": {
-                    "cc_x": c.midi.cc_x,
-                    "cc_y": c.midi.cc_y,
-                    "trigger_notes": list(c.midi.trigger_notes),
-                    "loop_cc": c.loop.toggle_cc,
-                    "save_cc": c.save.cc,
-                    "channel": c.midi.channel,
-                    "programs": self.snares.programs,
-                },
-                "loop": {"bpm": c.loop.bpm, "steps_per_beat": c.loop.steps_per_beat, "velocity": c.loop.velocity},
-                "velocity_range_db": c.voices.velocity_range_db,
-                "ceiling_db": c.audio.ceiling_db,
-                # A note plays the layer nearest its velocity (core/kit.py), as the instrument does.
-                "velocity_layers": list(VELOCITY_LAYERS),
-                "max_upload_mb": c.web.max_upload_mb,
-                "pack_grid": list(PACK_GRID_RANGE),
-            }
-        )
+        return web.json_response(page.settings_json(self.config, self.snares.programs))
 
     def _map_future(self, name: str) -> asyncio.Future:
         if name not in self._maps:

@@ -254,9 +254,9 @@ const loadedModels = new Map();  // name -> Promise: its weights in the decoder
 function loadModel(name) {
   if (!decoder || !modelInfo[name].browser) return Promise.resolve();
   if (!loadedModels.has(name)) {
-    const base = SITE ? "models/" : "/models/";
-    loadedModels.set(name, decode({ type: "load", name, spec: `${base}${encodeURIComponent(name)}.browser.json`,
-      weights: `${base}${encodeURIComponent(name)}.safetensors` }));
+    // Absolute: the worker would resolve a relative URL against its own script's folder.
+    const url = (suffix) => new URL(`${SITE ? "" : "/"}models/${encodeURIComponent(name)}${suffix}`, location.href).href;
+    loadedModels.set(name, decode({ type: "load", name, spec: url(".browser.json"), weights: url(".safetensors") }));
   }
   return loadedModels.get(name);
 }
@@ -402,6 +402,7 @@ $("file").addEventListener("change", () => { if ($("file").files[0]) encode($("f
 
 async function encode(file) {
   if (file.size > settings.max_upload_mb * 1e6) return say(`${file.name}: larger than ${settings.max_upload_mb} MB; refused`, "bad");
+  if (SITE) return say(`${file.name}: finding a dropped sample needs the server (latent-snare serve); this static site cannot yet`, "bad");
   say(`finding ${file.name} on the pad…`);
   try {
     const response = await fetch(`/encode?model=${encodeURIComponent(state.model)}`,
@@ -436,8 +437,13 @@ function showKept() {
     recall.textContent = "recall";
     recall.addEventListener("click", () => { if (k.model !== state.model) setModel(k.model); moveTo(k.x, k.y); });
     const link = document.createElement("a");
-    link.href = snareUrl(k);
+    link.href = SITE ? "#" : snareUrl(k, 127);
     link.download = link.textContent = `${k.model}-x${pad3(k.x)}-y${pad3(k.y)}.wav`;
+    link.addEventListener("click", (e) => {
+      if (!decoder || !modelInfo[k.model].browser) return;
+      e.preventDefault();
+      downloadHere(k, 127).catch((err) => say(`could not make the WAV: ${err.message}`, "bad"));
+    });
     item.append(recall, link);
     return item;
   }));
@@ -477,6 +483,79 @@ async function downloadHere(point, velocity) {
   saveBlob(new Blob([wavBytes(buffer.getChannelData(0), buffer.sampleRate)], { type: "audio/wav" }),
     `${point.model}-x${pad3(point.x)}-y${pad3(point.y)}.wav`);
 }
+
+// A store-only zip (no compression: WAV noise does not compress), built in this tab.
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function zipBlob(entries) {
+  const parts = [], central = [];
+  let offset = 0;
+  for (const { name, bytes } of entries) {
+    const nameBytes = new TextEncoder().encode(name);
+    const crc = crc32(bytes);
+    const local = new DataView(new ArrayBuffer(30));
+    local.setUint32(0, 0x04034b50, true); local.setUint16(4, 20, true);
+    local.setUint32(14, crc, true); local.setUint32(18, bytes.length, true); local.setUint32(22, bytes.length, true);
+    local.setUint16(26, nameBytes.length, true);
+    const entry = new DataView(new ArrayBuffer(46));
+    entry.setUint32(0, 0x02014b50, true); entry.setUint16(4, 20, true); entry.setUint16(6, 20, true);
+    entry.setUint32(16, crc, true); entry.setUint32(20, bytes.length, true); entry.setUint32(24, bytes.length, true);
+    entry.setUint16(28, nameBytes.length, true); entry.setUint32(42, offset, true);
+    parts.push(local, nameBytes, bytes);
+    central.push(entry, nameBytes);
+    offset += 30 + nameBytes.length + bytes.length;
+  }
+  const size = central.reduce((n, part) => n + part.byteLength, 0);
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, 0x06054b50, true); end.setUint16(8, entries.length, true); end.setUint16(10, entries.length, true);
+  end.setUint32(12, size, true); end.setUint32(16, offset, true);
+  return new Blob([...parts, ...central, end], { type: "application/zip" });
+}
+
+function roundHalfEven(x) {
+  // numpy's round, which `pack` uses for its knob positions.
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+async function packHere(model, n) {
+  // The grid `latent-snare pack --grid N` writes (its WAVs and index.csv), with the pad's picture.
+  const ccs = Array.from({ length: n }, (_, i) => roundHalfEven((127 * i) / (n - 1)));
+  const entries = [];
+  const rows = [["file", "row", "col", "cc_x", "cc_y", "latent_x", "latent_y", "velocity", "model"].join(",")];
+  for (const [r, y] of ccs.entries()) {
+    for (const [c, x] of ccs.entries()) {
+      say(`making the pack: snare ${r * n + c + 1} of ${n * n}…`);
+      const reply = await decode({ type: "decode", name: model, x, y, velocity: 127, variant: 0,
+        velocityRangeDb: settings.velocity_range_db, ceilingDb: settings.ceiling_db });
+      const name = `${model}-r${String(r + 1).padStart(2, "0")}c${String(c + 1).padStart(2, "0")}-x${pad3(x)}-y${pad3(y)}.wav`;
+      entries.push({ name, bytes: wavBytes(reply.wave, modelInfo[model].sample_rate) });
+      rows.push([name, r + 1, c + 1, x, y, reply.latent[0].toFixed(6), reply.latent[1].toFixed(6), 127, model].join(","));
+    }
+  }
+  entries.push({ name: "index.csv", bytes: new TextEncoder().encode(rows.join("\r\n") + "\r\n") });
+  const map = await fetch(URLS.map(model));
+  if (map.ok) entries.push({ name: "latent-map.png", bytes: new Uint8Array(await map.arrayBuffer()) });
+  saveBlob(zipBlob(entries), `${model}-pack-${n}x${n}.zip`);
+  say(`pack of ${n * n} snares made in this tab`, "good");
+}
+
+$("pack").addEventListener("click", (e) => {
+  if (!decoder || !modelInfo[state.model].browser) return;  // the link's server zip
+  e.preventDefault();
+  loadModel(state.model).then(() => packHere(state.model, Number($("grid").value)))
+    .catch((err) => say(`could not make the pack: ${err.message}`, "bad"));
+});
 
 $("download").addEventListener("click", (e) => {
   if (!decoder || !modelInfo[state.model].browser) return;  // the link's server WAV
@@ -561,7 +640,23 @@ async function openMidi() {
 }
 
 // For tests and curious users: the tab's instrument from the console.
-window.latentSnare = { state, midi: midiMessage, lastPlayed: () => lastPlayed, firstReadyMs: () => firstReadyMs };
+window.latentSnare = {
+  state,
+  midi: midiMessage,
+  lastPlayed: () => lastPlayed,
+  firstReadyMs: () => firstReadyMs,
+  // The page decoder's samples for a point, as `latent-snare render` writes them (null: the server decodes).
+  render: async (x, y, velocity = 127, variant = 0, model = state.model) => {
+    if (!decoder) return null;
+    await loadModel(model);
+    const reply = await decode({ type: "decode", name: model, x, y, velocity, variant,
+      velocityRangeDb: settings.velocity_range_db, ceilingDb: settings.ceiling_db });
+    return { wave: Array.from(reply.wave), ms: reply.ms };
+  },
+};
 
+if (SITE && "serviceWorker" in navigator) {
+  navigator.serviceWorker.register("sw.js").catch((err) => say(`offline use is off (${err.message})`, "bad"));
+}
 showKept();
 start().catch((err) => say(`could not start: ${err.message}`, "bad"));

@@ -1,0 +1,156 @@
+"""The static site `latent-snare site` writes, served by `python -m http.server` and driven in
+Chromium: it decodes in the tab (the same samples as `render`, within -90 dB), asks the server
+for nothing after it has loaded, keeps working with the network cut, and builds packs itself."""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from instrument.config import load_config
+from instrument.files.saving import render_snare
+from instrument.model.file import load_model
+
+from .conftest import ARTIFACTS, _require
+from .test_serve import wait_js
+from .test_web import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = load_config()
+MATCH_DB = -90.0  # the page's samples against render's, max |difference| re full scale
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site") / "www"
+    done = subprocess.run(
+        [sys.executable, "-m", "instrument.app.cli", "site", str(out)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(out), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(100):  # until it answers
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            subprocess.run(["sleep", "0.1"])
+    yield url
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    _require("chromium", "chromium")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip install -e .[test])")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS + ["--autoplay-policy=no-user-gesture-required"]
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context(browser):
+    context = browser.new_context(viewport={"width": 1100, "height": 800}, accept_downloads=True)
+    yield context
+    context.close()
+
+
+def open_site(context, url, request=None):
+    page = context.new_page()
+    page.goto(url)
+    wait_js(page, "!!document.body.dataset.ready && document.querySelector('#map').naturalWidth > 0", 30)
+    return page
+
+
+def test_the_site_decodes_in_the_tab_and_asks_for_nothing_after_loading(context, site):
+    page = open_site(context, site)
+    assert page.evaluate("document.body.dataset.decoder") == "browser"
+    asked = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.evaluate("latentSnare.midi([0xB0, 74, 20]); latentSnare.midi([0xB0, 75, 110])")
+    wait_js(page, f"document.body.dataset.ready === '{CONFIG.model} 20 110'")
+    page.evaluate("latentSnare.midi([0x99, 38, 100])")
+    assert page.evaluate("latentSnare.lastPlayed().key") == f"{CONFIG.model} 20 110"
+    assert asked == [], f"the page asked for {asked} after a knob move and a hit"
+
+
+def test_the_sites_render_matches_latent_snare_render(context, site, tmp_path):
+    page = open_site(context, site)
+    model = load_model(None, CONFIG.model)
+    rng = np.random.default_rng(7)
+    c = CONFIG
+    worst = -np.inf
+    for i, (x, y) in enumerate(rng.integers(0, 128, (6, 2))):
+        velocity, variant = int(rng.integers(1, 128)), int(rng.integers(0, model.n_variants))
+        got = page.evaluate(f"latentSnare.render({x}, {y}, {velocity}, {variant})")
+        wave = np.asarray(got["wave"], np.float32)
+        if i < 2:  # the command itself, through its 24-bit file
+            out = tmp_path / f"{i}.wav"
+            command = ["render", "--cc", str(x), str(y), "--velocity", str(velocity), "--variant", str(variant)]
+            subprocess.run([sys.executable, "-m", "instrument.app.cli", *command, str(out)], check=True)
+            expected = sf.read(out, dtype="float32")[0]
+        else:  # the function it calls
+            latent = model.knobs.cc_to_latent(x, y)
+            expected = render_snare(model, latent, velocity, c.voices.velocity_range_db, c.audio.ceiling_db, variant)
+        assert wave.shape == expected.shape
+        diff_db = 20 * np.log10(np.max(np.abs(wave - expected)) + 1e-12)
+        assert diff_db <= MATCH_DB, f"CC ({x}, {y}) velocity {velocity} variant {variant}: {diff_db:.1f} dB off"
+        worst = max(worst, diff_db)
+    print(f"worst difference against render: {worst:.1f} dB")
+
+
+def test_the_site_works_with_the_network_cut_after_the_first_load(context, site):
+    page = open_site(context, site)
+    wait_js(page, "!!navigator.serviceWorker.controller || false", 20)  # the service worker took the page
+    context.set_offline(True)
+    page.reload()
+    wait_js(page, "!!document.body.dataset.ready && document.querySelector('#map').naturalWidth > 0", 30)
+    page.evaluate("latentSnare.midi([0xB0, 74, 5])")
+    wait_js(page, f"document.body.dataset.ready === '{CONFIG.model} 5 64'")
+    page.evaluate("latentSnare.midi([0x99, 38, 120])")
+    assert page.evaluate("latentSnare.lastPlayed().key") == f"{CONFIG.model} 5 64"
+    page.screenshot(path=str(ARTIFACTS / "site-offline.png"))
+
+
+def test_the_sites_pack_is_the_grid_latent_snare_pack_writes(context, site, tmp_path):
+    page = open_site(context, site)
+    page.select_option("#grid", "2")
+    with page.expect_download(timeout=30_000) as download:
+        page.click("#pack")
+    archive = zipfile.ZipFile(io.BytesIO(open(download.value.path(), "rb").read()))
+    out = tmp_path / "pack"
+    subprocess.run([sys.executable, "-m", "instrument.app.cli", "pack", "--grid", "2", str(out)], check=True)
+    names = sorted(n for n in archive.namelist() if n.endswith(".wav"))
+    assert names == sorted(p.name for p in out.glob("*.wav"))
+    assert list(csv.reader(io.StringIO(archive.read("index.csv").decode()))) == list(
+        csv.reader(open(out / "index.csv"))
+    )
+    for name in names:
+        ours = sf.read(io.BytesIO(archive.read(name)), dtype="float32")[0]
+        theirs = sf.read(out / name, dtype="float32")[0]
+        assert 20 * np.log10(np.max(np.abs(ours - theirs)) + 1e-12) <= MATCH_DB, name
+    assert archive.read("latent-map.png").startswith(b"\x89PNG")
