@@ -1,7 +1,8 @@
 """`latent-snare serve` in a real browser (Debian's chromium driven by Playwright), started as a
 subprocess with two gunicorn workers, no JACK and no audio device: tabs are independent
 instruments, a tap plays what `render` writes, Web MIDI, drops, downloads, share links, the API's
-400s, and a worker killed mid-run."""
+400s, and a worker killed mid-run. Every page test runs twice: with the page decoding in the tab
+(its default), and with it forced to fetch the server's WAVs (its fallback)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import soundfile as sf
 from instrument.config import load_config
 from instrument.core.dsp import velocity_to_gain
 from instrument.files.audio import load_snare
+from instrument.files.saving import read_snare_metadata
 from instrument.model.file import load_model
 
 from ..serveproc import Serve, http
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.e2e
 CONFIG = load_config()
 MAX_UPLOAD_MB = 1
 WORKERS = 2
+MATCH_DB = -90.0  # the tab's decoder against render, max |difference| re full scale
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +47,12 @@ def server(tmp_path_factory):
     svc = Serve(["--workers", str(WORKERS), "--config", str(config)], ARTIFACTS / "serve.log")
     yield svc
     assert svc.stop() == 0, (ARTIFACTS / "serve.log").read_text()[-2000:]
+
+
+@pytest.fixture(scope="module", params=["browser", "server"])
+def decoder(request):
+    """Where the page decodes: in the tab, or on the server (`?decoder=server`, the fallback)."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +77,17 @@ def wait_js(page, expression: str, timeout_s: float = 10.0) -> None:
         page.wait_for_timeout(50)
 
 
-def open_tab(browser, server, url=None):
+def open_tab(browser, server, url=None, decoder="browser"):
     page = browser.new_page(viewport={"width": 1100, "height": 800}, accept_downloads=True)
-    page.goto(url or server.url)
+    page.goto(url or server.url + ("?decoder=server" if decoder == "server" else ""))
     wait_js(page, "!!document.body.dataset.ready && document.querySelector('#map').naturalWidth > 0", 20)
+    assert page.evaluate("document.body.dataset.decoder") == decoder
     return page
 
 
 @pytest.fixture
-def tab(browser, server, request):
-    page = open_tab(browser, server)
+def tab(browser, server, decoder, request):
+    page = open_tab(browser, server, decoder=decoder)
     yield page
     page.screenshot(path=str(ARTIFACTS / f"serve-{request.node.name}.png"))
     page.close()
@@ -92,9 +102,9 @@ def wait_ready(page, model, x, y):
     wait_js(page, f"document.body.dataset.ready === '{model} {x} {y}'")
 
 
-def rendered_file(tmp_path, x, y, model=CONFIG.model, velocity=127) -> Path:
-    out = tmp_path / f"render-{model}-{x}-{y}-{velocity}.wav"
-    cc = ["--cc", str(x), str(y), "--velocity", str(velocity)]
+def rendered_file(tmp_path, x, y, model=CONFIG.model, velocity=127, variant=0) -> Path:
+    out = tmp_path / f"render-{model}-{x}-{y}-{velocity}-{variant}.wav"
+    cc = ["--cc", str(x), str(y), "--velocity", str(velocity), "--variant", str(variant)]
     subprocess.run(
         [sys.executable, "-m", "instrument.app.cli", "render", "--model", model, *cc, str(out)],
         check=True,
@@ -122,7 +132,14 @@ def test_two_tabs_move_independently(browser, server, tab):
         other.close()
 
 
-def test_a_tap_plays_the_snare_render_writes_from_a_buffer_in_memory(tab, tmp_path):
+def assert_same_snare(ours, render_file: Path, decoder: str) -> None:
+    """The server sends render's file (equal up to its 24-bit steps); the tab decodes its own."""
+    theirs = sf.read(render_file, dtype="float32")[0]
+    worst = np.max(np.abs(np.asarray(ours, np.float32) - theirs))
+    assert worst <= (2**-23 if decoder == "server" else 10 ** (MATCH_DB / 20)), f"{20 * np.log10(worst):.1f} dB off"
+
+
+def test_a_tap_plays_the_snare_render_writes_from_a_buffer_in_memory(tab, decoder, tmp_path):
     tab.evaluate("latentSnare.midi([0xB0, 74, 30]); latentSnare.midi([0xB0, 75, 100])")
     wait_ready(tab, CONFIG.model, 30, 100)
     tab.evaluate(
@@ -131,13 +148,14 @@ def test_a_tap_plays_the_snare_render_writes_from_a_buffer_in_memory(tab, tmp_pa
     tab.dispatch_event("#hit", "pointerdown")
     played = tab.evaluate(
         "(() => { const p = latentSnare.lastPlayed();"
-        " return { key: p.key, layer: p.layer, gain: p.gain, rate: p.buffer.sampleRate,"
+        " return { key: p.key, layer: p.layer, variant: p.variant, gain: p.gain, rate: p.buffer.sampleRate,"
         " data: Array.from(p.buffer.getChannelData(0)) }; })()"
     )
     # Velocity 90 plays the layer rendered at 80 (the instrument's nearest), at 90's level.
-    expected, rate = sf.read(rendered_file(tmp_path, 30, 100, velocity=80), dtype="float32")
-    assert played["key"] == f"{CONFIG.model} 30 100" and played["rate"] == rate and played["layer"] == 80
-    assert np.max(np.abs(np.asarray(played["data"], np.float32) - expected)) <= 2**-23
+    render_file = rendered_file(tmp_path, 30, 100, velocity=80, variant=played["variant"])
+    assert played["key"] == f"{CONFIG.model} 30 100" and played["layer"] == 80
+    assert played["rate"] == sf.info(render_file).samplerate
+    assert_same_snare(played["data"], render_file, decoder)
     level = velocity_to_gain(90, CONFIG.voices.velocity_range_db) / velocity_to_gain(
         80, CONFIG.voices.velocity_range_db
     )
@@ -197,14 +215,20 @@ def test_a_broken_drop_is_one_line_and_moves_nothing(tab):
     assert tab_cc(tab) == before
 
 
-def test_the_wav_download_is_the_file_render_writes(tab, tmp_path):
+def test_the_wav_download_is_the_file_render_writes(tab, decoder, tmp_path):
     tab.evaluate("latentSnare.midi([0xB0, 74, 12]); latentSnare.midi([0xB0, 75, 100])")
     wait_ready(tab, CONFIG.model, 12, 100)
     with tab.expect_download() as download:
         tab.click("#download")
     assert download.value.suggested_filename == f"{CONFIG.model}-x012-y100.wav"
     velocity = tab.evaluate("Number(document.getElementById('velocity').value)")  # the slider's level and timbre
-    assert Path(download.value.path()).read_bytes() == rendered_file(tmp_path, 12, 100, velocity=velocity).read_bytes()
+    ours, render_file = Path(download.value.path()), rendered_file(tmp_path, 12, 100, velocity=velocity)
+    if decoder == "server":
+        assert ours.read_bytes() == render_file.read_bytes()
+    else:  # made in the tab: the same samples (within -90 dB) and the same recall data
+        assert_same_snare(sf.read(ours, dtype="float32")[0], render_file, decoder)
+        assert read_snare_metadata(ours) == read_snare_metadata(render_file)
+        assert sf.info(ours).subtype == "PCM_24"
 
 
 def test_the_pack_download_is_a_zip_with_the_grid_the_index_and_the_map(tab):
@@ -224,13 +248,13 @@ def test_the_pack_download_is_a_zip_with_the_grid_the_index_and_the_map(tab):
 # --- links, the API, workers -------------------------------------------------------------------
 
 
-def test_the_share_link_reopens_the_same_snare(browser, server, tab):
+def test_the_share_link_reopens_the_same_snare(browser, server, decoder, tab):
     second = CONFIG.midi.programs[1]
     tab.select_option("#model", second)
     tab.evaluate("latentSnare.midi([0xB0, 74, 40]); latentSnare.midi([0xB0, 75, 90])")
     wait_ready(tab, second, 40, 90)
     wait_js(tab, "location.search.includes('x=40') && location.search.includes('y=90')")
-    reopened = open_tab(browser, server, tab.url)
+    reopened = open_tab(browser, server, tab.url, decoder)  # the link keeps ?decoder=server where it was set
     try:
         wait_ready(reopened, second, 40, 90)
         assert reopened.input_value("#model") == second

@@ -54,6 +54,7 @@ async function start() {
   showLatency();
   const query = new URLSearchParams(location.search);
   if (window.Worker && (SITE || query.get("decoder") !== "server")) startDecoder();
+  else document.body.dataset.decoder = "server";
   setModel(state.model);
   placeDot();
   $("velocity").value = $("velocity-out").textContent = state.velocity;
@@ -102,6 +103,7 @@ function saveUrl() {
     urlTimer = null;
     const query = new URLSearchParams({ x: state.x, y: state.y, model: state.model, velocity: state.velocity, bpm: state.bpm });
     if (state.loop) query.set("loop", "1");
+    if (!SITE && new URLSearchParams(location.search).get("decoder") === "server") query.set("decoder", "server");
     history.replaceState(null, "", `?${query}`);
     $("share").href = location.href;
     $("share").textContent = location.href;
@@ -274,13 +276,14 @@ function play(velocity, when = 0) {
   const gain = ctx.createGain();
   gain.gain.value = velocityGain(velocity) / velocityGain(current.layer);
   const source = ctx.createBufferSource();
-  const buffer = current.buffers[roundRobin++ % current.buffers.length];
+  const variant = roundRobin++ % current.buffers.length;  // buffers[k] is round robin k
+  const buffer = current.buffers[variant];
   source.buffer = buffer;
   source.connect(gain).connect(ctx.destination);
   source.onended = () => sounding.delete(source);
   sounding.add(source);
   source.start(when);
-  lastPlayed = { key: current.key, layer: current.layer, buffer, gain: gain.gain.value, velocity, when };
+  lastPlayed = { key: current.key, layer: current.layer, variant, buffer, gain: gain.gain.value, velocity, when };
 }
 
 function allSoundOff() {
@@ -453,17 +456,34 @@ $("keep").addEventListener("click", keep);
 
 // --- files made in this tab ------------------------------------------------------------------------
 
-/** 24-bit PCM mono WAV bytes of `wave` (what `render` writes, less its metadata). */
-function wavBytes(wave, sampleRate) {
-  const bytes = new Uint8Array(44 + 3 * wave.length);
+/** 24-bit PCM mono WAV bytes of `wave`, with `render`'s title and comment (the JSON that
+ * recalls the point) when `info` ({ title, comment }) is given. */
+function wavBytes(wave, sampleRate, info = null) {
+  const fields = info ? [["INAM", info.title], ["ICMT", info.comment], ["ISFT", "latent-snare"]] : [];
+  const encoded = fields.map(([id, value]) => {
+    const body = new TextEncoder().encode(`${value}\0`);
+    return [id, body, body.length + (body.length % 2)];  // chunks are padded to even sizes
+  });
+  const listBytes = encoded.length ? 12 + encoded.reduce((n, [, , size]) => n + 8 + size, 0) : 0;
+  const bytes = new Uint8Array(44 + 3 * wave.length + listBytes);
   const view = new DataView(bytes.buffer);
   const text = (at, s) => [...s].forEach((c, i) => view.setUint8(at + i, c.charCodeAt(0)));
-  text(0, "RIFF"); view.setUint32(4, 36 + 3 * wave.length, true); text(8, "WAVE");
+  if (listBytes) {
+    let at = 44 + 3 * wave.length;
+    text(at, "LIST"); view.setUint32(at + 4, listBytes - 8, true); text(at + 8, "INFO");
+    at += 12;
+    for (const [id, body, size] of encoded) {
+      text(at, id); view.setUint32(at + 4, body.length, true); bytes.set(body, at + 8);
+      at += 8 + size;
+    }
+  }
+  text(0, "RIFF"); view.setUint32(4, bytes.length - 8, true); text(8, "WAVE");
   text(12, "fmt "); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
   view.setUint32(24, sampleRate, true); view.setUint32(28, 3 * sampleRate, true); view.setUint16(32, 3, true);
   view.setUint16(34, 24, true); text(36, "data"); view.setUint32(40, 3 * wave.length, true);
   for (let i = 0; i < wave.length; i++) {
-    const v = Math.max(-8388608, Math.min(8388607, Math.round(wave[i] * 8388608)));
+    // As libsndfile writes float to 24 bits: round at 32 bits, keep the top 24.
+    const v = Math.max(-8388608, Math.min(8388607, Math.floor(Math.round(wave[i] * 2147483648) / 256)));
     bytes[44 + 3 * i] = v & 0xff; bytes[45 + 3 * i] = (v >> 8) & 0xff; bytes[46 + 3 * i] = (v >> 16) & 0xff;
   }
   return bytes;
@@ -478,10 +498,19 @@ function saveBlob(blob, name) {
 }
 
 async function downloadHere(point, velocity) {
-  // The snare as `render --velocity V` writes it, made in this tab.
-  const buffer = await snareBuffer(point, velocity, 0);
-  saveBlob(new Blob([wavBytes(buffer.getChannelData(0), buffer.sampleRate)], { type: "audio/wav" }),
-    `${point.model}-x${pad3(point.x)}-y${pad3(point.y)}.wav`);
+  // The snare as `render --velocity V` writes it (files/saving.py write_snare_to), made in this tab.
+  await loadModel(point.model);
+  const reply = await decode({ type: "decode", name: point.model, x: point.x, y: point.y, velocity, variant: 0,
+    velocityRangeDb: settings.velocity_range_db, ceilingDb: settings.ceiling_db });
+  saveBlob(new Blob([wavBytes(reply.wave, modelInfo[point.model].sample_rate, snareInfo(point, reply.latent))],
+    { type: "audio/wav" }), `${point.model}-x${pad3(point.x)}-y${pad3(point.y)}.wav`);
+}
+
+function snareInfo(point, latent) {
+  return {
+    title: `Latent Snare ${point.model} x${pad3(point.x)} y${pad3(point.y)}`,
+    comment: JSON.stringify({ model: point.model, latent, cc: [point.x, point.y] }),
+  };
 }
 
 // A store-only zip (no compression: WAV noise does not compress), built in this tab.
@@ -539,7 +568,8 @@ async function packHere(model, n) {
       const reply = await decode({ type: "decode", name: model, x, y, velocity: 127, variant: 0,
         velocityRangeDb: settings.velocity_range_db, ceilingDb: settings.ceiling_db });
       const name = `${model}-r${String(r + 1).padStart(2, "0")}c${String(c + 1).padStart(2, "0")}-x${pad3(x)}-y${pad3(y)}.wav`;
-      entries.push({ name, bytes: wavBytes(reply.wave, modelInfo[model].sample_rate) });
+      const info = snareInfo({ model, x, y }, reply.latent);
+      entries.push({ name, bytes: wavBytes(reply.wave, modelInfo[model].sample_rate, info) });
       rows.push([name, r + 1, c + 1, x, y, reply.latent[0].toFixed(6), reply.latent[1].toFixed(6), 127, model].join(","));
     }
   }
