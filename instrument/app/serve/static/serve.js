@@ -21,14 +21,17 @@ let ctx = null;  // the AudioContext, created at the model's sample rate so buff
 const ready = new Map();  // "model x y" -> AudioBuffer, least recently used first
 let current = null;  // the newest decoded snare: { key, buffer }; every hit plays it
 let wanted = null;  // the newest point asked for while a fetch is in flight
-let fetching = false;
+let pumping = false;  // pump() is decoding
+let roundRobinTimer = null;
+const ROUND_ROBIN_REST_MS = 150;  // the knobs must rest this long before the round robins are decoded
 let lastPlayed = null;  // what the last hit scheduled (tests compare it with `latent-snare render`)
 const sounding = new Set();
 let loopTimer = null;
 let loopNext = 0;
 let urlTimer = null;
 let firstReadyMs = null;  // page load to first playable sound, for the benchmark
-let roundRobin = 0;  // hits take the current point's variants in turn
+let roundRobin = 0;
+let lastReadyMs = null;  // the newest point's move -> playable, for the readout and the benchmark  // hits take the current point's variants in turn
 let decoder = null;  // the Worker, while the page decodes (null: the server does)
 let decodeId = 0;
 const decodeReplies = new Map();  // request id -> { resolve, reject }
@@ -149,37 +152,66 @@ function placeDot() {
 
 const pad3 = (n) => String(n).padStart(3, "0");
 
-async function prepare() {
-  // Decode ahead: one fetch at a time, and only the newest point waits for the next one.
+function prepare() {
+  // Decode ahead: one decode at a time, and only the newest point waits for the next one.
   if (!ctx) return;  // start() prepares the first point once the audio context exists
-  wanted = { ...state };
-  if (fetching) return;
-  fetching = true;
-  while (wanted) {
-    const point = wanted;
-    wanted = null;
-    const key = keyOf(point);
-    const layer = layerOf(point.velocity);
-    const cached = `${key} ${layer}`;
-    try {
-      let buffers = ready.get(cached);
-      if (buffers) ready.delete(cached);
-      else {
-        const started = performance.now();
-        buffers = [await snareBuffer(point, layer, 0)];
-        $("r-ready").textContent = `${(performance.now() - started).toFixed(1)} ms after the move (${decoder ? "in this tab" : "from the server"})`;
-      }
-      ready.set(cached, buffers);
-      if (ready.size > READY_MAX) ready.delete(ready.keys().next().value);
-      current = { key, buffers, layer };
-      if (firstReadyMs === null) firstReadyMs = performance.now();
-      if (!wanted) await addRoundRobins(point, layer, buffers);
-    } catch (err) {
-      say(`could not get the snare at CC (${point.x}, ${point.y}): ${err.message}`, "bad");
+  wanted = { ...state, askedMs: performance.now() };
+  queueMicrotask(pump);  // both knobs moved in one task (one MIDI packet, one script) decode once
+}
+
+async function pump() {
+  // The one loop that decodes: the newest wanted point first; the current point's other round
+  // robins only once the knobs have rested, so a moving knob never waits behind them.
+  if (pumping) return;
+  pumping = true;
+  clearTimeout(roundRobinTimer);
+  while (wanted || (current && moreRoundRobins(current) && restedMs() >= ROUND_ROBIN_REST_MS)) {
+    if (wanted) {
+      const point = wanted;
+      wanted = null;
+      await preparePoint(point);
+    } else {
+      await addRoundRobin(current);
     }
   }
-  fetching = false;
-  document.body.dataset.ready = current ? current.key : "";
+  pumping = false;
+  if (current && moreRoundRobins(current)) roundRobinTimer = setTimeout(pump, ROUND_ROBIN_REST_MS - restedMs());
+}
+
+async function preparePoint(point) {
+  const key = keyOf(point);
+  const layer = layerOf(point.velocity);
+  const cached = `${key} ${layer}`;
+  try {
+    let buffers = ready.get(cached);
+    if (buffers) ready.delete(cached);
+    else {
+      buffers = [await snareBuffer(point, layer, 0)];
+      lastReadyMs = performance.now() - point.askedMs;  // from the move, including a decode it waited for
+      $("r-ready").textContent = `${lastReadyMs.toFixed(1)} ms after the move (${decoder ? "in this tab" : "from the server"})`;
+    }
+    ready.set(cached, buffers);
+    if (ready.size > READY_MAX) ready.delete(ready.keys().next().value);
+    current = { key, buffers, layer, point, askedMs: point.askedMs };
+    if (firstReadyMs === null) firstReadyMs = performance.now();
+    document.body.dataset.ready = key;
+  } catch (err) {
+    say(`could not get the snare at CC (${point.x}, ${point.y}): ${err.message}`, "bad");
+  }
+}
+
+const restedMs = () => performance.now() - current.askedMs;
+const moreRoundRobins = (snare) =>
+  decoder && modelInfo[snare.point.model].browser && snare.buffers.length < modelInfo[snare.point.model].n_variants
+  && !snare.failed;
+
+async function addRoundRobin(snare) {
+  // The point's next round robin joins its buffers: no two hits in a row are the same samples.
+  try {
+    snare.buffers.push(await snareBuffer(snare.point, snare.layer, snare.buffers.length));
+  } catch {
+    snare.failed = true;  // its hits keep the variants they have
+  }
 }
 
 async function snareBuffer(point, velocity, variant) {
@@ -201,19 +233,6 @@ async function snareBuffer(point, velocity, variant) {
   const response = await fetch(snareUrl(point, velocity));
   if (!response.ok) throw new Error(await response.text());
   return ctx.decodeAudioData(await response.arrayBuffer());
-}
-
-async function addRoundRobins(point, layer, buffers) {
-  // While nothing newer is wanted, the point's other round robins join the first: no two hits
-  // in a row are the same samples.
-  const variants = decoder && modelInfo[point.model].browser ? modelInfo[point.model].n_variants : 1;
-  while (buffers.length < variants && !wanted) {
-    try {
-      buffers.push(await snareBuffer(point, layer, buffers.length));
-    } catch {
-      return;  // the hits keep the variants they have
-    }
-  }
 }
 
 // --- the decoder in this tab ---------------------------------------------------------------------
@@ -675,6 +694,7 @@ window.latentSnare = {
   midi: midiMessage,
   lastPlayed: () => lastPlayed,
   firstReadyMs: () => firstReadyMs,
+  readyMs: () => lastReadyMs,
   // The page decoder's samples for a point, as `latent-snare render` writes them (null: the server decodes).
   render: async (x, y, velocity = 127, variant = 0, model = state.model) => {
     if (!decoder) return null;
