@@ -19,11 +19,35 @@ function load(name, specUrl, weightsUrl) {
         fetchOk(weightsUrl).then((r) => r.arrayBuffer()),
       ]);
       const model = new EnvelopeSnare(spec, readSafetensors(weights));
-      model.bank(0);  // the hard hit's noise: built now, so the first decode is fast
+      await noiseBank(model, 0);  // the first hit's noise: ready now, so the first decode is fast
       return model;
     })());
   }
   return models.get(name);
+}
+
+// The noise bank takes ~0.2 s to build and depends only on the model's render constants, never on
+// its weights: kept in the browser's Cache Storage, a later visit reads it back instead.
+const BANK_CACHE = "latent-snare-noise";
+
+function bankKey(spec, variant) {
+  const fields = JSON.stringify([spec.version, spec.noise_seed, spec.n_bands, spec.noise_length, spec.sample_rate,
+    spec.log_band_centres, spec.variant_noise_mix, spec.n_grid, spec.n_fine, spec.hop, spec.fine_hop, variant]);
+  let hash = 0x811c9dc5;  // FNV-1a
+  for (let i = 0; i < fields.length; i++) hash = Math.imul(hash ^ fields.charCodeAt(i), 0x01000193) >>> 0;
+  return new Request(new URL(`noise-bank/${hash.toString(16)}-${fields.length}`, self.location.href));
+}
+
+async function noiseBank(model, variant) {
+  const cache = self.caches ? await caches.open(BANK_CACHE).catch(() => null) : null;
+  const key = bankKey(model.spec, variant);
+  const hit = cache && (await cache.match(key));
+  if (hit) {
+    model.banks.set(variant, new Float32Array(await hit.arrayBuffer()));
+    return;
+  }
+  const bank = model.bank(variant);
+  if (cache) await cache.put(key, new Response(bank)).catch(() => {});  // full storage: build it next time
 }
 
 self.onmessage = async ({ data }) => {

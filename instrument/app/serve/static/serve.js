@@ -44,6 +44,9 @@ let modelInfo = {};  // name -> its /models entry
 // --- start -------------------------------------------------------------------------------------
 
 async function start() {
+  // The decoder's thread loads while the settings arrive.
+  if (window.Worker && (SITE || new URLSearchParams(location.search).get("decoder") !== "server")) startDecoder();
+  else document.body.dataset.decoder = "server";
   const [s, m] = await Promise.all([getJson(URLS.settings), getJson(URLS.models)]);
   settings = s;
   modelNames = m.models.map((model) => model.name);
@@ -55,9 +58,6 @@ async function start() {
   const rate = m.models.find((model) => model.name === state.model).sample_rate;
   ctx = new AudioContext({ sampleRate: rate, latencyHint: "interactive" });
   showLatency();
-  const query = new URLSearchParams(location.search);
-  if (window.Worker && (SITE || query.get("decoder") !== "server")) startDecoder();
-  else document.body.dataset.decoder = "server";
   setModel(state.model);
   placeDot();
   $("velocity").value = $("velocity-out").textContent = state.velocity;
