@@ -219,11 +219,14 @@ def cmd_pack(args) -> int:
     from ..files.pack import INDEX_NAME, MAP_NAME, render_pack
     from ..model.file import load_model
 
-    config = load_config(args.config)
+    # The map is labelled with the mapping asked for (--config, else the defaults), never with what
+    # one controller learned: a pack is shared.
+    config = load_config(args.config, learned=False)
     model = load_model(args.model, config.model)
     rows = render_pack(model, args.grid, args.outdir, config, args.velocity)
     print(
-        f"{args.outdir}: {len(rows)} snares from {model.name} ({args.grid}x{args.grid} over the knobs), {INDEX_NAME}, {MAP_NAME}"
+        f"{args.outdir}: {len(rows)} snares from {model.name} ({args.grid}x{args.grid} over the knobs), {INDEX_NAME}, "
+        f"{MAP_NAME} (labelled CC {config.midi.cc_x} and CC {config.midi.cc_y}, from {args.config or 'config/default.yaml'})"
     )
     return 0
 
