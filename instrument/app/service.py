@@ -153,7 +153,12 @@ class Instrument:
                 self.say(f"drop folder {self.drop.folder}: cannot use it ({err.strerror}); dropping files is off")
                 self.drop = None
 
+    def stopping(self) -> None:
+        """A stop is coming (safe in a signal handler): the audio process ending now is part of it."""
+        self.audio.stopping()
+
     def stop(self) -> None:
+        self.stopping()
         # The front ends go first, so nothing new reaches the engine while it closes.
         # MIDI before audio: on JACK the port scanner uses the audio client, which must outlive it.
         steps = [
@@ -435,8 +440,12 @@ def run_service(args) -> int:
     stop = threading.Event()
     # SIGHUP does not reload the config (engine sizes, ports and the model are fixed at start); like
     # a closed terminal, it stops cleanly. systemd's restart is the reload (see the README).
+    # A stop signal often reaches the whole process group, the audio process too: the instrument
+    # is told at once, so the audio process ending first is not taken for a crash.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: (instrument.stopping(), stop.set()))
+        # Restart what the signal interrupts: libjack's requests made on this thread complain of EINTR.
+        signal.siginterrupt(sig, False)
     try:
         instrument.start()
         block = instrument.audio.block_size
