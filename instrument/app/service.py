@@ -41,7 +41,7 @@ from ..host.jack_ports import JackPorts
 from ..host.link import EngineLink, settings_for
 from ..host.midi import MidiPorts, MidiRouter, check_api
 from ..host.outputs import open_output
-from ..host.worker import DecodeWorker
+from ..host.worker import DecodeWorker, warm_up
 from ..model.file import available_models, load_model
 from ..rt.engine import ALL_SOUND_OFF_FADE_MS
 from .control import ControlServer, socket_path
@@ -341,6 +341,7 @@ class Instrument:
         """A model by name or path, loaded once (under both, so a recall by name finds a model loaded by path)."""
         if name not in self._models:
             model = load_model(name, self.config.model)
+            warm_up(model, self.sample_rate)  # here, on the caller's thread: the knobs never wait for a cold decoder
             self._models[name] = self._models.setdefault(model.name, model)
         return self._models[name]
 
