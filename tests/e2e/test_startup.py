@@ -68,3 +68,54 @@ def test_the_first_decode_it_reports_is_as_quick_as_the_ones_after(jack_server, 
     # Cold, the first was 40x the median (113 ms against 2.5); warm, it is one of them. The bound
     # leaves room for a busy machine's spikes, which hit any decode alike.
     assert first["decode_ms"] <= 4 * max(later) and first["decode_ms"] <= 10 * typical, (first["decode_ms"], later)
+
+
+def test_the_first_dropout_of_its_own_is_explained_once_with_what_to_do(jack_server, tmp_path_factory):
+    """A stalled audio process (SIGSTOP, as a busy machine's scheduler would) misses cycles: the
+    counter the status line shows moves, and one line says what it is and how to avoid it."""
+    import os
+    import signal
+
+    from ..jackrig import service_state, wait_for
+    from .test_faults import wait_stopped
+
+    config = tmp_path_factory.mktemp("config") / "xruns.yaml"
+    config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
+    service = ServiceProcess(
+        ["--config", str(config), "--audio-backend", "jack"], log_path=ARTIFACTS / "service-xruns.log"
+    )
+    try:
+        pid = service_state()["audio_pid"]
+        for _ in range(2):  # two stalls, one explanation
+            xruns = service_state()["own_xruns"]
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                wait_stopped(pid)
+                time.sleep(0.05)  # about 19 periods of 2.7 ms missed
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            wait_for(lambda n=xruns: service_state()["own_xruns"] > n, what="the stall counted as our own xrun")
+            wait_for(lambda: any("a dropout" in line for line in service.lines), what="the explanation")
+    finally:
+        service.stop()
+    said = [line for line in service.lines if "a dropout" in line]
+    assert len(said) == 1, service.lines
+    assert "dropout" in said[0] and "jackd" in said[0] and "-p 256" in said[0] and "-R" in said[0], said[0]
+
+
+def test_a_taken_web_port_names_the_flag_that_changes_it(jack_server, tmp_path_factory):
+    import socket
+
+    config = tmp_path_factory.mktemp("config") / "port.yaml"
+    config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = ServiceProcess(
+            ["--config", str(config), "--audio-backend", "jack", "--web-port", str(port)],
+            log_path=ARTIFACTS / "service-port-taken.log",
+        )
+        service.stop()
+    (said,) = [line for line in service.lines if "cannot listen" in line]
+    assert f"127.0.0.1:{port}" in said and "--web-port PORT" in said and "playing on without it" in said, said
