@@ -65,4 +65,5 @@ $(TEST_STAMP): pyproject.toml Makefile $(TRAIN_STAMP)
 	@touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts instrument/rt/_mixer*.so
+	@$(call say,removing $(VENV) and what the tests and the build left)
+	@rm -rf $(VENV) .pytest_cache test-artifacts instrument/rt/_mixer*.so
