@@ -22,41 +22,48 @@ TEST_STAMP := $(VENV)/.setup-test
 TRAIN_STAMP := $(VENV)/.setup-train
 
 # apt-get only when a package is missing ("ii" in dpkg's status): no `apt-get update`, no sudo prompt otherwise.
-apt = [ "$$(dpkg-query -W -f='$${db:Status-Abbrev}\n' $(1) 2>/dev/null | grep -c '^ii')" = "$(words $(1))" ] || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) $(1); }
+# Recipes are not echoed (@): a first run shows one plain line per step, then what that step prints.
+apt = [ "$$(dpkg-query -W -f='$${db:Status-Abbrev}\n' $(1) 2>/dev/null | grep -c '^ii')" = "$(words $(1))" ] || { echo "installing system packages ($(1))..."; $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) $(1); }
+say = echo "latent-snare setup: $(1)"
 
 .PHONY: play test setup-play setup-test setup-train clean
 
 play: $(PLAY_STAMP)
-	$(VENV)/bin/latent-snare run
+	@$(VENV)/bin/latent-snare run
 
 test: $(TEST_STAMP)
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q
 
 setup-play: $(PLAY_STAMP)
 setup-train: $(TRAIN_STAMP)
 setup-test: $(TEST_STAMP)
 
 $(VENV)/.created:
-	$(call apt,python3-venv)
-	[ -x $(PY) ] || python3 -m venv $(VENV)
-	touch $@
+	@$(call apt,python3-venv)
+	@[ -x $(PY) ] || { $(call say,making a Python environment in $(VENV)...); python3 -m venv $(VENV); }
+	@touch $@
 
 $(PLAY_STAMP): pyproject.toml Makefile $(VENV)/.created
-	$(call apt,$(APT_PLAY))
-	$(PY) -m pip install -q -e .
-	touch $@
+	@$(call apt,$(APT_PLAY))
+	@$(call say,setting up Python packages (about 20 s, once)...)
+	@$(PY) -m pip install -q -e .
+	@touch $@
 
 $(TRAIN_STAMP): pyproject.toml Makefile $(PLAY_STAMP)
-	$(PY) -m pip install -q --retries 1 --timeout 20 --index-url $(TORCH_CPU_INDEX) $(TORCH) \
+	@$(call say,installing PyTorch for the CPU (about 190 MB to download, once)...)
+	@$(PY) -m pip install -q --retries 1 --timeout 20 --index-url $(TORCH_CPU_INDEX) $(TORCH) \
 		|| { echo "PyTorch's CPU index can't be reached; installing $(TORCH) from the default index"; $(PY) -m pip install -q $(TORCH); }
-	$(PY) -m pip install -q -e ".[train]"
-	touch $@
+	@$(call say,setting up the training packages (once)...)
+	@$(PY) -m pip install -q -e ".[train]"
+	@touch $@
 
 $(TEST_STAMP): pyproject.toml Makefile $(TRAIN_STAMP)
-	$(call apt,$(APT_TEST))
-	$(call apt,$(APT_TEST_NO_RECOMMENDS),--no-install-recommends)
-	$(PY) -m pip install -q -e ".[train,test]"
-	touch $@
+	@$(call apt,$(APT_TEST))
+	@$(call apt,$(APT_TEST_NO_RECOMMENDS),--no-install-recommends)
+	@$(call say,setting up the test packages (once)...)
+	@$(PY) -m pip install -q -e ".[train,test]"
+	@touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts instrument/rt/_mixer*.so
+	@$(call say,removing $(VENV) and what the tests and the build left)
+	@rm -rf $(VENV) .pytest_cache test-artifacts instrument/rt/_mixer*.so

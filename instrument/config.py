@@ -199,12 +199,16 @@ def user_config_path() -> Path:
     return Path(base) / "latent-snare" / "config.yaml"
 
 
-def load_config(path: str | Path | None = None, user_path: Path | None = None) -> Config:
-    """The defaults file, then the user file (MIDI learn's, if present), then `path` (if given)."""
+def load_config(path: str | Path | None = None, user_path: Path | None = None, *, learned: bool = True) -> Config:
+    """The defaults file, then the user file (MIDI learn's, if present), then `path` (if given).
+
+    learned=False leaves the user file out: what one player learned on their controller is theirs,
+    not every visitor's of the web application nor a sample pack's labels. A `path` that names the
+    user file still reads it."""
     raw = _read_yaml(DEFAULT_CONFIG_PATH)
     config = _build(Config, raw, "", str(DEFAULT_CONFIG_PATH))
     user_file = Path(user_path or user_config_path())
-    for layer in [user_file] + ([Path(path)] if path is not None else []):
+    for layer in ([user_file] if learned else []) + ([Path(path)] if path is not None else []):
         if layer is user_file and not layer.exists():
             continue  # no user file yet: nothing learned
         over = _read_yaml(layer)

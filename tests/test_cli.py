@@ -1,12 +1,15 @@
 """The command-line contract, run as a user would, with torch made unimportable."""
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from instrument.app.cli import build_parser
 from instrument.config import load_config
 
 from .conftest import synth_snare
@@ -145,3 +148,68 @@ def test_render_refuses_a_latent_point_the_knobs_do_not_reach_or_nan_in_one_line
         assert "finite number" in last or "outside what" in last, result.stderr
     assert "outside what" in cli("render", "--latent", 5, 5, tmp_path / "x.wav").stderr
     assert not (tmp_path / "x.wav").exists()
+
+
+SCRIPT = Path(sys.executable).with_name("latent-snare")  # the installed console script, as a musician types it
+
+
+def typed(*args):
+    return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+def test_a_bad_number_says_what_is_allowed_not_an_internal_name(tmp_path):
+    for args, allowed in (
+        (["render", "--cc", "abc", 3], "a knob position is a number 0..127, got 'abc'"),
+        (["render", "--cc", 3, 3, "--velocity", "loud"], "velocity is a whole number 1..127, got 'loud'"),
+        (["render", "--latent", "abc", 0], "a latent coordinate is a number, got 'abc'"),
+    ):
+        result = typed(*args, tmp_path / "x.wav")
+        assert result.returncode == 2 and allowed in result.stderr, result.stderr
+        assert "invalid _" not in result.stderr and "Traceback" not in result.stderr
+    result = typed("loop", "maybe")
+    assert result.returncode == 2 and "argument state" not in result.stderr, result.stderr
+    assert "on|off|toggle: invalid choice: 'maybe'" in result.stderr
+
+
+def test_an_unknown_flag_shows_its_own_commands_usage():
+    result = typed("run", "--foo")
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.startswith("usage: latent-snare run ")
+        and "latent-snare run: error: unrecognized arguments: --foo" in result.stderr
+    )
+
+
+def test_version_names_the_program_and_its_file_reader():
+    result = typed("--version")
+    assert result.returncode == 0 and re.match(r"latent-snare \d+\.\d+\.\d+ \(libsndfile \S+ ", result.stdout), (
+        result.stdout
+    )
+
+
+def test_every_command_says_what_it_does_and_explains_every_argument():
+    parser = build_parser()
+    commands = parser.get_default("command_parsers")
+    for name, command in commands.items():
+        lines = typed(name, "-h").stdout.split("\n\n")
+        assert lines[0].startswith(f"usage: latent-snare {name}") and lines[1].strip().endswith("."), (name, lines[:2])
+        for action in command._actions:
+            assert action.help, f"{name} {action.dest}: no help"
+    assert "with nothing, toggle" in typed("loop", "-h").stdout
+    assert "2 to 32" in typed("pack", "-h").stdout
+    assert "the MIDI system" in typed("run", "-h").stdout and "the MIDI system" in typed("devices", "-h").stdout
+    overview = typed("-h").stdout
+    assert "latent plane" in overview and "map" in overview  # the jargon, with a plain word beside it
+
+
+def test_devices_opens_with_the_devices():
+    result = typed("devices")
+    assert result.returncode == 0 and result.stdout.startswith("Audio outputs"), result.stdout
+
+
+def test_an_unreadable_file_is_named_once(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list")
+    result = typed("encode", notes)
+    assert_one_line_error(result, notes, "Format not recognised")
+    assert result.stderr.count(str(notes)) == 1 and "Error opening" not in result.stderr, result.stderr

@@ -56,6 +56,13 @@ def test_learned_settings_persist_in_the_user_file_under_an_explicit_config(tmp_
     assert (over.midi.cc_x, over.midi.cc_y) == (30, 22), "--config is laid over what was learned"
 
 
+def test_the_learn_file_is_left_out_where_asked_unless_named(tmp_path):
+    user = tmp_path / "user.yaml"
+    save_user_settings({"midi.cc_x": 21}, user)
+    assert load_config(user_path=user, learned=False).midi.cc_x == load_config(user_path=tmp_path / "none").midi.cc_x
+    assert load_config(user, user_path=user, learned=False).midi.cc_x == 21
+
+
 def test_a_broken_user_file_is_named_and_an_invalid_setting_is_never_written(tmp_path):
     user = tmp_path / "user.yaml"
     user.write_text("midi:\n  cc_x: 500\n")

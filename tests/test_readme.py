@@ -3,6 +3,7 @@ and the README stays a front door that links every moved section."""
 
 import argparse
 import re
+import subprocess
 
 from instrument.app.cli import build_parser
 from instrument.paths import REPO_DIR
@@ -47,3 +48,15 @@ def test_the_readme_is_a_front_door_that_links_every_moved_section():
     assert readme.index("make play") < readme.index("make test") < readme.index("## ")  # the two commands first
     for doc in sorted((REPO_DIR / "docs").glob("*.md")):
         assert f"(docs/{doc.name})" in readme, f"README does not link docs/{doc.name}"
+
+
+def test_make_shows_plain_steps_not_its_recipes():
+    """A first `make play` prints one plain line per step: no recipe is echoed, and each slow step says what it does."""
+    makefile = (REPO_DIR / "Makefile").read_text()
+    recipe_lines = [line for line in makefile.splitlines() if line.startswith("\t") and not line.startswith("\t\t")]
+    assert recipe_lines and all(line.startswith("\t@") for line in recipe_lines), [
+        line for line in recipe_lines if not line.startswith("\t@")
+    ]
+    assert "installing system packages" in makefile and "setting up Python packages (about 20 s, once)" in makefile
+    dry = subprocess.run(["make", "-n", "play"], cwd=REPO_DIR, capture_output=True, text=True, timeout=30)
+    assert dry.returncode == 0 and "latent-snare run" in dry.stdout, dry.stderr

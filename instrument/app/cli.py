@@ -21,29 +21,61 @@ TRAINING_MODULES = ("torch", "tqdm")  # the [train] extra; playing and rendering
 TRAIN_INSTALL = "make setup-train (or: pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu && pip install -e '.[train]')"
 
 
+# argparse names a type function that raises ValueError ("invalid _cc value"): these say what is allowed.
+
+
+def _number(text: str, what: str, kind=float):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what}, got {text!r}") from None
+
+
 def _cc(text: str) -> float:
-    value = float(text)
+    value = _number(text, f"a knob position is a number {CC_MIN}..{CC_MAX}")
     if not CC_MIN <= value <= CC_MAX:
         raise argparse.ArgumentTypeError(f"CC must be in range {CC_MIN}..{CC_MAX}, got {text}")
     return value
 
 
 def _finite(text: str) -> float:
-    value = float(text)
+    value = _number(text, "a latent coordinate is a number")
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"a latent coordinate must be a finite number, got {text}")
     return value
 
 
 def _velocity(text: str) -> int:
-    value = int(text)
+    value = _number(text, "velocity is a whole number 1..127", int)
     if not 1 <= value <= 127:
         raise argparse.ArgumentTypeError(f"velocity must be in range 1..127, got {text}")
     return value
 
 
+MIDI_API_HELP = (
+    "the MIDI system to open ports with: auto (ALSA's sequencer, or JACK's where there is none and a JACK "
+    "server runs; CoreMIDI on macOS), alsa, jack or coremidi"
+)
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    import soundfile
+
+    # The file parser's version matters when a crafted file is reported against it.
+    return (
+        f"latent-snare {version('latent-snare')} "
+        f"(libsndfile {soundfile.__libsndfile_version__} reads dropped and uploaded files, in a child process)"
+    )
+
+
 def _model_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model name in models/ or path to its .safetensors/.json (default: from config)")
+    p.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="model name in models/ or path to its .safetensors/.json (default: from config)",
+    )
 
 
 def _socket_arg(p: argparse.ArgumentParser) -> None:
@@ -219,11 +251,14 @@ def cmd_pack(args) -> int:
     from ..files.pack import INDEX_NAME, MAP_NAME, render_pack
     from ..model.file import load_model
 
-    config = load_config(args.config)
+    # The map is labelled with the mapping asked for (--config, else the defaults), never with what
+    # one controller learned: a pack is shared.
+    config = load_config(args.config, learned=False)
     model = load_model(args.model, config.model)
     rows = render_pack(model, args.grid, args.outdir, config, args.velocity)
     print(
-        f"{args.outdir}: {len(rows)} snares from {model.name} ({args.grid}x{args.grid} over the knobs), {INDEX_NAME}, {MAP_NAME}"
+        f"{args.outdir}: {len(rows)} snares from {model.name} ({args.grid}x{args.grid} over the knobs), {INDEX_NAME}, "
+        f"{MAP_NAME} (labelled CC {config.midi.cc_x} and CC {config.midi.cc_y}, from {args.config or 'config/default.yaml'})"
     )
     return 0
 
@@ -232,7 +267,8 @@ def cmd_site(args) -> int:
     from ..config import load_config
     from .site import write_site
 
-    site = write_site(args.outdir, load_config(args.config), args.model, progress=lambda line: print(line, flush=True))
+    config = load_config(args.config, learned=False)  # a public page: never one player's learned knobs
+    site = write_site(args.outdir, config, args.model, progress=lambda line: print(line, flush=True))
     print(
         f"{args.outdir}: a static site of {len(site['files']) + 1} files, {site['bytes'] / 1e6:.1f} MB "
         f"(try it: python3 -m http.server -d {args.outdir} 8000, then open http://localhost:8000/)"
@@ -276,14 +312,25 @@ def cmd_remote(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="latent-snare", description="Play the snare: a 2-D latent plane of real snares on two MIDI knobs."
+        prog="latent-snare",
+        description="Play the snare: a map of real snares (the model's 2-D latent plane) under two MIDI knobs.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=_version(), help="the version, and its file reader's")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(command_parsers=commands.choices)
 
-    p = sub.add_parser("run", help="run the instrument: MIDI in, snares out")
-    p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml")
-    p.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi"])
+    def add_command(name, help):
+        """A command whose one-line help is also the first line of its own -h."""
+        return commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+
+    p = add_command("run", help="run the instrument: MIDI in, snares out")
+    p.add_argument("--config", type=Path, metavar="PATH", help="YAML laid over config/default.yaml")
+    p.add_argument(
+        "--midi-api",
+        choices=["auto", "alsa", "jack", "coremidi"],
+        help=MIDI_API_HELP + " (default: the config's midi.api)",
+    )
     p.add_argument("--virtual-port", metavar="NAME", help='virtual MIDI input name ("" for none)')
     p.add_argument("--audio-device", metavar="NAME", help="output device name (see `latent-snare devices`)")
     p.add_argument("--blocksize", type=int, metavar="N", help="frames per audio callback (portaudio)")
@@ -304,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     _socket_arg(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser(
+    p = add_command(
         "serve", help="the web application: the instrument in visitors' browsers (no sound card, JACK or MIDI)"
     )
     p.add_argument(
@@ -321,20 +368,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="a host name visitors use (repeatable); Host and Origin must match",
     )
     p.add_argument("--encodes-per-minute", type=int, default=10, metavar="N", help="per client and worker (default 10)")
-    p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml (models, MIDI mapping, upload cap)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="YAML laid over config/default.yaml (models, MIDI mapping, upload cap)",
+    )
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("pack", help="render an N x N grid of snares over the knob plane into a folder of WAVs")
-    _model_arg(p)
-    p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml")
-    p.add_argument("--grid", type=int, default=5, metavar="N", help="N x N snares (default 5)")
-    p.add_argument(
-        "--velocity", type=_velocity, default=127, help="1..127 (default 127): every snare as a hit this hard"
+    p = add_command(
+        "pack", help="render an N x N grid of snares over both knobs' travel (CC 0..127 each) into a folder of WAVs"
     )
-    p.add_argument("outdir", type=Path, metavar="OUTDIR")
+    _model_arg(p)
+    p.add_argument("--config", type=Path, metavar="PATH", help="YAML laid over config/default.yaml")
+    p.add_argument("--grid", type=int, default=5, metavar="N", help="N x N snares, N from 2 to 32 (default 5)")
+    p.add_argument(
+        "--velocity",
+        type=_velocity,
+        default=127,
+        metavar="V",
+        help="1..127 (default 127): every snare as a hit this hard",
+    )
+    p.add_argument("outdir", type=Path, metavar="OUTDIR", help="the folder to write into (made if missing)")
     p.set_defaults(func=cmd_pack)
 
-    p = sub.add_parser(
+    p = add_command(
         "site", help="write the web page as static files (it decodes in the visitor's browser and works offline)"
     )
     p.add_argument(
@@ -343,17 +401,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a model the site offers (repeatable; the first is the default; default: the config's programs)",
     )
-    p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml (MIDI mapping, loop, levels)")
+    p.add_argument(
+        "--config", type=Path, metavar="PATH", help="YAML laid over config/default.yaml (MIDI mapping, loop, levels)"
+    )
     p.add_argument("outdir", type=Path, metavar="OUTDIR", help="a new or empty folder, or an earlier site to replace")
     p.set_defaults(func=cmd_site)
 
-    p = sub.add_parser("history", help="list the saved snares (numbers for `recall`)")
-    p.add_argument("--config", type=Path, help="YAML laid over config/default.yaml")
+    p = add_command("history", help="list the saved snares (numbers for `recall`)")
+    p.add_argument("--config", type=Path, metavar="PATH", help="YAML laid over config/default.yaml")
     p.set_defaults(func=cmd_history)
 
     # Talking to the running instrument (over its control socket): each builds its request from the arguments.
     def remote(name, help, request=lambda args: {}):
-        p = sub.add_parser(name, help=help)
+        p = add_command(name, help=help)
         _socket_arg(p)
         p.set_defaults(func=cmd_remote, request=request)
         return p
@@ -361,25 +421,34 @@ def build_parser() -> argparse.ArgumentParser:
     remote("save", "save the snare the running instrument plays now")
     remote(
         "recall", "move the running instrument back to saved snare N (see `history`)", lambda a: {"number": a.number}
-    ).add_argument("number", type=int, metavar="N")
+    ).add_argument("number", type=int, metavar="N", help="the saved snare's number, as `history` lists it")
     remote(
         "drop",
         "move the running instrument to the snare closest to an audio file",
         lambda a: {"path": str(Path(a.file).resolve())},
-    ).add_argument("file", metavar="FILE")
+    ).add_argument("file", metavar="FILE", help="an audio file (WAV, FLAC, AIFF or OGG)")
     p = remote(
         "loop",
-        "turn the running instrument's loop on, off, or toggle it",
+        "turn the running instrument's loop on or off (with nothing: toggle it)",
         lambda a: {"on": {"on": True, "off": False}.get(a.state), "bpm": a.bpm},
     )
-    p.add_argument("state", nargs="?", choices=["on", "off", "toggle"], default="toggle")
+    p.add_argument(
+        "state",
+        nargs="?",
+        choices=["on", "off", "toggle"],
+        default="toggle",
+        metavar="on|off|toggle",
+        help="with nothing, toggle: on if it was off, off if it was on",
+    )
     p.add_argument("--bpm", type=float, help="tempo without MIDI clock, {:g}..{:g}".format(*LOOP_BPM_RANGE))
     remote(
         "model",
         "switch the running instrument to a model, by name or program number (from 0, as MIDI "
         "program change sends it); with no argument, list the programs",
         lambda a: {"which": int(a.which) if a.which and a.which.isdigit() else a.which},
-    ).add_argument("which", nargs="?", metavar="NAME|N")
+    ).add_argument(
+        "which", nargs="?", metavar="NAME|N", help="a model's name (as the list shows it) or its program number"
+    )
     p = remote("learn", "MIDI learn: assign knobs and buttons by moving them (saved in your user config)")
     p.add_argument(
         "targets",
@@ -392,16 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each control")
     remote(
         "status",
-        "where the running instrument is: model, knobs, voices, own xruns",
+        "where the running instrument is: model, knobs, voices, own xruns (its dropouts: audio that came late)",
     ).add_argument("--json", action="store_true", help="the full state as one JSON object")
 
-    p = sub.add_parser("devices", help="list audio outputs and MIDI inputs")
-    p.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi"], default="auto")
+    p = add_command("devices", help="list audio outputs and MIDI inputs")
+    p.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi"], default="auto", help=MIDI_API_HELP)
     p.set_defaults(func=cmd_devices)
 
-    p = sub.add_parser("render", help="write one decoded snare to a WAV, FLAC or Ogg file")
+    p = add_command("render", help="write one decoded snare to a WAV, FLAC or Ogg file")
     _model_arg(p)
-    p.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--config", type=Path, metavar="PATH", help=argparse.SUPPRESS)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--cc", nargs=2, type=_cc, metavar=("X", "Y"), help=f"knob positions {CC_MIN}..{CC_MAX}")
     where.add_argument(
@@ -409,11 +478,15 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         type=_finite,
         metavar=("X", "Y"),
-        help="a point of the model's plane within the knobs' reach (as `encode` prints; a point outside is refused "
+        help="a point of the model's map (its latent plane) within the knobs' reach (as `encode` prints; a point outside is refused "
         "with the range)",
     )
     p.add_argument(
-        "--velocity", type=_velocity, default=127, help="1..127 (default 127): a softer hit is quieter and darker"
+        "--velocity",
+        type=_velocity,
+        default=127,
+        metavar="V",
+        help="1..127 (default 127): a softer hit is quieter and darker",
     )
     p.add_argument(
         "--variant", type=int, default=0, help="which round robin, from 0 (default 0): each hit of a drum differs"
@@ -421,14 +494,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, metavar="OUT", help="a .wav or .flac (24-bit) or .ogg file in an existing folder")
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("encode", help="print the latent point and knob positions closest to a sample")
+    p = add_command(
+        "encode",
+        help="print the knob positions whose snare sounds closest to a sample (and that point of the model's map)",
+    )
     _model_arg(p)
-    p.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--config", type=Path, metavar="PATH", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help='one JSON object: {"latent": [x, y], "cc": [x, y]}')
-    p.add_argument("input", type=Path, metavar="IN.wav")
+    p.add_argument("input", type=Path, metavar="IN.wav", help="the sample: WAV, FLAC, AIFF or OGG, any rate")
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser(
+    p = add_command(
         "corpus",
         help="rebuild the snare corpus from Debian packages (Hydrogen kits, samples, soundfonts via fluidsynth)",
     )
@@ -460,10 +536,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--epochs",
             type=int,
-            help="epochs per model (default: the seed's 700 for dense models; "
+            help="epochs per model, passes over the data (default: the seed's 700 for dense models; "
             "300 for envelope models, which stop early on the held-out kits)",
         )
-        p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        p.add_argument(
+            "--device",
+            choices=["auto", "cpu", "cuda"],
+            default="auto",
+            help="where to train: auto (an NVIDIA GPU if torch sees one, else the CPU), cpu or cuda",
+        )
         p.add_argument(
             "--all-files",
             action="store_true",
@@ -471,23 +552,27 @@ def build_parser() -> argparse.ArgumentParser:
             "by default only snares, rims, claps and files whose names say nothing",
         )
 
-    p = sub.add_parser("train", help="train one model on a folder of snares (resumes if interrupted)")
+    p = add_command("train", help="train one model on a folder of snares (resumes if interrupted)")
     add_training_args(p)
     p.add_argument(
         "--arch",
         default="env",
-        help="env (the shipped default's recipe), env-small, small|med|big-relu|tanh|sig "
-        "(the seed's nine), med-tanh-spec, med-tanh-vae",
+        help="env (an envelope snare: noise and partials shaped by the model; the shipped default's recipe), "
+        "env-small (the same, smaller), small|med|big-relu|tanh|sig (the first nine models, dense "
+        "autoencoders: the seed's nine), med-tanh-spec, med-tanh-vae",
     )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("zoo", help="train every model: the seed's nine, their variants and the envelope snares")
+    p = add_command(
+        "zoo",
+        help="train every model: the first nine dense models (the seed's nine), their variants and the envelope snares",
+    )
     add_training_args(p)
-    p.add_argument("--seed-only", action="store_true", help="only the seed's nine")
+    p.add_argument("--seed-only", action="store_true", help="only the first nine dense models (the seed's nine)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these models")
     p.set_defaults(func=cmd_zoo)
 
-    p = sub.add_parser("evaluate", help="evaluate a folder of models on held-out kits and write the model card table")
+    p = add_command("evaluate", help="evaluate a folder of models on held-out kits and write the model card table")
     p.add_argument(
         "--zoo",
         type=Path,
@@ -514,7 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # told with the command's own usage, not the top level's
+        args.command_parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="latent-snare: %(levelname)s: %(message)s"
     )

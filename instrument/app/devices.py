@@ -26,12 +26,8 @@ def c_stderr_silenced():
 
 
 def print_devices(midi_api: str) -> None:
-    import soundfile
-
     with c_stderr_silenced():
         api = resolve_api(midi_api)  # a wrong --midi-api is told before anything is listed
-    # The file parser's version matters when a crafted file is reported against it.
-    print(f"libsndfile {soundfile.__libsndfile_version__} (reads dropped and uploaded files, in a child process)")
     with c_stderr_silenced():
         outputs = output_devices()
     print("Audio outputs (choose with --audio-device NAME or audio.device):")

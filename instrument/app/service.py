@@ -41,7 +41,7 @@ from ..host.jack_ports import JackPorts
 from ..host.link import EngineLink, settings_for
 from ..host.midi import MidiPorts, MidiRouter, check_api
 from ..host.outputs import open_output
-from ..host.worker import DecodeWorker
+from ..host.worker import DecodeWorker, warm_up
 from ..model.file import available_models, load_model
 from ..rt.engine import ALL_SOUND_OFF_FADE_MS
 from .control import ControlServer, socket_path
@@ -61,6 +61,12 @@ NOT_REALTIME_WARNING = (
     "audio: the JACK server is not running real-time, so any busy program can make it click; "
     "fix: start jackd with -R (and add your user to the audio group)"
 )
+# Said once, at the first dropout of our own: what the status line's "own xruns" counts, and the fix.
+OWN_XRUN_ADVICE = {
+    "jack": "start jackd with a bigger period (-p 256) and real-time (-R, with your user in the audio group)",
+    "portaudio": "use a bigger block (--blocksize 256, or audio.block_size), or a real-time JACK server "
+    "(jackd -R, then --audio-backend jack)",
+}
 STOP_FADE_S = ALL_SOUND_OFF_FADE_MS / 1e3 + 0.03  # the fade, plus a few blocks for the audio thread to play it
 
 
@@ -121,9 +127,15 @@ class Instrument:
         )
         self.loop_bpm = config.loop.bpm  # the loop's own tempo; written only by set_loop
         self._audio_lost_at = None  # when the audio server or device went away, until it is back
+        self._xrun_explained = False
         self.web = _web_page(self) if config.web.enabled else None
         folder = config.save.drop_folder
-        self.drop = DropFolder(Path(folder), lambda path: self._report(self.load_sample, path), say) if folder else None
+        # Named by the file alone: the player knows where they dropped it (the full path twice was noise).
+        self.drop = (
+            DropFolder(Path(folder), lambda path: self._report(self.load_sample, path, path.name), say)
+            if folder
+            else None
+        )
 
     def start(self) -> None:
         log.info("libsndfile %s parses dropped files", soundfile.__libsndfile_version__)
@@ -153,7 +165,12 @@ class Instrument:
                 self.say(f"drop folder {self.drop.folder}: cannot use it ({err.strerror}); dropping files is off")
                 self.drop = None
 
+    def stopping(self) -> None:
+        """A stop is coming (safe in a signal handler): the audio process ending now is part of it."""
+        self.audio.stopping()
+
     def stop(self) -> None:
+        self.stopping()
         # The front ends go first, so nothing new reaches the engine while it closes.
         # MIDI before audio: on JACK the port scanner uses the audio client, which must outlive it.
         steps = [
@@ -213,6 +230,16 @@ class Instrument:
             f"audio: the {server} is back; reopened {time.monotonic() - self._audio_lost_at:.1f} s after it went away"
         )
         self._audio_lost_at = None
+
+    def explain_first_xrun(self) -> None:
+        """Called by the main loop: at the first dropout that was ours, one line a player can act on."""
+        if self._xrun_explained or not self.audio.own_xruns:
+            return
+        self._xrun_explained = True
+        self.say(
+            'audio: a dropout (the status line\'s "own xruns": the sound was not ready in time, a click '
+            f"or a gap); if they keep coming, {OWN_XRUN_ADVICE[self.audio.backend]}"
+        )
 
     def _midi_went_with_it(self) -> bool:
         """The MIDI ports live on the audio server (JACK's, or rtmidi's JACK API) and went away with it."""
@@ -336,6 +363,7 @@ class Instrument:
         """A model by name or path, loaded once (under both, so a recall by name finds a model loaded by path)."""
         if name not in self._models:
             model = load_model(name, self.config.model)
+            warm_up(model, self.sample_rate)  # here, on the caller's thread: the knobs never wait for a cold decoder
             self._models[name] = self._models.setdefault(model.name, model)
         return self._models[name]
 
@@ -435,8 +463,12 @@ def run_service(args) -> int:
     stop = threading.Event()
     # SIGHUP does not reload the config (engine sizes, ports and the model are fixed at start); like
     # a closed terminal, it stops cleanly. systemd's restart is the reload (see the README).
+    # A stop signal often reaches the whole process group, the audio process too: the instrument
+    # is told at once, so the audio process ending first is not taken for a crash.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: (instrument.stopping(), stop.set()))
+        # Restart what the signal interrupts: libjack's requests made on this thread complain of EINTR.
+        signal.siginterrupt(sig, False)
     try:
         instrument.start()
         block = instrument.audio.block_size
@@ -456,6 +488,7 @@ def run_service(args) -> int:
                 if key is not None and not terminal.handle_key(key, instrument):
                     break
                 instrument.keep_audio_alive()
+                instrument.explain_first_xrun()
                 terminal.status(instrument.status())
     finally:
         instrument.stop()

@@ -8,6 +8,7 @@ model length with a short fade-out, and peak-normalized.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -117,5 +118,7 @@ def find_audio_files(folder: str | Path) -> list[Path]:
 
 
 def _first_line(err: BaseException) -> str:
+    """libsndfile's reason, without the "Error opening 'PATH': " our message already starts with."""
     text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    line = text[0] if text else type(err).__name__
+    return re.sub(r"^Error opening .*?: (?=\S)", "", line, count=1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +35,11 @@ WATCH_POLL_S = (
     0.002  # a dead audio process is noticed, and the MIDI the cycle hands over reaches the router, within 2 ms
 )
 READY_TIMEOUT_S = 10.0
+# An audio process that ended cleanly (exit 0, or SIGTERM's default death) was asked to stop. When the
+# whole process group is stopped (`timeout`, systemd's KillMode=control-group) it can end before
+# this process has even run its own signal handler: wait this long for our stop before calling it a crash.
+ASKED_TO_STOP_GRACE_S = 2.0
+ASKED_TO_STOP_CODES = (0, -signal.SIGTERM)
 # The audio process mixes on one thread: numpy's BLAS would otherwise start idle worker threads there.
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -47,6 +53,7 @@ class CycleOutput:
         self.engine: EngineLink | None = None
         self.router = None
         self.server_lost = False
+        self._stopping = False  # a plain flag: stopping() is called from a signal handler
         self.restarts = 0  # audio processes restarted after a crash
         self.process: subprocess.Popen | None = None
         self.run: JackRun | PortAudioRun | None = None  # the cycle, when it runs in this process
@@ -125,6 +132,8 @@ class CycleOutput:
                 continue
             code = self.process.returncode
             self._end_process()
+            if code in ASKED_TO_STOP_CODES and self._stop_follows():
+                return  # the instrument is stopping too: a stop, not a crash
             if code != EXIT_SERVER_GONE:
                 log.warning("the audio process ended (exit code %s); restarting it", code)
                 if self._spawn():
@@ -135,6 +144,19 @@ class CycleOutput:
                 self.server_lost = True  # the service waits for the server and opens a new output
                 return
             time.sleep(0.2)  # it failed to start for another reason: the next turn tries again
+
+    def stopping(self) -> None:
+        """The instrument is stopping (safe in a signal handler): an audio process that ends now
+        was stopped with it, not crashed."""
+        self._stopping = True
+
+    def _stop_follows(self) -> bool:
+        deadline = time.monotonic() + ASKED_TO_STOP_GRACE_S
+        while not (self._stopping or self._stop.is_set()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(WATCH_POLL_S)
+        return True
 
     def each_turn(self) -> None:
         """Called by the watch thread about every WATCH_POLL_S while the cycle runs."""

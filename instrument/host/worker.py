@@ -136,6 +136,7 @@ class DecodeWorker:
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
+        warm_up(self._target.model, self.out_rate, self._target.cc)
         while not self._stop:
             self._wake.wait()
             self._wake.clear()
@@ -190,6 +191,19 @@ class DecodeWorker:
             np.round(target.cc, 2).tolist(),
             err,
         )
+
+
+def warm_up(model, out_rate: int, cc: tuple[float, float] = (CC_CENTRE, CC_CENTRE)) -> None:
+    """Decode once and throw it away, as RAVE's export does before its stream opens: the first real
+    decode then finds the weights faulted in and the lazily built tables made, so the first knob
+    turn answers, and the first figure reported is, what every later one takes (100 ms cold, not 2)."""
+    try:
+        latent = model.knobs.cc_to_latent(*cc)
+        finish_snare(model.decode(latent), model.sample_rate, out_rate)
+        if getattr(model, "plays_velocity", False) or getattr(model, "n_variants", 1) > 1:
+            finish_snare(model.decode(latent, velocity=VELOCITY_LAYERS[0], variant=0), model.sample_rate, out_rate)
+    except Exception as err:  # the worker's real decode meets the same fault, and rejects it with its reason
+        log.debug("warm-up decode of %s failed: %s", getattr(model, "name", model), err)
 
 
 SILENT = 1e-5  # -100 dBFS, 94 dB under a finished snare's peak

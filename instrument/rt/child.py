@@ -39,6 +39,10 @@ def settle(shared: SharedAudio) -> None:
 def main(argv: list[str]) -> int:
     fd, pipe, host = int(argv[0]), int(argv[1]), AudioHost.from_json(argv[2])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's: it fades out, then stops this one
+    # SIGTERM is heard by this thread alone, and only while it waits: the host's threads (libjack's,
+    # PortAudio's), started from here, inherit the block, so a stop never cuts one of their requests
+    # short (libjack then prints "Cannot read socket ... Interrupted system call").
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     shared = SharedAudio.attach(fd)
     try:
         run = open_run(host, shared)
@@ -52,7 +56,10 @@ def main(argv: list[str]) -> int:
     settle(shared)
     run.start()
     shared.stats.ready_pid = os.getpid()
-    if wait(run, pipe, STREAM_CHECK_S) == WAKE_SERVER_GONE:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    woke = wait(run, pipe, STREAM_CHECK_S)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # a second stop must not cut the closing short
+    if woke == WAKE_SERVER_GONE:
         if host.backend != "jack":
             os._exit(EXIT_SERVER_GONE)  # PortAudio's clean-up at exit could wait forever on the dead stream
         run.stop()

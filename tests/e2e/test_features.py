@@ -147,6 +147,8 @@ def test_a_dropped_file_moves_the_point_and_a_broken_one_changes_nothing(rig, se
     (drop / "notes.txt.part").write_text("a partial download is ignored")
     (drop / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio at all")
     wait_for(lambda: any("broken.wav" in line for line in service.lines), HANG_S, what="one line about broken.wav")
+    (said,) = [line for line in service.lines if "broken.wav" in line]
+    assert said.count("broken.wav") == 1 and str(drop) not in said, said  # the file once, by its name
     assert_matches(hit(rig)[1], before, rendered(rig.rate, model, latent))
 
     source.rename(drop / source.name)  # a rename is how a finished copy appears

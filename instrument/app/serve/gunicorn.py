@@ -94,7 +94,7 @@ def run_serve(args) -> int:
             f"with --public-name NAME (Host and Origin are checked against it)"
         )
     _check_port(args.host, args.port)
-    config = load_config(args.config)
+    config = load_config(args.config, learned=False)  # the same mapping for every visitor
     Snares(config)  # check the models here, once, before any worker is forked
     settings = ServeSettings(
         config=config, host=args.host, public_names=public, encodes_per_minute=args.encodes_per_minute

@@ -78,7 +78,8 @@ class WebPage:
             c = self.config
             reason = self._error.strerror if self._error else "it did not start"
             raise UserError(
-                f"web page: cannot listen on {c.host}:{c.port} ({reason}); set web.port, or web.enabled: false"
+                f"web page: cannot listen on {c.host}:{c.port} ({reason}); choose another with --web-port PORT "
+                "(0: any free port) or web.port, or turn the page off with web.enabled: false"
             )
         return self.url
 
