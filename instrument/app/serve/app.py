@@ -280,7 +280,11 @@ class Api:
                 async with self._queue_slot():
                     ran[0] = True
                     try:
-                        wave = await self._job(load_snare_isolated, path, model.sample_rate, model.n_samples)
+                        empty = Path(folder) / "parse"  # the parser's working directory: nothing in it
+                        empty.mkdir()
+                        wave = await self._job(
+                            load_snare_isolated, path, model.sample_rate, model.n_samples, workdir=empty
+                        )
                     except UserError as err:
                         raise Refused(400, str(err).replace(str(path), name)) from None
                     latent, match = await self._job(_encode, model, wave)
