@@ -21,6 +21,9 @@ from .logs import RefusalLog
 
 CONNECTIONS_PER_PEER = 8  # a browser opens at most 6 to one host
 KEEPALIVE_S = 2.0  # an idle connection, or one whose headers have not arrived, is closed after this
+# After an answer sent before its body was read (413, 408), the rest of the body is read and
+# dropped this long, so the client sees the answer and not a reset; then the connection closes.
+LINGER_S = 2.0
 
 
 def _reason(exc: BaseException | None) -> str:

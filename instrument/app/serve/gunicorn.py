@@ -22,7 +22,7 @@ from ...errors import UserError
 from ..http import WILDCARD_HOSTS, is_loopback
 from .app import ServeSettings, make_app
 from .clients import Proxies, ProxyListError
-from .connections import KEEPALIVE_S, ServeRunner
+from .connections import KEEPALIVE_S, LINGER_S, ServeRunner
 from .folders import remove_stale_folders, remove_worker_folders
 from .logs import ACCESS, ERRORS, RefusalLog, access_logger
 from .snares import Snares
@@ -73,6 +73,7 @@ class ServeApplication(BaseApplication):
                     lambda r: settings.proxies.client(r.remote, r.headers.get("X-Forwarded-For"))
                 ),
                 keepalive_timeout=KEEPALIVE_S,
+                lingering_time=LINGER_S,
                 shutdown_timeout=GRACEFUL_TIMEOUT_S * 0.95,
             )
 
