@@ -91,31 +91,22 @@ def assert_error_shape(status: int, body: bytes, what: str = "") -> dict:
 
 
 def raw(server, data: bytes, source: str = "127.0.0.1", timeout_s: float = 30.0) -> tuple[int, dict, bytes]:
-    """Send bytes as they are; the answer's (status, headers, body), read until the server closes."""
+    """Send bytes as they are; the first answer's (status, headers, body). (No half-close: aiohttp
+    closes a connection whose client has stopped sending.)"""
     port = int(server.url.rsplit(":", 1)[1].strip("/"))
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s, source_address=(source, 0)) as s:
         s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
         answer = b""
-        while chunk := s.recv(65536):
+        while b"\r\n\r\n" not in answer and (chunk := s.recv(65536)):
             answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-    if headers.get("Transfer-Encoding") == "chunked":
-        body = _unchunk(body)
-    return int(lines[0].split()[1]), headers, body
-
-
-def _unchunk(data: bytes) -> bytes:
-    out = b""
-    while data:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line, 16)
-        if not size:
-            break
-        out, data = out + data[:size], data[size + 2 :]
-    return out
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        length = int(headers.get("Content-Length", -1))
+        while (length < 0 or len(body) < length) and (chunk := s.recv(65536)):
+            body += chunk
+    assert lines[0].startswith("HTTP/1."), f"no answer: {answer[:200]!r}"
+    return int(lines[0].split()[1]), headers, body[:length] if length >= 0 else body
 
 
 class IdleUploads:
@@ -145,11 +136,14 @@ class IdleUploads:
                 self._open(selector)
             self.held = len(selector.get_map())
             for key, _ in selector.select(timeout=0.2):
-                data = key.sock.recv(65536)
+                try:
+                    data = key.fileobj.recv(65536)
+                except ConnectionResetError:
+                    data = b""
                 key.data.extend(data)
                 if not data:  # the server closed it: note its answer, open another
-                    selector.unregister(key.sock)
-                    key.sock.close()
+                    selector.unregister(key.fileobj)
+                    key.fileobj.close()
                     head, _, body = bytes(key.data).partition(b"\r\n\r\n")
                     status = int(head.split()[1]) if head.startswith(b"HTTP/") else -1
                     self.answers.append((status, body))

@@ -33,7 +33,7 @@ from ...core.dsp import spectral_match
 from ...core.kit import VELOCITY_LAYERS
 from ...errors import UserError
 from ...files.pack import render_pack
-from ...files.untrusted import load_snare_isolated
+from ...files.untrusted import PARSE_TIMEOUT_S, load_snare_isolated
 from ...model.knobs import CC_MAX, CC_MIN
 from ..http import allowed_host_names, guard_middleware, shown_name
 from . import params
@@ -283,7 +283,7 @@ class Api:
                         empty = Path(folder) / "parse"  # the parser's working directory: nothing in it
                         empty.mkdir()
                         wave = await self._job(
-                            load_snare_isolated, path, model.sample_rate, model.n_samples, workdir=empty
+                            load_snare_isolated, path, model.sample_rate, model.n_samples, PARSE_TIMEOUT_S, empty
                         )
                     except UserError as err:
                         raise Refused(400, str(err).replace(str(path), name)) from None

@@ -53,7 +53,24 @@ def _peer(transport) -> str:
 
 
 class Protocol(web.RequestHandler):
-    """One connection. `server` is its ServeServer."""
+    """One connection of a ServeServer."""
+
+    def connection_made(self, transport) -> None:
+        server = self._manager
+        super().connection_made(transport)  # counts it, and schedules reading its requests
+        peer = server.over_cap(self)
+        if peer is None:
+            return
+        # Refused after aiohttp has set the connection up, so that its own task sees it closed.
+        self.refusals.refused(peer, f"a connection over {server.per_peer} open from one address")
+        body = error_body(429, f"too many connections from {peer}: at most {server.per_peer} open at once")
+        head = "".join(f"{k}: {v}\r\n" for k, v in SECURITY_HEADERS.items())
+        transport.write(
+            f"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n{head}"
+            f"Retry-After: 5\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        self.force_close()
 
     def handle_error(self, request, status: int = 500, exc=None, message=None):
         reason = _reason(exc) if status == 400 else "the server failed on this request"
@@ -87,21 +104,14 @@ class ServeServer(web.Server):
     def connection_made(self, handler, transport) -> None:
         super().connection_made(handler, transport)
         peer = _peer(transport)
-        if self.proxies.named(peer):
-            return
-        self._peer_of[handler] = peer
-        self.open[peer] += 1
-        if self.open[peer] > self.per_peer:
-            self.refusals.refused(peer, f"a connection over {self.per_peer} open from one address")
-            message = f"too many connections from {peer}: at most {self.per_peer} open at once"
-            body = error_body(429, message)
-            head = "".join(f"{k}: {v}\r\n" for k, v in SECURITY_HEADERS.items())
-            transport.write(
-                f"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n{head}"
-                f"Retry-After: 5\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            handler.force_close()
+        if not self.proxies.named(peer):
+            self._peer_of[handler] = peer
+            self.open[peer] += 1
+
+    def over_cap(self, handler) -> str | None:
+        """The peer's address if this connection is one too many from it."""
+        peer = self._peer_of.get(handler)
+        return peer if peer is not None and self.open[peer] > self.per_peer else None
 
     def connection_lost(self, handler, exc=None) -> None:
         peer = self._peer_of.pop(handler, None)
