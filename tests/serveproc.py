@@ -18,9 +18,10 @@ class Serve:
     """`latent-snare serve --port 0 ARGS` as a subprocess, with no JACK in its environment; its
     address from the ready line. Returns once every worker is up and one answers."""
 
-    def __init__(self, args: list[str], log_path: Path):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JACK")}
-        self.log = open(log_path, "w")
+    def __init__(self, args: list[str], log_path: Path, env: dict | None = None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JACK")} | (env or {})
+        self.log_path = log_path
+        self.log = open(log_path, "w", buffering=1)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "instrument.app.cli", "serve", "--port", "0", *args],
             stdout=subprocess.PIPE,
@@ -33,7 +34,8 @@ class Serve:
         match = re.search(r"(http://\S+/)", line)
         assert match, f"no address in the ready line {line!r}; log: {log_path.read_text()[-2000:]}"
         self.url = match.group(1)
-        threading.Thread(target=lambda: [self.log.write(x) for x in self.proc.stdout], daemon=True).start()
+        self._copier = threading.Thread(target=lambda: [self.log.write(x) for x in self.proc.stdout], daemon=True)
+        self._copier.start()
         self.wait_workers(self.n_workers)
         for _ in range(100):  # the arbiter is up; wait until a worker answers
             if http(self.url, "/health")[0] == 200:
@@ -55,7 +57,25 @@ class Serve:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(20)
+        code = self.proc.wait(20)
+        self._copier.join(5)  # the last stdout lines (the stop line) reach the log
+        return code
+
+
+def http_from(source: str, url: str, path: str, method="GET", headers=None, body=None, timeout_s=60.0):
+    """One request from the loopback address `source` (127.0.0.0/8 is all this machine's): a
+    client the server tells apart from the test's other clients. (status, body, headers)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=timeout_s, source_address=(source, 0))
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        reply = connection.getresponse()
+        return reply.status, reply.read(), dict(reply.headers)
+    finally:
+        connection.close()
 
 
 def http(url, path, method="GET", headers=None, body=None):

@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from instrument.app.http import allowed_host_names, host_name
 from instrument.app.serve import params
 from instrument.app.serve.app import ServeSettings, make_app
+from instrument.app.serve.clients import Proxies, ProxyListError
+from instrument.app.serve.folders import remove_stale_folders, remove_worker_folders, worker_prefix
 from instrument.app.serve.guard import RateLimit
 from instrument.config import load_config
 
@@ -113,19 +115,59 @@ def test_a_public_name_is_the_only_host_a_public_server_answers_to():
     assert host_name("[::1]:8765") == "::1" and host_name("localhost:80") == "localhost"
 
 
-def test_encodes_are_limited_per_client_before_the_upload_is_read():
+def test_encodes_are_limited_per_client_and_only_those_whose_work_ran_count():
     async def post(client):
-        first = await client.post("/encode", data=b"")
-        second = await client.post("/encode", data=b"")
-        return (first.status, await first.json()), (
-            second.status,
-            second.headers.get("Retry-After"),
-            await second.text(),
-        )
+        replies = []
+        for body in (b"", b"RIFF\0\0\0\0WAVEnot audio" * 4, b""):  # empty: refused before any work
+            reply = await client.post("/encode", data=body)
+            replies.append((reply.status, reply.headers.get("Retry-After"), await reply.json()))
+        return replies
 
-    (s1, reply), (s2, retry_after, text) = call(post, encodes_per_minute=1)
-    assert s1 == 400 and "empty file" in reply["error"]
-    assert s2 == 429 and int(retry_after) >= 1 and "at most 1 a minute" in text
+    (s1, _, empty), (s2, _, broken), (s3, retry_after, limited) = call(post, encodes_per_minute=1)
+    assert s1 == 400 and "empty file" in empty["message"] and empty == {"ok": False, "status": 400, **empty}
+    assert s2 == 400 and "not a readable audio file" in broken["message"]  # parsed: it counts
+    assert s3 == 429 and int(retry_after) >= 1 and "at most 1 a minute" in limited["message"]
+
+
+def test_a_refused_request_gives_its_count_back():
+    limit = RateLimit(1, window_s=60)
+    wait_s, when = limit.take("a", now=0)
+    assert wait_s == 0 and limit.take("a", now=1) == (59, None)
+    limit.give_back("a", when)
+    assert limit.take("a", now=2) == (0, 2)
+
+
+@pytest.mark.parametrize(
+    "proxies, peer, forwarded, counted",
+    [
+        ("", "127.0.0.1", "203.0.113.9", "127.0.0.1"),  # nobody named: the header is ignored, even from loopback
+        ("127.0.0.1", "127.0.0.1", "203.0.113.9", "203.0.113.9"),
+        ("127.0.0.1", "10.0.0.8", "203.0.113.9", "10.0.0.8"),  # not a named proxy
+        ("127.0.0.1", "127.0.0.1", "6.6.6.6, 203.0.113.9", "203.0.113.9"),  # a forged first entry is skipped
+        ("127.0.0.1,10.0.0.0/8", "127.0.0.1", "203.0.113.9, 10.1.2.3", "203.0.113.9"),  # two named hops
+        ("127.0.0.1", "127.0.0.1", "not-an-address", "127.0.0.1"),
+        ("::1", "::1", "[2001:db8::1]:443", "2001:db8::1"),
+        ("*", "192.0.2.1", "198.51.100.1, 203.0.113.9", "203.0.113.9"),
+    ],
+)
+def test_x_forwarded_for_counts_only_from_a_named_proxy(proxies, peer, forwarded, counted):
+    assert Proxies(proxies).client(peer, forwarded) == counted
+
+
+def test_a_bad_proxy_list_is_one_line():
+    with pytest.raises(ProxyListError, match="'nginx' is not an address or network; allowed a comma-separated"):
+        Proxies("127.0.0.1, nginx")
+
+
+def test_only_the_folders_of_dead_processes_are_deleted(tmp_path):
+    import os
+
+    mine, dead = tmp_path / f"{worker_prefix()}a", tmp_path / "latent-snare-serve-4000001-b"
+    other = tmp_path / "latent-snare-encode-x"
+    for folder in (mine, dead, other):
+        folder.mkdir()
+    assert remove_stale_folders(tmp_path) == 1 and mine.exists() and other.exists() and not dead.exists()
+    assert remove_worker_folders(os.getpid(), tmp_path) == 1 and not mine.exists() and other.exists()
 
 
 def test_the_rate_limit_forgets_requests_older_than_its_window():
@@ -165,6 +207,7 @@ def test_serve_imports_nothing_that_needs_jack_a_sound_card_or_midi():
         ),
         (["--workers", "0"], "--workers 0: allowed 1..64"),
         (["--port", "70000"], "--port 70000: allowed 0..65535"),
+        (["--forwarded-allow-ips", "nginx"], "--forwarded-allow-ips: 'nginx' is not an address or network"),
     ],
 )
 def test_serve_refuses_bad_flags_with_one_line(argv, line, capsys):

@@ -369,6 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--encodes-per-minute", type=int, default=10, metavar="N", help="per client and worker (default 10)")
     p.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        default="",
+        help="proxies whose X-Forwarded-For names the visitor: addresses or networks, comma-separated, or '*' "
+        "(default none: every client is counted by its own address)",
+    )
+    p.add_argument("--no-access-log", action="store_true", help="do not write the access log (on by default)")
+    p.add_argument(
         "--config",
         type=Path,
         metavar="PATH",

@@ -278,7 +278,7 @@ def test_bad_api_parameters_get_a_400_with_one_line_reason(server):
     status, body, _ = http(
         server.url, "/encode", "POST", {"X-File-Name": "big.wav"}, b"\0" * int((MAX_UPLOAD_MB + 0.1) * 1e6)
     )
-    assert status == 413 and f"{MAX_UPLOAD_MB} MB" in json.loads(body)["error"]
+    assert status == 413 and f"{MAX_UPLOAD_MB} MB" in json.loads(body)["message"]
 
 
 def test_a_killed_worker_is_replaced_and_only_its_request_in_flight_is_lost(server):

@@ -13,7 +13,8 @@
 The server keeps no visitor state. Renders run on the event loop (about 1 ms, and cached);
 encodes, packs and map pictures run on one worker thread per process, off the event loop.
 Static files are read into memory at start and served from there: no request path ever
-reaches the file system.
+reaches the file system. An encode's body is read whole (uploads.py) before the request waits for
+the job thread, so a body that never arrives holds no one else's place.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import io
 import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -31,12 +33,16 @@ from aiohttp import web
 from ...core.dsp import spectral_match
 from ...errors import UserError
 from ...files.pack import render_pack
-from ...files.untrusted import load_snare_isolated
-from ..http import allowed_host_names, guard_middleware, receive_upload, shown_name
+from ...files.untrusted import PARSE_TIMEOUT_S, load_snare_isolated
+from ..http import allowed_host_names, guard_middleware, shown_name
 from . import page, params
-from .guard import RateLimit, add_security_headers, client_key
+from .answers import Refused, drop_server_header, errors_in_one_shape
+from .clients import Proxies
+from .folders import worker_prefix
+from .guard import RateLimit, add_security_headers
 from .params import PACK_GRID_RANGE, ParamError
 from .snares import Snares
+from .uploads import Receiving, UploadError, receive_body, upload_path
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent / "web" / "static"  # the local page's stylesheet and icon, shared
@@ -60,6 +66,7 @@ class ServeSettings:
     host: str = "127.0.0.1"
     public_names: tuple[str, ...] = ()
     encodes_per_minute: int = 10
+    proxies: Proxies = field(default_factory=Proxies)  # whose X-Forwarded-For counts (none by default)
 
 
 def make_app(settings: ServeSettings) -> web.Application:
@@ -69,10 +76,14 @@ def make_app(settings: ServeSettings) -> web.Application:
     threadpool_limits(1)  # one core per worker: N workers on N cores, no BLAS threads fighting
     api = Api(settings, Snares(settings.config))
     app = web.Application(
-        middlewares=[guard_middleware(allowed_host_names(settings.host, settings.public_names), origin_required=False)],
+        middlewares=[
+            errors_in_one_shape,
+            guard_middleware(allowed_host_names(settings.host, settings.public_names), origin_required=False),
+        ],
         client_max_size=api.max_upload_bytes + 1,
     )
     app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(drop_server_header)
     app.on_startup.append(api.start)
     app.on_cleanup.append(api.stop)
     app.add_routes(
@@ -96,8 +107,8 @@ async def health(_request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-def bad_request(err: Exception) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=f"{err}\n")
+def bad_request(err: Exception) -> Refused:
+    return Refused(400, str(err))
 
 
 class Api:
@@ -106,6 +117,7 @@ class Api:
         self.config = settings.config
         self.snares = snares
         self.limit = RateLimit(settings.encodes_per_minute)
+        self.receiving = Receiving()
         self._assets = {url: (path.read_bytes(), kind) for url, (path, kind) in ASSETS.items()}
         self._maps: dict[str, asyncio.Future] = {}  # model name -> its pad picture (PNG bytes)
         self._jobs: ThreadPoolExecutor | None = None
@@ -150,14 +162,11 @@ class Api:
         return self._maps[name]
 
     async def map_picture(self, request: web.Request) -> web.Response:
-        try:
-            name = params.model({"model": request.match_info["model"]}, self.snares.names, self.snares.default)
-        except ParamError as err:
-            raise bad_request(err) from None
-        png = await asyncio.shield(self._map_future(name))
+        png = await asyncio.shield(self._map_future(self._served(request).name))
         return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "public, max-age=3600"})
 
     def _served(self, request: web.Request):
+        """The model a /map/NAME or /models/NAME URL names; a 400 for any other name."""
         try:
             name = params.model({"model": request.match_info["model"]}, self.snares.names, self.snares.default)
         except ParamError as err:
@@ -175,7 +184,7 @@ class Api:
     async def model_spec(self, request: web.Request) -> web.Response:
         served = self._served(request)
         if served.spec is None:
-            raise web.HTTPNotFound(text=f"{served.name}: the page cannot decode this model family; use /snare.wav\n")
+            raise Refused(404, f"{served.name}: the page cannot decode this model family; use /snare.wav")
         return web.Response(
             body=served.spec,
             content_type="application/json",
@@ -205,18 +214,37 @@ class Api:
         body = self.snares.wav(name, x, y, velocity, variant)
         return web.Response(body=body, content_type="audio/wav", headers=headers)
 
-    def _heavy_allowed(self, request: web.Request) -> None:
-        """The per-client rate limit and the worker's queue cap, for encodes and packs."""
-        wait_s = self.limit.retry_after_s(client_key(request))
-        if wait_s:
-            raise web.HTTPTooManyRequests(
-                text=f"too many encodes and packs: at most {self.limit.per_minute} a minute; retry in {wait_s:.0f} s\n",
-                headers={"Retry-After": str(max(1, round(wait_s)))},
+    def client(self, request: web.Request) -> str:
+        return self.settings.proxies.client(request.remote, request.headers.get("X-Forwarded-For"))
+
+    @contextmanager
+    def _budget(self, client: str):
+        """The per-client limit on encodes and packs; yields a flag to set once the work runs. A
+        request refused before that (busy, a stalled or broken body) gives its count back."""
+        wait_s, when = self.limit.take(client)
+        if when is None:
+            raise Refused(
+                429,
+                f"too many encodes and packs: at most {self.limit.per_minute} a minute; retry in {wait_s:.0f} s",
+                {"Retry-After": str(max(1, round(wait_s)))},
             )
+        ran = [False]
+        try:
+            yield ran
+        finally:
+            if not ran[0]:
+                self.limit.give_back(client, when)
+
+    @asynccontextmanager
+    async def _queue_slot(self):
+        """A place among the heavy jobs waiting for this worker's job thread (at most ENCODE_QUEUE_MAX)."""
         if self._waiting >= ENCODE_QUEUE_MAX:
-            raise web.HTTPServiceUnavailable(
-                text="busy: too many encodes waiting; retry in a few seconds\n", headers={"Retry-After": "5"}
-            )
+            raise Refused(503, "busy: too many encodes and packs waiting; retry in a few seconds", {"Retry-After": "5"})
+        self._waiting += 1
+        try:
+            yield
+        finally:
+            self._waiting -= 1
 
     async def encode(self, request: web.Request) -> web.Response:
         """The raw file is the body (its name, URI-encoded, may come in X-File-Name: shown, never a path)."""
@@ -227,26 +255,30 @@ class Api:
         except ParamError as err:
             raise bad_request(err) from None
         cap_mb = self.config.web.max_upload_mb
-        too_big = web.json_response({"ok": False, "error": f"{name}: larger than {cap_mb:g} MB; refused"}, status=413)
         if (request.content_length or 0) > self.max_upload_bytes:
-            return too_big
-        self._heavy_allowed(request)
+            raise Refused(413, f"{name}: larger than {cap_mb:g} MB; refused")
         model = self.snares.served[model_name].model
-        self._waiting += 1
-        try:
-            with tempfile.TemporaryDirectory(prefix="latent-snare-encode-") as folder:
-                path = await receive_upload(request, folder, name, self.max_upload_bytes)
-                if path is None:
-                    return too_big
-                if path.stat().st_size == 0:
-                    return web.json_response({"ok": False, "error": f"{name}: empty file; refused"}, status=400)
+        client = self.client(request)
+        with self._budget(client) as ran, self.receiving_slot(client, name):
+            with tempfile.TemporaryDirectory(prefix=worker_prefix()) as folder:
+                path = upload_path(folder, name)
                 try:
-                    wave = await self._job(load_snare_isolated, path, model.sample_rate, model.n_samples)
-                except UserError as err:
-                    return web.json_response({"ok": False, "error": str(err).replace(str(path), name)}, status=400)
-            latent, match = await self._job(_encode, model, wave)
-        finally:
-            self._waiting -= 1
+                    size = await receive_body(request, path, self.max_upload_bytes)
+                except UploadError as err:
+                    raise Refused(err.status, f"{name}: {err}") from None
+                if size == 0:
+                    raise Refused(400, f"{name}: empty file; refused")
+                async with self._queue_slot():
+                    ran[0] = True
+                    try:
+                        empty = Path(folder) / "parse"  # the parser's working directory: nothing in it
+                        empty.mkdir()
+                        wave = await self._job(
+                            load_snare_isolated, path, model.sample_rate, model.n_samples, PARSE_TIMEOUT_S, empty
+                        )
+                    except UserError as err:
+                        raise Refused(400, str(err).replace(str(path), name)) from None
+                    latent, match = await self._job(_encode, model, wave)
         x, y = model.knobs.latent_to_cc(latent)
         cc = model.knobs.latent_to_cc_int(latent)
         return web.json_response(
@@ -263,6 +295,14 @@ class Api:
             }
         )
 
+    @contextmanager
+    def receiving_slot(self, client: str, name: str):
+        try:
+            with self.receiving.slot(client):
+                yield
+        except UploadError as err:
+            raise Refused(err.status, f"{name}: {err}") from None
+
     async def pack(self, request: web.Request) -> web.Response:
         q = request.query
         try:
@@ -271,12 +311,10 @@ class Api:
             name = params.model(q, self.snares.names, self.snares.default)
         except ParamError as err:
             raise bad_request(err) from None
-        self._heavy_allowed(request)
-        self._waiting += 1
-        try:
-            body = await self._job(_pack_zip, self.snares.served[name].model, grid, self.config)
-        finally:
-            self._waiting -= 1
+        with self._budget(self.client(request)) as ran:
+            async with self._queue_slot():
+                ran[0] = True
+                body = await self._job(_pack_zip, self.snares.served[name].model, grid, self.config)
         return web.Response(
             body=body,
             content_type="application/zip",
@@ -291,7 +329,7 @@ def _encode(model, wave):
 
 def _pack_zip(model, grid: int, config) -> bytes:
     """`latent-snare pack` into a temporary folder, zipped in memory; nothing is kept."""
-    with tempfile.TemporaryDirectory(prefix="latent-snare-pack-") as folder:
+    with tempfile.TemporaryDirectory(prefix=worker_prefix()) as folder:
         render_pack(model, grid, Path(folder), config)
         data = io.BytesIO()
         with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -8,8 +8,6 @@ from collections import deque
 
 from aiohttp import web
 
-from ..http import is_loopback
-
 # The page loads only its own scripts, styles and pictures, fetches only from this server, and plays
 # decoded audio; nothing may frame it.
 CONTENT_SECURITY_POLICY = (
@@ -33,18 +31,10 @@ async def add_security_headers(_request: web.Request, response: web.StreamRespon
         response.headers.setdefault(key, value)
 
 
-def client_key(request: web.Request) -> str:
-    """Who to count a request against: the peer address, or behind a proxy on this machine (nginx),
-    the address that proxy appended last to X-Forwarded-For (the only entry it vouches for)."""
-    peer = request.remote or "?"
-    forwarded = request.headers.get("X-Forwarded-For")
-    if forwarded and is_loopback(peer):
-        return forwarded.rsplit(",", 1)[-1].strip()[:64] or peer
-    return peer
-
-
 class RateLimit:
-    """At most `per_minute` requests per client in any 60 s (one worker's count; N workers allow N x)."""
+    """At most `per_minute` requests per client in any 60 s (one worker's count; N workers allow N x).
+    A request is counted when it asks (so a burst cannot all pass at once) and given back if it is
+    refused before its work runs: only what was served spends the budget."""
 
     def __init__(self, per_minute: int, window_s: float = 60.0):
         self.per_minute = per_minute
@@ -53,6 +43,10 @@ class RateLimit:
 
     def retry_after_s(self, key: str, now: float | None = None) -> float:
         """0 and counted if the client may go ahead; else the seconds until it may."""
+        return self.take(key, now)[0]
+
+    def take(self, key: str, now: float | None = None) -> tuple[float, float | None]:
+        """(0, when) and counted if the client may go ahead; else (the seconds until it may, None)."""
         now = time.monotonic() if now is None else now
         if len(self._seen) > MAX_TRACKED_CLIENTS:
             self._seen = {k: q for k, q in self._seen.items() if q and q[-1] > now - self.window_s}
@@ -60,6 +54,12 @@ class RateLimit:
         while times and times[0] <= now - self.window_s:
             times.popleft()
         if len(times) >= self.per_minute:
-            return times[0] + self.window_s - now
+            return times[0] + self.window_s - now, None
         times.append(now)
-        return 0.0
+        return 0.0, now
+
+    def give_back(self, key: str, when: float) -> None:
+        """Uncount the request `take` counted at `when`: it was refused before its work ran."""
+        times = self._seen.get(key)
+        if times is not None and when in times:
+            times.remove(when)

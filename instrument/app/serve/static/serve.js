@@ -231,7 +231,7 @@ async function snareBuffer(point, velocity, variant) {
   }
   if (SITE) throw new Error("this browser cannot run the page's decoder (it needs Web Workers)");
   const response = await fetch(snareUrl(point, velocity));
-  if (!response.ok) throw new Error(await response.text());
+  if (!response.ok) throw new Error((await response.json().catch(() => ({}))).message || `the server answered ${response.status}`);
   return ctx.decodeAudioData(await response.arrayBuffer());
 }
 
@@ -430,8 +430,8 @@ async function encode(file) {
     const response = await fetch(`/encode?model=${encodeURIComponent(state.model)}`,
       { method: "POST", body: file, headers: { "X-File-Name": encodeURIComponent(file.name) } });
     const json = (response.headers.get("Content-Type") || "").startsWith("application/json");
-    const reply = json ? await response.json() : { ok: false, error: (await response.text()).trim() };
-    if (!reply.ok) return say(reply.error, "bad");
+    const reply = json ? await response.json() : { ok: false, message: (await response.text()).trim() };
+    if (!reply.ok) return say(reply.message, "bad");
     moveTo(reply.cc[0], reply.cc[1]);
     say(reply.message, "good");
   } catch (err) {
