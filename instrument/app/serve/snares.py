@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ...files.saving import render_snare, write_snare_to
-from ...model.browser import browser_spec
+from ...files.browser import browser_spec
 from ...model.file import available_models, load_model
 
 LRU_SNARES = 256  # about 100 kB each (0.75 s, 24-bit): 25 MB per worker at most
@@ -25,7 +25,7 @@ class Served:
     model: object  # SnareModel
     identity: str  # hash of the model's weights and description: changes when the files change
     weights: bytes  # the safetensors file, for the page's own decoder
-    spec: bytes | None  # model/browser.py's description as JSON; None: the page asks the server
+    spec: bytes | None  # files/browser.py's description as JSON; None: the page asks the server
 
     @property
     def name(self) -> str:

@@ -1,6 +1,6 @@
 // The envelope snare, decoded in the page: the same samples as `latent-snare render` (within
 // -90 dB; tests/e2e/test_site.py), from the model's safetensors and its browser spec
-// (model/browser.py, which computes every constant and fixed curve from the Python render, so
+// (files/browser.py, which computes every constant and fixed curve from the Python render, so
 // this file holds only the arithmetic). Mirrors model/envelope.py's EnvelopeSnare.params and
 // .render, and files/saving.py's render_snare; read those for the why of each step.
 //

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.dsp import DC_BLOCK_HZ, SNARE_PEAK_DB, TAIL_FADE_MS
 from ..core.kit import VELOCITY_LAYERS
-from .envelope import (
+from ..model.envelope import (
     ATTACK_KNOTS_S,
     BAND_FLOOR_LOG,
     MAX_LOG_LEVEL,
