@@ -13,8 +13,8 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ...files.saving import render_snare, write_snare_to
 from ...files.browser import browser_spec
+from ...files.saving import render_snare, write_snare_to
 from ...model.file import available_models, load_model
 
 LRU_SNARES = 256  # about 100 kB each (0.75 s, 24-bit): 25 MB per worker at most
