@@ -12,9 +12,12 @@ import numpy as np
 
 from ..core.dsp import DC_BLOCK_HZ, SNARE_PEAK_DB, TAIL_FADE_MS
 from ..core.kit import VELOCITY_LAYERS
+from . import audio
 from ..model.envelope import (
     ATTACK_KNOTS_S,
     BAND_FLOOR_LOG,
+    LOG_EPS,
+    RESOLUTIONS,
     MAX_LOG_LEVEL,
     PARTIAL_BLOCK,
     VARIANT_NOISE_MIX,
@@ -76,4 +79,14 @@ def browser_spec(model) -> dict | None:
         "snare_peak_db": SNARE_PEAK_DB,
         "velocity_layers": list(VELOCITY_LAYERS),
         "knobs": model.knobs.to_dict(),
+        # A dropped file, as files/audio.py conditions it, and the distance encode searches in.
+        "condition": {
+            "max_duration_s": audio.MAX_DURATION_S,
+            "onset_threshold_db": audio.ONSET_THRESHOLD_DB,
+            "onset_preroll_ms": audio.ONSET_PREROLL_MS,
+            "fade_out_ms": audio.FADE_OUT_MS,
+            "silence_peak": audio.SILENCE_PEAK,
+        },
+        "resolutions": [list(r) for r in RESOLUTIONS],
+        "log_eps": LOG_EPS,
     }

@@ -468,3 +468,77 @@ export function finishSnare(wave, spec) {
   for (let i = 0; i < n; i++) out[i] *= gain;
   return out;
 }
+
+// --- a dropped sample: conditioned, and compared with the model's snares ---------------------------
+
+/** files/audio.py condition(): mono at the model's rate -> exactly n_samples, onset first, peak 1. */
+export function condition(mono, spec) {
+  const c = spec.condition;
+  const n = spec.n_samples;
+  let peak = 0;
+  const x = Float32Array.from(mono, (v) => (Number.isFinite(v) ? v : 0));
+  for (let i = 0; i < x.length; i++) peak = Math.max(peak, Math.abs(x[i]));
+  if (!(peak >= c.silence_peak)) throw new Error("silent (peak below -80 dBFS)");
+  const threshold = peak * 10 ** (c.onset_threshold_db / 20);
+  let onset = 0;
+  while (Math.abs(x[onset]) < threshold) onset++;
+  const start = Math.max(0, onset - Math.floor(c.onset_preroll_ms * 1e-3 * spec.sample_rate));
+  const out = new Float32Array(n);
+  out.set(x.subarray(start, start + n));
+  const fade = Math.min(n, Math.floor(c.fade_out_ms * 1e-3 * spec.sample_rate));
+  for (let i = 0; i < fade; i++) {
+    out[n - fade + i] *= fround(0.5 + 0.5 * fround(Math.cos(fround(fade > 1 ? (Math.PI * i) / (fade - 1) : 0))));
+  }
+  let top = 0;
+  for (let i = 0; i < n; i++) top = Math.max(top, Math.abs(out[i]));
+  for (let i = 0; i < n; i++) out[i] /= top;
+  return out;
+}
+
+const ffts = new Map();  // size -> FFT
+const fftOf = (n) => ffts.get(n) || ffts.set(n, new FFT(n)).get(n);
+
+/** envelope.stft_power then log, per resolution: (frames x bins) Float32Arrays of log power, of
+ * the wave at its own peak (encode ignores level). Two real frames share one complex transform. */
+export function logPower(wave, spec) {
+  let peak = 0;
+  for (let i = 0; i < wave.length; i++) peak = Math.max(peak, Math.abs(wave[i]));
+  const scale = 1 / Math.max(peak, 1e-9);
+  return spec.resolutions.map(([nFft, hop]) => {
+    const n = wave.length;
+    const frames = Math.floor(n / hop) + 1;
+    const bins = nFft / 2 + 1;
+    const half = nFft / 2;
+    const window = Float64Array.from({ length: nFft }, (_, k) => 0.5 - 0.5 * Math.cos((2 * Math.PI * k) / nFft));
+    const fft = fftOf(nFft);
+    const out = new Float32Array(frames * bins);
+    const re = new Float64Array(nFft), im = new Float64Array(nFft);
+    for (let f = 0; f < frames; f += 2) {
+      for (let k = 0; k < nFft; k++) {
+        const a = f * hop - half + k, b = (f + 1) * hop - half + k;
+        re[k] = a >= 0 && a < n ? fround(wave[a] * scale) * window[k] : 0;
+        im[k] = f + 1 < frames && b >= 0 && b < n ? fround(wave[b] * scale) * window[k] : 0;
+      }
+      fft.transform(re, im, -1);
+      for (let k = 0; k < bins; k++) {
+        const m = (nFft - k) % nFft;
+        const xr = 0.5 * (re[k] + re[m]), xi = 0.5 * (im[k] - im[m]);
+        const yr = 0.5 * (im[k] + im[m]), yi = -0.5 * (re[k] - re[m]);
+        out[f * bins + k] = Math.log(fround(xr * xr + xi * xi) + spec.log_eps);
+        if (f + 1 < frames) out[(f + 1) * bins + k] = Math.log(fround(yr * yr + yi * yi) + spec.log_eps);
+      }
+    }
+    return out;
+  });
+}
+
+/** EnvelopeSnare.render_distance's measure between two logPower results. */
+export function logPowerDistance(a, b) {
+  let total = 0;
+  for (let r = 0; r < a.length; r++) {
+    let sum = 0;
+    for (let i = 0; i < a[r].length; i++) sum += Math.abs(a[r][i] - b[r][i]);
+    total += (0.5 * sum) / a[r].length;
+  }
+  return total / a.length;
+}
