@@ -16,7 +16,11 @@ from . import audio
 from ..model.envelope import (
     ATTACK_KNOTS_S,
     BAND_FLOOR_LOG,
+    GRID_STARTS,
+    GRID_STEPS,
     LOG_EPS,
+    NEIGHBOURS,
+    REFINE_STEPS_CC,
     RESOLUTIONS,
     MAX_LOG_LEVEL,
     PARTIAL_BLOCK,
@@ -89,4 +93,10 @@ def browser_spec(model) -> dict | None:
         },
         "resolutions": [list(r) for r in RESOLUTIONS],
         "log_eps": LOG_EPS,
+        "encode": {
+            "grid_steps": GRID_STEPS,
+            "grid_starts": GRID_STARTS,
+            "refine_steps_cc": list(REFINE_STEPS_CC),
+            "neighbours": NEIGHBOURS.tolist(),
+        },
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from instrument.model.file import load_model
 
 from .conftest import ARTIFACTS, _require
 from .test_serve import wait_js
-from .test_web import CHROMIUM, CHROMIUM_ARGS
+from .test_web import CHROMIUM, CHROMIUM_ARGS, drop_file
 
 pytestmark = pytest.mark.e2e
 
@@ -154,3 +155,49 @@ def test_the_sites_pack_is_the_grid_latent_snare_pack_writes(context, site, tmp_
         theirs = sf.read(out / name, dtype="float32")[0]
         assert 20 * np.log10(np.max(np.abs(ours - theirs)) + 1e-12) <= MATCH_DB, name
     assert archive.read("latent-map.png").startswith(b"\x89PNG")
+
+
+def encode_cc(path) -> tuple[int, int]:
+    """Where `latent-snare encode` puts a file: the whole knob positions it reports."""
+    done = subprocess.run(
+        [sys.executable, "-m", "instrument.app.cli", "encode", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    x, y = json.loads(done.stdout)["cc"]
+    return x, y
+
+
+def test_a_drop_on_the_site_lands_within_3_cc_of_latent_snare_encode(context, site, tmp_path):
+    page = open_site(context, site)
+    rng = np.random.default_rng(11)
+    for i, (x, y) in enumerate([(110, 15), (20, 100)]):
+        source = (
+            tmp_path / f"drop{i}.wav"
+        )  # a snare of another drum's level and onset: a rendered one, shifted and quieter
+        wave = load_model(None, CONFIG.model).decode(load_model(None, CONFIG.model).knobs.cc_to_latent(x, y))
+        sf.write(
+            source,
+            np.concatenate([np.zeros(500, np.float32), 0.3 * wave + 1e-3 * rng.standard_normal(wave.size)]),
+            44100,
+        )
+        expected = encode_cc(source)
+        drop_file(page, source.name, source.read_bytes())
+        page.wait_for_selector("#message.good", timeout=60_000)
+        landed = tuple(int(v) for v in page.evaluate("document.body.dataset.cc").split(","))
+        assert max(abs(a - b) for a, b in zip(landed, expected)) <= 3, (
+            f"the site put it at {landed}, encode at {expected}"
+        )
+        assert source.name in page.locator("#message").inner_text()
+        page.evaluate("document.getElementById('message').className = ''")
+
+
+def test_a_broken_drop_on_the_site_is_one_line_and_moves_nothing(context, site):
+    page = open_site(context, site)
+    before = page.evaluate("document.body.dataset.cc")
+    drop_file(page, "notes.wav", b"RIFF\x00\x00\x00\x00WAVEthese are not samples" * 10)
+    page.wait_for_selector("#message.bad", timeout=30_000)
+    message = page.locator("#message").inner_text()
+    assert "notes.wav" in message and "not a readable audio file" in message and "\n" not in message, message
+    assert page.evaluate("document.body.dataset.cc") == before

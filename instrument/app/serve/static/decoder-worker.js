@@ -1,7 +1,9 @@
 // The page's decoder thread: loads a model once, then answers each decode request with the
 // snare's samples (transferred, not copied). The page keeps at most one request in flight, so
 // the newest knob position is always the next one decoded.
-import { EnvelopeSnare, readSafetensors } from "./snare-model.js";
+import { EnvelopeSnare, condition, readSafetensors, spectralMatch } from "./snare-model.js";
+
+const PROGRESS_EVERY_MS = 100;
 
 const models = new Map();  // name -> Promise<EnvelopeSnare>
 
@@ -63,6 +65,20 @@ self.onmessage = async ({ data }) => {
       const latent = model.ccToLatent(data.x, data.y);
       const wave = model.renderSnare(latent, data.velocity, data.variant, data.velocityRangeDb, data.ceilingDb);
       self.postMessage({ id, type, wave, latent, ms: performance.now() - started }, [wave.buffer]);
+    } else if (type === "encode") {
+      // A dropped sample (mono, at the model's rate) -> the knob position closest to it.
+      const model = await models.get(data.name);
+      const started = performance.now();
+      const wave = condition(data.mono, model.spec);
+      let shown = 0;
+      const cc = model.encode(wave, (done, total) => {
+        if (performance.now() - shown < PROGRESS_EVERY_MS && done < total) return;
+        shown = performance.now();
+        self.postMessage({ id, type: "progress", done, total });
+      });
+      const latent = model.ccToLatent(...cc);
+      const match = spectralMatch(wave, model.decode(latent));
+      self.postMessage({ id, type, cc, latent, match, ms: performance.now() - started });
     }
   } catch (err) {
     self.postMessage({ id, type: "error", error: String(err && err.message ? err.message : err) });

@@ -245,6 +245,7 @@ function startDecoder() {
   }
   decoder.onmessage = ({ data }) => {
     const reply = decodeReplies.get(data.id);
+    if (reply && data.type === "progress") return reply.progress(data.done, data.total);
     decodeReplies.delete(data.id);
     if (reply && data.type === "error") reply.reject(new Error(data.error));
     else if (reply) reply.resolve(data);
@@ -262,11 +263,11 @@ function stopDecoder(why) {
   if (why) say(why, "bad");
 }
 
-function decode(message) {
+function decode(message, progress = () => {}, transfer = []) {
   const id = ++decodeId;
   return new Promise((resolve, reject) => {
-    decodeReplies.set(id, { resolve, reject });
-    decoder.postMessage({ ...message, id });
+    decodeReplies.set(id, { resolve, reject, progress });
+    decoder.postMessage({ ...message, id }, transfer);
   });
 }
 
@@ -424,7 +425,8 @@ $("file").addEventListener("change", () => { if ($("file").files[0]) encode($("f
 
 async function encode(file) {
   if (file.size > settings.max_upload_mb * 1e6) return say(`${file.name}: larger than ${settings.max_upload_mb} MB; refused`, "bad");
-  if (SITE) return say(`${file.name}: finding a dropped sample needs the server (latent-snare serve); this static site cannot yet`, "bad");
+  if (decoder && modelInfo[state.model].browser) return encodeHere(file, state.model);
+  if (SITE) return say(`${file.name}: finding a dropped sample needs a browser with Web Workers`, "bad");
   say(`finding ${file.name} on the pad…`);
   try {
     const response = await fetch(`/encode?model=${encodeURIComponent(state.model)}`,
@@ -436,6 +438,42 @@ async function encode(file) {
     say(reply.message, "good");
   } catch (err) {
     say(`${file.name}: upload failed (${err.message})`, "bad");
+  }
+}
+
+async function encodeHere(file, model) {
+  // The search `latent-snare encode` makes, run on the decoder's thread, with a progress bar.
+  const name = file.name;
+  const info = modelInfo[model];
+  let mono;
+  try {
+    // An offline context at the model's rate decodes and resamples in one step.
+    const decoded = await new OfflineAudioContext(1, 1, info.sample_rate).decodeAudioData(await file.arrayBuffer());
+    const frames = decoded.length;  // the decoder keeps the first max_duration_s of it
+    mono = new Float32Array(frames);
+    for (let c = 0; c < decoded.numberOfChannels; c++) {
+      const channel = decoded.getChannelData(c);
+      for (let i = 0; i < frames; i++) mono[i] += channel[i] / decoded.numberOfChannels;
+    }
+  } catch (err) {
+    return say(`${name}: not a readable audio file (this browser could not decode it)`, "bad");
+  }
+  try {
+    await loadModel(model);
+    say(`finding ${name} on the pad…`);
+    $("progress").hidden = false;
+    const reply = await decode({ type: "encode", name: model, mono }, (done, total) => {
+      $("progress").max = total;
+      $("progress").value = done;
+    }, [mono.buffer]);
+    const cc = reply.cc.map(roundHalfEven);
+    if (model !== state.model) setModel(model);
+    moveTo(cc[0], cc[1]);
+    say(`${name} -> CC (${cc[0]}, ${cc[1]}) on ${model}, spectral match ${Math.round(reply.match * 100)}%`, "good");
+  } catch (err) {
+    say(`${name}: ${err.message}`, "bad");
+  } finally {
+    $("progress").hidden = true;
   }
 }
 

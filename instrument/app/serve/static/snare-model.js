@@ -407,6 +407,46 @@ export class EnvelopeSnare {
     return out.subarray(0, s.n_samples);
   }
 
+  /** EnvelopeSnare.encode: the knob position (fractional CCs) whose hard hit is closest to a
+   * conditioned `wave` in the log-power distance: a grid of renders, then a pattern search from
+   * the best few grid points. `progress(done, total)` is called as renders finish. */
+  encode(wave, progress = () => {}) {
+    const s = this.spec;
+    const e = s.encode;
+    const target = logPower(wave, s);
+    let done = 0;
+    const distance = ([x, y]) => {
+      const d = logPowerDistance(logPower(this.decode(this.ccToLatent(x, y)), s), target);
+      progress(++done, total);
+      return d;
+    };
+    const axis = Array.from({ length: e.grid_steps }, (_, i) => (127 * i) / (e.grid_steps - 1));
+    const grid = axis.flatMap((y) => axis.map((x) => [x, y]));
+    // The grid, then about as many renders again while refining (the bar moves on past 100 % no
+    // further: `total` grows if the search needs more).
+    let total = 2 * grid.length;
+    const scores = grid.map(distance);
+    const order = scores.map((_, i) => i).sort((a, b) => scores[a] - scores[b]);
+    let best = grid[order[0]], bestD = Infinity;
+    for (const start of order.slice(0, e.grid_starts)) {
+      if (scores[start] >= bestD) break;  // a refined point is already closer than every remaining start
+      let [cc, d] = [grid[start], scores[start]];
+      for (const step of e.refine_steps_cc) {
+        for (let moved = true; moved; ) {
+          const around = e.neighbours.map(([dx, dy]) => [clampCc(cc[0] + step * dx), clampCc(cc[1] + step * dy)]);
+          if (done + around.length > total) total = done + around.length;
+          const ds = around.map(distance);
+          const i = ds.indexOf(Math.min(...ds));
+          moved = ds[i] < d - 1e-9;
+          if (moved) [cc, d] = [around[i], ds[i]];
+        }
+      }
+      if (d < bestD) [best, bestD] = [cc, d];
+    }
+    progress(total, total);
+    return best;
+  }
+
   decode(latent, velocity = 127, variant = 0) {
     if (!(variant >= 0 && variant < this.spec.n_variants)) throw new Error(`variant must be in 0..${this.spec.n_variants - 1}`);
     return this.render(this.params(latent, velocity, variant), variant);
@@ -428,6 +468,7 @@ export class EnvelopeSnare {
 }
 
 const mod1 = (x) => x - Math.floor(x);
+const clampCc = (cc) => Math.min(127, Math.max(0, cc));
 const SILENT_BAND = 1e-9;  // -180 dB: a band this quiet at both ends of a segment is left out
 
 function interpolate(x, ys) {
@@ -476,7 +517,8 @@ export function condition(mono, spec) {
   const c = spec.condition;
   const n = spec.n_samples;
   let peak = 0;
-  const x = Float32Array.from(mono, (v) => (Number.isFinite(v) ? v : 0));
+  const kept = mono.subarray(0, Math.round(c.max_duration_s * spec.sample_rate));  // as read_audio reads it
+  const x = Float32Array.from(kept, (v) => (Number.isFinite(v) ? v : 0));
   for (let i = 0; i < x.length; i++) peak = Math.max(peak, Math.abs(x[i]));
   if (!(peak >= c.silence_peak)) throw new Error("silent (peak below -80 dBFS)");
   const threshold = peak * 10 ** (c.onset_threshold_db / 20);
@@ -541,4 +583,29 @@ export function logPowerDistance(a, b) {
     total += (0.5 * sum) / a[r].length;
   }
   return total / a.length;
+}
+
+/** core/dsp.py spectral_match: cosine similarity of two sounds' magnitude spectrograms, 0..1. */
+export function spectralMatch(a, b, fftSize = 1024, hop = 256) {
+  const n = Math.min(a.length, b.length);
+  const window = Float64Array.from({ length: fftSize }, (_, k) => 0.5 - 0.5 * Math.cos((2 * Math.PI * k) / (fftSize - 1)));
+  const fft = fftOf(fftSize);
+  const re = new Float64Array(fftSize), im = new Float64Array(fftSize);
+  let dot = 0, normA = 0, normB = 0;
+  for (let start = 0; start + fftSize <= n; start += hop) {
+    for (let k = 0; k < fftSize; k++) {
+      re[k] = a[start + k] * window[k];
+      im[k] = b[start + k] * window[k];
+    }
+    fft.transform(re, im, -1);
+    for (let k = 0; k <= fftSize / 2; k++) {
+      const m = (fftSize - k) % fftSize;
+      const magA = Math.hypot(0.5 * (re[k] + re[m]), 0.5 * (im[k] - im[m]));
+      const magB = Math.hypot(0.5 * (im[k] + im[m]), 0.5 * (re[k] - re[m]));
+      dot += magA * magB;
+      normA += magA * magA;
+      normB += magB * magB;
+    }
+  }
+  return dot / (Math.sqrt(normA) * Math.sqrt(normB) + 1e-12);
 }
