@@ -7,12 +7,14 @@
 - page load -> first playable snare, cold (a new browser profile) and warm (a reload);
 - the bytes a first visit downloads, from the static site (`latent-snare site`);
 - the tab's samples against `render_snare` (what `render` writes) at random points, velocities
-  and round robins: the largest difference, in dB re full scale.
+  and round robins: the largest difference, in dB re full scale;
+- a dropped sample searched in the tab: seconds to the answer.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
 import subprocess
@@ -23,10 +25,12 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from instrument.config import load_config
 from instrument.files.saving import render_snare
 from instrument.model.file import load_model
+from tests.e2e.test_web import drop_file
 from tests.serveproc import Serve
 
 from .serve import CHROMIUM, CHROMIUM_ARGS
@@ -100,6 +104,21 @@ def render_match_db(page, points: int, seed: int = 1) -> tuple[float, list[float
     return worst, decode_ms
 
 
+def drop_s(page, drops: int = 3) -> list[float]:
+    """Seconds from dropping a rendered snare on the pad to the page's answer."""
+    model = load_model(None, load_config().model)
+    seconds = []
+    for i, (x, y) in enumerate(np.random.default_rng(2).integers(0, 128, (drops, 2))):
+        data = io.BytesIO()
+        sf.write(data, model.decode(model.knobs.cc_to_latent(x, y)), model.sample_rate, format="WAV")
+        started = time.monotonic()
+        drop_file(page, f"drop{i}.wav", data.getvalue())
+        page.wait_for_selector("#message.good", timeout=120_000)
+        seconds.append(time.monotonic() - started)
+        page.evaluate("document.getElementById('message').className = ''")
+    return seconds
+
+
 def pct(values, q) -> str:
     return f"{np.percentile(values, q):.1f}"
 
@@ -138,6 +157,7 @@ def main() -> None:
                 page.goto(f"http://127.0.0.1:{port}/")
                 wait_js(page, READY)
                 worst_db, decode_ms = render_match_db(page, args.points)
+                drops = drop_s(page)
                 browser.close()
         finally:
             serve.stop()
@@ -158,6 +178,7 @@ def main() -> None:
     print(f"| bytes of a first visit | {site_bytes / 1e6:.2f} MB |")
     print(f"| one decode in the Worker, p50 / p99 | {pct(decode_ms, 50)} / {pct(decode_ms, 99)} ms |")
     print(f"| tab against `render`, max difference over {args.points} points | {worst_db:.1f} dB re full scale |")
+    print(f"| a drop searched in the tab, median of {len(drops)} | {np.median(drops):.1f} s |")
 
 
 if __name__ == "__main__":
