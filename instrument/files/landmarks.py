@@ -40,9 +40,8 @@ def corpus_landmarks(model, snares, progress=None) -> list[dict]:
 
 def _instrument(snares, i: int) -> str:
     """The drum's instrument name where the manifest gave one ("KIT/INSTRUMENT"), else the file's name."""
-    drum = snares.drums[i]
-    kit = snares.kits[i]
-    if drum.startswith(kit + "/"):
+    drum, kit = snares.drums[i], snares.kits[i]
+    if drum != snares.names[i] and drum.startswith(kit + "/"):
         return drum[len(kit) + 1 :]
     return Path(snares.names[i]).stem
 
