@@ -84,12 +84,16 @@ def assert_ring_inside_the_pad(page) -> None:
 
 
 def assert_uses_the_width(page) -> None:
-    """At 1280 px the page's columns reach across most of the window."""
+    """At 1280 px the pad and the columns beside it reach across most of the window, with no
+    empty stretch between them."""
     width = page.evaluate("window.innerWidth")
-    boxes = [box_of(page, "main > section", i) for i in range(page.locator("main > section").count())]
-    left = min(b["x"] for b in boxes)
-    right = max(b["x"] + b["width"] for b in boxes)
-    assert right - left >= 0.9 * width, f"the content spans {left:.0f}..{right:.0f} of {width} px"
+    pad = box_of(page, "#pad")
+    boxes = [pad] + [box_of(page, "main > section", i) for i in range(1, page.locator("main > section").count())]
+    row = sorted((b for b in boxes if abs(b["y"] - pad["y"]) < 100), key=lambda b: b["x"])
+    left, right = row[0]["x"], max(b["x"] + b["width"] for b in row)
+    assert right - left >= 0.9 * width, f"the pad and its neighbours span {left:.0f}..{right:.0f} of {width} px"
+    gaps = [b["x"] - (a["x"] + a["width"]) for a, b in zip(row, row[1:])]
+    assert max(gaps) <= 48, f"empty stretches of {gaps} px between the columns"
 
 
 def assert_fits_a_phone(page) -> None:
