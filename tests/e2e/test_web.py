@@ -281,10 +281,10 @@ def test_the_readout_speaks_of_the_sound_and_folds_the_engine_numbers(page, rig)
 
 
 def test_a_point_in_a_corner_shows_its_whole_ring(page):
-    drag(page, (0.5, 0.5), (1.3, 1.3))  # past the bottom right corner: CC (127, 0)
+    drag(page, (0.5, 0.5), (1.015, 1.015))  # onto the pad's frame, past the bottom right corner: CC (127, 0)
     wait_until(page, lambda: status_cc() == (127, 0), f"the service at CC (127, 0), not {status_cc()}")
     pagechecks.assert_ring_inside_the_pad(page)
-    drag(page, (0.5, 0.5), (-0.3, -0.3))
+    drag(page, (0.5, 0.5), (-0.015, -0.015))
     wait_until(page, lambda: status_cc() == (0, 127), f"the service at CC (0, 127), not {status_cc()}")
     pagechecks.assert_ring_inside_the_pad(page)
 
