@@ -599,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--card", type=Path, default=REPO_DIR / "models" / "README.md", help="the model card whose table is rewritten"
     )
-    p.add_argument("--ship", type=Path, help="copy the chosen default model (with its landmarks, and the map picture) here, e.g. models/")
+    p.add_argument("--ship", type=Path, help="copy the chosen default model (and the map picture) here, e.g. models/")
     p.add_argument("--second", metavar="NAME", help="also ship this model (program change 1 plays it)")
     p.set_defaults(func=cmd_evaluate)
     return parser
