@@ -26,13 +26,17 @@ TRAIN_STAMP := $(VENV)/.setup-train
 apt = [ "$$(dpkg-query -W -f='$${db:Status-Abbrev}\n' $(1) 2>/dev/null | grep -c '^ii')" = "$(words $(1))" ] || { echo "installing system packages ($(1))..."; $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) $(1); }
 say = echo "latent-snare setup: $(1)"
 
-.PHONY: play test setup-play setup-test setup-train clean
+.PHONY: play test screenshots setup-play setup-test setup-train clean
 
 play: $(PLAY_STAMP)
 	@$(VENV)/bin/latent-snare run
 
 test: $(TEST_STAMP)
 	@$(PY) -m pytest -q
+
+# The README's pictures of both pages (docs/page-*.jpg), taken in Chromium from the running apps.
+screenshots: $(TEST_STAMP)
+	@$(PY) scripts/screenshots.py
 
 setup-play: $(PLAY_STAMP)
 setup-train: $(TRAIN_STAMP)

@@ -282,6 +282,7 @@ def evaluate_zoo(
 ) -> str:
     """Evaluate every model in `zoo_dir`, write the card's table, and optionally ship the default
     (and `second`, for program change 1)."""
+    from ..files.landmarks import corpus_landmarks, write_landmarks
     from ..files.latent_map import draw_latent_map, draw_reconstructions
     from .card import draw_card_pictures
     from .train import MODEL_SAMPLE_RATE
@@ -317,6 +318,10 @@ def evaluate_zoo(
             for suffix in (".safetensors", ".json"):
                 shutil.copyfile(Path(zoo_dir) / f"{name}{suffix}", ship_dir / f"{name}{suffix}")
         shutil.copyfile(Path(zoo_dir) / "zoo.json", ship_dir / "zoo.json")
+        for name in {default, second} - {None}:  # the pages' dots: where each puts its training drums
+            write_landmarks(
+                ship_dir / f"{name}.json", corpus_landmarks(load_model(ship_dir / f"{name}.safetensors"), data.train)
+            )
         shipped = load_model(ship_dir / f"{default}.safetensors")
         draw_latent_map(shipped, data, ship_dir / "latent-map.png")
         # One held-out snare from each of a few held-out units, spread over them.

@@ -28,6 +28,7 @@ from instrument.files.saving import read_snare_metadata
 from instrument.model.file import load_model
 
 from ..serveproc import Serve, http
+from . import pagechecks
 from .conftest import ARTIFACTS, _require
 from .test_web import CHROMIUM, CHROMIUM_ARGS, drag, drop_file, wait_until
 
@@ -243,6 +244,80 @@ def test_the_pack_download_is_a_zip_with_the_grid_the_index_and_the_map(tab):
     assert sum(n.endswith(".wav") for n in names) == 4 and "latent-map.png" in names
     assert len(index) == 5 and index[0].startswith("file,row,col,cc_x,cc_y")
     assert sf.info(io.BytesIO(wav)).subtype == "PCM_24"
+
+
+# --- for a musician ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def page(browser, server, request):
+    """One tab, decoding in itself, at a desktop window's width."""
+    page = open_tab(browser, server)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    yield page
+    page.screenshot(path=str(ARTIFACTS / f"serve-{request.node.name}.png"))
+    page.close()
+
+
+def move(page, x, y):
+    page.evaluate(f"latentSnare.midi([0xB0, 74, {x}]); latentSnare.midi([0xB0, 75, {y}])")
+    wait_js(page, f"document.body.dataset.cc === '{x},{y}'")
+
+
+def test_the_pad_shows_where_the_models_training_snares_are_and_names_the_nearest(page):
+    pagechecks.assert_landmarks_drawn(page, CONFIG.model)
+    for x, y in ((100, 30), (12, 120), (64, 2)):
+        move(page, x, y)
+        pagechecks.assert_nearest_named(page, CONFIG.model, x, y)
+    other = CONFIG.midi.programs[1]  # another model: its own landmarks
+    page.select_option("#model", other)
+    wait_js(page, "!document.getElementById('pad').classList.contains('loading')")
+    pagechecks.assert_landmarks_drawn(page, other)
+    drag(page, (0.25, 0.25), (0.75, 0.4))  # the dots and the name never catch the pointer
+    wait_until(page, lambda: tab_cc(page) == (95, 76), f"the point at (95, 76), not {tab_cc(page)}")
+
+
+def test_the_readout_speaks_of_the_sound_and_folds_the_engine_numbers(page):
+    pagechecks.assert_engine_numbers_folded(page, ["r-ready", "r-latency"])
+    for (x, y), words in (((120, 10), "bright, short"), ((10, 120), "dark, long"), ((64, 64), "mellow, medium decay")):
+        move(page, x, y)
+        pagechecks.assert_character(page, words)
+
+
+def test_a_point_in_a_corner_shows_its_whole_ring(page):
+    for x, y in ((127, 0), (0, 127), (127, 127), (0, 0)):
+        move(page, x, y)
+        pagechecks.assert_ring_inside_the_pad(page)
+
+
+def test_the_page_uses_a_wide_window_and_fits_a_phone(page):
+    pagechecks.assert_uses_the_width(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    pagechecks.assert_fits_a_phone(page)
+
+
+@pytest.mark.parametrize("width", [1280, 1100, 390])
+def test_the_learn_buttons_are_one_line_high(page, width):
+    page.set_viewport_size({"width": width, "height": 800})
+    pagechecks.assert_one_line(page, "[data-learn]", "[data-learn='loop']")
+
+
+def test_the_share_link_wraps_only_between_its_parameters(page):
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the link must wrap
+    move(page, 101, 17)
+    wait_js(page, "document.getElementById('share').textContent.includes('x=101')")
+    assert page.evaluate("document.getElementById('share').textContent") == page.url
+    pagechecks.assert_breaks_only_between_parameters(page, "#share")
+
+
+def test_the_empty_kept_list_says_what_it_is_for(page):
+    assert page.locator("#kept li").count() == 0
+    assert page.locator("#kept-empty").is_visible()
+    assert "Keep" in page.locator("#kept-empty").inner_text()
+    assert "choose a file to find" not in page.locator(".file").inner_text()
+    page.click("#keep")
+    wait_js(page, "document.querySelectorAll('#kept li').length === 1")
+    assert not page.locator("#kept-empty").is_visible()
 
 
 # --- links, the API, workers -------------------------------------------------------------------

@@ -20,6 +20,7 @@ from instrument.config import load_config
 from instrument.files.saving import render_snare
 from instrument.model.file import load_model
 
+from . import pagechecks
 from .conftest import ARTIFACTS, _require
 from .test_serve import wait_js
 from .test_web import CHROMIUM, CHROMIUM_ARGS, drop_file
@@ -97,6 +98,14 @@ def test_the_site_decodes_in_the_tab_and_asks_for_nothing_after_loading(context,
     page.evaluate("latentSnare.midi([0x99, 38, 100])")
     assert page.evaluate("latentSnare.lastPlayed().key") == f"{CONFIG.model} 20 110"
     assert asked == [], f"the page asked for {asked} after a knob move and a hit"
+
+
+def test_the_site_shows_the_models_landmarks(context, site):
+    page = open_site(context, site)
+    pagechecks.assert_landmarks_drawn(page, CONFIG.model)
+    page.evaluate("latentSnare.midi([0xB0, 74, 30]); latentSnare.midi([0xB0, 75, 90])")
+    wait_js(page, "document.body.dataset.cc === '30,90'")
+    pagechecks.assert_nearest_named(page, CONFIG.model, 30, 90)
 
 
 def test_the_sites_render_matches_latent_snare_render(context, site, tmp_path):

@@ -19,6 +19,7 @@ from instrument.files.saving import read_snare_metadata
 from instrument.model.file import load_model
 
 from ..jackrig import ServiceProcess, service_state
+from . import pagechecks
 from .conftest import ARTIFACTS, _require
 from .listen import CONFIG, assert_matches, expected_snare, hit, recorded_hit, rendered, set_knobs, wait_state
 
@@ -87,8 +88,9 @@ def page_cc(page) -> tuple[int, int]:
 
 
 def drag(page, start, end):
-    """Drag on the pad between two points given as fractions of its width and height (from top left)."""
-    box = page.locator("#pad").bounding_box()
+    """Drag on the pad between two points given as fractions of its map's width and height (from
+    top left; the map is the pad inside its frame)."""
+    box = page.locator("#field").bounding_box()
     at = lambda fx, fy: (box["x"] + fx * box["width"], box["y"] + fy * box["height"])  # noqa: E731
     page.mouse.move(*at(*start))
     page.mouse.down()
@@ -137,7 +139,7 @@ def test_dragging_on_the_pad_moves_the_instruments_point_and_its_sound(page, rig
 def test_a_knob_turned_over_jack_midi_moves_the_point_on_the_page(page, rig):
     set_knobs(rig, 20, 110)
     page.wait_for_function("document.body.dataset.cc === '20,110'")
-    pad, dot = page.locator("#pad").bounding_box(), page.locator("#dot").bounding_box()
+    pad, dot = page.locator("#field").bounding_box(), page.locator("#dot").bounding_box()
     centre = (
         (dot["x"] + dot["width"] / 2 - pad["x"]) / pad["width"],
         (dot["y"] + dot["height"] / 2 - pad["y"]) / pad["height"],
@@ -253,6 +255,60 @@ def test_the_model_picker_switches_models(page):
     )
     page.select_option("#model", CONFIG.model)
     wait_until(page, lambda: service_state()["model"] == CONFIG.model, f"model {CONFIG.model}", timeout_s=10)
+
+
+# --- for a musician ---------------------------------------------------------------------------
+
+
+def test_the_pad_shows_where_the_models_training_snares_are_and_names_the_nearest(page, rig):
+    model = service_state()["model"]
+    page.wait_for_function("document.querySelectorAll('.landmark').length > 0")
+    pagechecks.assert_landmarks_drawn(page, model)
+    for x, y in ((100, 30), (12, 120), (64, 2)):  # the last: the name goes above a point at the bottom
+        set_knobs(rig, x, y)
+        page.wait_for_function(f"document.body.dataset.cc === '{x},{y}'")
+        pagechecks.assert_nearest_named(page, model, x, y)
+    drag(page, (0.3, 0.3), (0.7, 0.6))  # the dots and the name never catch the pointer
+    wait_until(page, lambda: near(status_cc(), (89, 51), 2), f"the service at CC (89, 51), not {status_cc()}")
+
+
+def test_the_readout_speaks_of_the_sound_and_folds_the_engine_numbers(page, rig):
+    pagechecks.assert_engine_numbers_folded(page, ["r-latent", "r-decode", "r-own-xruns", "r-voices"])
+    for (x, y), words in (((120, 10), "bright, short"), ((10, 120), "dark, long"), ((64, 64), "mellow, medium decay")):
+        set_knobs(rig, x, y)
+        page.wait_for_function(f"document.body.dataset.cc === '{x},{y}'")
+        pagechecks.assert_character(page, words)
+
+
+def test_a_point_in_a_corner_shows_its_whole_ring(page):
+    drag(page, (0.5, 0.5), (1.015, 1.015))  # onto the pad's frame, past the bottom right corner: CC (127, 0)
+    wait_until(page, lambda: status_cc() == (127, 0), f"the service at CC (127, 0), not {status_cc()}")
+    pagechecks.assert_ring_inside_the_pad(page)
+    drag(page, (0.5, 0.5), (-0.015, -0.015))
+    wait_until(page, lambda: status_cc() == (0, 127), f"the service at CC (0, 127), not {status_cc()}")
+    pagechecks.assert_ring_inside_the_pad(page)
+
+
+def test_the_page_uses_a_wide_window_and_fits_a_phone(page):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    pagechecks.assert_uses_the_width(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    pagechecks.assert_fits_a_phone(page)
+
+
+def test_an_empty_history_says_what_will_be_there(browser, service, user_folders):
+    """Before the first save (a fresh save folder), a line in place of the empty list."""
+    page = open_page(browser, service)
+    try:
+        empty = not (user_folders["save"] / "history.json").exists()
+        page.wait_for_function("document.getElementById('history-empty').hidden !== undefined")
+        page.wait_for_timeout(300)  # the history's answer
+        shown = page.locator("#history-empty").is_visible()
+        assert shown == (page.locator("#history li").count() == 0)
+        if empty:
+            assert shown and "Save" in page.locator("#history-empty").inner_text()
+    finally:
+        page.close()
 
 
 # --- the protocol's guards -------------------------------------------------------------------

@@ -53,6 +53,7 @@ ASSETS = {  # URL -> (file, content type): the whole list of files the app serve
     "/static/snare-model.js": (HERE / "static" / "snare-model.js", "text/javascript"),
     "/static/decoder-worker.js": (HERE / "static" / "decoder-worker.js", "text/javascript"),
     "/static/style.css": (SHARED / "style.css", "text/css"),
+    "/static/pad.js": (SHARED / "pad.js", "text/javascript"),
     "/static/favicon.svg": (SHARED / "favicon.svg", "image/svg+xml"),
 }
 SNARE_PARAMS = ("x", "y", "model", "velocity", "variant")

@@ -4,6 +4,7 @@ and `latent-snare site` writes them as settings.json and models.json."""
 from __future__ import annotations
 
 from ...core.kit import VELOCITY_LAYERS
+from ...files.landmarks import landmarks_of
 from ...model.knobs import CC_MAX, CC_MIN
 from .params import PACK_GRID_RANGE
 
@@ -46,6 +47,8 @@ def models_json(snares) -> dict:
                 "identity": s.identity,
                 "browser": s.spec is not None,  # the page can decode it itself
                 "n_variants": s.model.n_variants,
+                # Where the model puts its training snares: the pad's dots and the nearest name.
+                "landmarks": landmarks_of(s.model),
             }
             for s in served
         ],

@@ -31,6 +31,7 @@ from aiohttp import WSMsgType, web
 
 from ...config import LOOP_BPM_RANGE
 from ...errors import UserError
+from ...files.landmarks import landmarks_of
 from ...files.saving import render_snare
 from ...model.knobs import CC_MAX, CC_MIN
 from ..http import WILDCARD_HOSTS, allowed_host_names, guard_middleware, receive_upload, shown_name
@@ -120,6 +121,7 @@ class WebPage:
                 web.get("/", lambda _: web.FileResponse(STATIC / "index.html")),
                 web.get("/ws", self._websocket),
                 web.get("/map/{model}.png", self._map),
+                web.get("/landmarks/{model}.json", self._landmarks),
                 web.get("/snare.wav", self._snare),
                 web.get("/history", self._history),
                 web.get("/saved/{number:\\d+}", self._saved),
@@ -234,6 +236,14 @@ class WebPage:
             model = await self._job(self.instrument.model_named, name)
             self._maps[name] = await self._job(pad_picture, model)
         return web.Response(body=self._maps[name], content_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    async def _landmarks(self, request: web.Request) -> web.Response:
+        """Where the model puts its training snares, for the pad's dots and the nearest name."""
+        name = request.match_info["model"]
+        if name not in self.instrument.program_names():
+            raise web.HTTPNotFound(text=f"no model {name!r}")
+        model = await self._job(self.instrument.model_named, name)
+        return web.json_response(landmarks_of(model), headers={"Cache-Control": "max-age=3600"})
 
     async def _snare(self, request: web.Request) -> web.Response:
         """The current snare as a WAV, for the page's play-in-browser option."""

@@ -108,9 +108,20 @@ function saveUrl() {
     if (state.loop) query.set("loop", "1");
     if (!SITE && new URLSearchParams(location.search).get("decoder") === "server") query.set("decoder", "server");
     history.replaceState(null, "", `?${query}`);
-    $("share").href = location.href;
-    $("share").textContent = location.href;
+    showShare(location.href);
   }, URL_EVERY_MS);
+}
+
+function showShare(url) {
+  // One piece per parameter, each kept on one line, with a break opportunity before each: a
+  // narrow column wraps the link between parameters, never inside one.
+  $("share").href = url;
+  const pieces = url.split(/(?=[?&])/);
+  $("share").replaceChildren(...pieces.flatMap((piece, i) => {
+    const span = document.createElement("span");
+    span.textContent = piece;
+    return i ? [document.createElement("wbr"), span] : [span];
+  }));
 }
 
 function say(text, kind) {
@@ -144,6 +155,7 @@ function placeDot() {
   $("dot").style.left = `${(state.x / 127) * 100}%`;
   $("dot").style.top = `${(1 - state.y / 127) * 100}%`;
   $("r-cc").textContent = `${state.x}, ${state.y}`;
+  Pad.describe(state.x, state.y);
   document.body.dataset.cc = `${state.x},${state.y}`;
   $("download").href = snareUrl(state, state.velocity);  // `render --velocity V`: this velocity's level and timbre
   $("download").download = `${state.model}-x${pad3(state.x)}-y${pad3(state.y)}.wav`;
@@ -344,6 +356,7 @@ function scheduleLoop() {
 function setModel(name) {
   state.model = name;
   $("model").value = name;
+  Pad.setLandmarks(modelInfo[name].landmarks);
   const url = URLS.map(name);
   if (!$("map").src.endsWith(url)) {
     // The old map stays under a loading veil until the new one has arrived.
@@ -365,7 +378,8 @@ const pad = $("pad");
 let dragging = false;
 
 function padPoint(event) {
-  const box = pad.getBoundingClientRect();
+  // The map's square, not the pad's frame around it: a press on the frame is the nearest edge.
+  const box = $("field").getBoundingClientRect();
   return [((event.clientX - box.left) / box.width) * 127, (1 - (event.clientY - box.top) / box.height) * 127];
 }
 
@@ -491,6 +505,7 @@ function keep() {
 }
 
 function showKept() {
+  $("kept-empty").hidden = keptList().length > 0;
   $("kept").replaceChildren(...keptList().map((k) => {
     const item = document.createElement("li");
     const recall = document.createElement("button");

@@ -67,6 +67,7 @@ function showState(s) {
     showLoading(`building the map for ${s.model}…`);
     $("map").src = `/map/${encodeURIComponent(s.model)}.png`;
     $("model").value = s.model;
+    showLandmarks(s.model);
   }
   if (performance.now() - lastLoopSent > LOCAL_HOLD_MS) $("loop").checked = s.loop;
   if (document.activeElement !== $("bpm")) $("bpm").value = s.bpm;
@@ -76,6 +77,18 @@ function showState(s) {
   $("r-velocity").textContent = s.velocity || "–";
   $("r-decode").textContent = `${s.decode_ms.toFixed(2)} ms`;
   $("r-own-xruns").textContent = s.own_xruns;
+}
+
+async function showLandmarks(model) {
+  // Where the model puts the real snares it was trained on; a page without them still plays.
+  try {
+    const response = await fetch(`/landmarks/${encodeURIComponent(model)}.json`);
+    if (!response.ok || model !== mapModel) return;
+    Pad.setLandmarks(await response.json());
+    if (state) Pad.describe(state.cc[0], state.cc[1]);
+  } catch {
+    Pad.setLandmarks([]);
+  }
 }
 
 // The old map stays under a veil, with a line saying what is coming, until the new one has loaded.
@@ -92,12 +105,14 @@ const fmt = (v) => (v >= 0 ? "+" : "−") + Math.abs(v).toFixed(3);
 function placeDot(ccX, ccY) {
   $("dot").style.left = `${(ccX / CC_MAX) * 100}%`;
   $("dot").style.top = `${(1 - ccY / CC_MAX) * 100}%`;
+  Pad.describe(ccX, ccY);
 }
 
 // --- the pad -----------------------------------------------------------------------------------
 
 function padPosition(event) {
-  const box = $("pad").getBoundingClientRect();
+  // The map's square, not the pad's frame around it: a press on the frame is the nearest edge.
+  const box = $("field").getBoundingClientRect();
   const clamp = (v) => Math.min(CC_MAX, Math.max(0, v));
   return [clamp(((event.clientX - box.left) / box.width) * CC_MAX), clamp((1 - (event.clientY - box.top) / box.height) * CC_MAX)];
 }
@@ -226,6 +241,7 @@ $("save").addEventListener("click", async () => {
 
 async function refreshHistory() {
   const entries = await (await fetch("/history")).json();
+  $("history-empty").hidden = entries.length > 0;
   $("history").replaceChildren(...entries.map((e) => {
     const item = document.createElement("li");
     item.value = e.number;
