@@ -12,18 +12,17 @@ import numpy as np
 
 from ..core.dsp import DC_BLOCK_HZ, SNARE_PEAK_DB, TAIL_FADE_MS
 from ..core.kit import VELOCITY_LAYERS
-from . import audio
 from ..model.envelope import (
     ATTACK_KNOTS_S,
     BAND_FLOOR_LOG,
     GRID_STARTS,
     GRID_STEPS,
     LOG_EPS,
+    MAX_LOG_LEVEL,
     NEIGHBOURS,
+    PARTIAL_BLOCK,
     REFINE_STEPS_CC,
     RESOLUTIONS,
-    MAX_LOG_LEVEL,
-    PARTIAL_BLOCK,
     VARIANT_NOISE_MIX,
     EnvelopeSnare,
     Shaper,
@@ -31,6 +30,7 @@ from ..model.envelope import (
     render_grid,
     variant_offsets,
 )
+from . import audio
 
 SPEC_FORMAT = "latent-snare-browser"
 SPEC_VERSION = 1  # bumped whenever snare-model.js must change with it
