@@ -36,7 +36,7 @@ test: $(TEST_STAMP)
 
 # The README's pictures of both pages (docs/page-*.jpg), taken in Chromium from the running apps.
 screenshots: $(TEST_STAMP)
-	@$(PY) scripts/screenshots.py
+	@$(PY) -m scripts.screenshots
 
 setup-play: $(PLAY_STAMP)
 setup-train: $(TRAIN_STAMP)

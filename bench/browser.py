@@ -30,10 +30,9 @@ import soundfile as sf
 from instrument.config import load_config
 from instrument.files.saving import render_snare
 from instrument.model.file import load_model
+from tests.chromium import launch
 from tests.e2e.test_web import drop_file
 from tests.serveproc import Serve
-
-from .serve import CHROMIUM, CHROMIUM_ARGS
 
 
 def wait_js(page, expression: str, timeout_s: float = 30.0) -> None:
@@ -143,7 +142,7 @@ def main() -> None:
         try:
             time.sleep(0.5)
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = launch(p, autoplay=True)
                 rows = []
                 for label, url in [("in the tab", serve.url), ("from the server", serve.url + "?decoder=server")]:
                     page = browser.new_page()

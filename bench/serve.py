@@ -21,18 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.chromium import launch
 from tests.serveproc import Serve
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 PAGE_LOADS = 5
 WRK_SCRIPT = Path(__file__).with_name("serve_points.lua")
 
@@ -81,7 +72,7 @@ def page_load_ms(url: str) -> list[float]:
 
     times = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(p, autoplay=True)
         for _ in range(PAGE_LOADS):
             context = browser.new_context()
             page = context.new_page()

@@ -1,6 +1,6 @@
 """The README's pictures of both pages, taken again: `make screenshots`, or
 
-    .venv/bin/python scripts/screenshots.py [--out docs]
+    .venv/bin/python -m scripts.screenshots [--out docs]
 
 Starts a private JACK dummy server and `latent-snare run` on it (the instrument's page), and
 `latent-snare serve` (the web application's page), opens each in Debian's Chromium (Playwright,
@@ -15,24 +15,16 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from tests.chromium import CHROMIUM, launch
+from tests.jackrig import start_jackd, stop_process
+
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 VIEWPORT = {"width": 1280, "height": 800}
 JPEG_QUALITY = 70  # the map is a noisy spectrogram mosaic: this keeps each picture well under 200 kB
 JACK_SERVER = "latent-snare-screenshots"
@@ -58,35 +50,8 @@ def start(cmd: list[str], env: dict, log: Path, ready: re.Pattern) -> tuple[subp
 
 
 def stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def start_jackd(log: Path) -> subprocess.Popen:
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        sys.exit("jackd not found: the instrument's page needs an audio server (Debian package jackd2)")
-    cmd = [jackd, "-n", JACK_SERVER, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"]
-    proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    import jack
-
-    jack.set_error_function(lambda _message: None)  # "cannot connect" until the server is up: expected
-    jack.set_info_function(lambda _message: None)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            jack.Client("screenshots-probe", servername=JACK_SERVER, no_start_server=True).close()
-            return proc
-        except jack.JackOpenError:
-            time.sleep(0.1)
-    stop(proc)
-    sys.exit(f"jackd did not start within 10 s; its log: {log}")
+    if proc is not None:
+        stop_process(proc, timeout_s=20)
 
 
 def wait_js(page, expression: str, timeout_s: float = 30.0) -> None:
@@ -117,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).is_file():
         sys.exit(f"{CHROMIUM} not found (Debian package chromium)")
+    if shutil.which("jackd") is None:
+        sys.exit("jackd not found: the instrument's page needs an audio server (Debian package jackd2)")
     from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         base = {k: v for k, v in os.environ.items() if not k.startswith("JACK")}
         base.update(PYTHONUNBUFFERED="1", XDG_RUNTIME_DIR=str(tmp), XDG_CONFIG_HOME=str(tmp))
         try:
-            jackd = start_jackd(tmp / "jackd.log")
+            jackd = start_jackd(name=JACK_SERVER, realtime=False)
             run, run_url = start(
                 [*python, "run", "--midi-api", "jack", "--audio-device", "JACK", "--no-status", "--web-port", "0"]
                 + ["--config", str(config)],
@@ -144,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 re.compile(r"(http://\S+/)"),
             )
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = launch(p, autoplay=True)
                 page = browser.new_page(viewport=VIEWPORT)
                 page.goto(run_url)
                 wait_js(page, "document.querySelector('#link.on') && document.querySelector('#map').naturalWidth > 0")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from .. import chromium
 from ..jackrig import Rig, ServiceProcess, start_jackd, stop_process
 
 ARTIFACTS = Path(os.environ.get("LATENT_SNARE_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
@@ -61,3 +62,11 @@ def rig(service):
     r = Rig(audio_sources=(service.audio_source,))
     yield r
     r.close()
+
+
+def autoplay_browser():
+    """Chromium whose pages play sound without a tap, for a module fixture to `yield from`."""
+    _require("chromium", "chromium")
+    pytest.importorskip("playwright.sync_api", reason="playwright (pip install -e .[test])")
+    with chromium.browser(autoplay=True) as opened:
+        yield opened

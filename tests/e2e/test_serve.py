@@ -29,8 +29,8 @@ from instrument.model.file import load_model
 
 from ..serveproc import Serve, http
 from . import pagechecks
-from .conftest import ARTIFACTS, _require
-from .test_web import CHROMIUM, CHROMIUM_ARGS, drag, drop_file, wait_until
+from .conftest import ARTIFACTS, autoplay_browser
+from .test_web import drag, drop_file, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -58,15 +58,7 @@ def decoder(request):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    _require("chromium", "chromium")
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip install -e .[test])")
-    with playwright_api.sync_playwright() as p:
-        # Headless Chromium has no user to tap: let the page's AudioContext run without a gesture.
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS + ["--autoplay-policy=no-user-gesture-required"]
-        )
-        yield browser
-        browser.close()
+    yield from autoplay_browser()
 
 
 def wait_js(page, expression: str, timeout_s: float = 10.0) -> None:

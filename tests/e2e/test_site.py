@@ -21,9 +21,9 @@ from instrument.files.saving import render_snare
 from instrument.model.file import load_model
 
 from . import pagechecks
-from .conftest import ARTIFACTS, _require
+from .conftest import ARTIFACTS, autoplay_browser
 from .test_serve import wait_js
-from .test_web import CHROMIUM, CHROMIUM_ARGS, drop_file
+from .test_web import drop_file
 
 pytestmark = pytest.mark.e2e
 
@@ -64,14 +64,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(site):
-    _require("chromium", "chromium")
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip install -e .[test])")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS + ["--autoplay-policy=no-user-gesture-required"]
-        )
-        yield browser
-        browser.close()
+    yield from autoplay_browser()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from instrument.files.audio import load_snare
 from instrument.files.saving import read_snare_metadata
 from instrument.model.file import load_model
 
+from ..chromium import launch
 from ..jackrig import ServiceProcess, service_state
 from . import pagechecks
 from .conftest import ARTIFACTS, _require
@@ -25,15 +26,6 @@ from .listen import CONFIG, assert_matches, expected_snare, hit, recorded_hit, r
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 MAX_UPLOAD_MB = 1
 
 
@@ -55,7 +47,7 @@ def browser(service):
     _require("chromium", "chromium")
     playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip install -e .[test])")
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(p)
         yield browser
         browser.close()
 

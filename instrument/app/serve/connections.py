@@ -26,25 +26,23 @@ KEEPALIVE_S = 2.0  # an idle connection, or one whose headers have not arrived, 
 LINGER_S = 2.0
 
 
+# What was wrong with a request aiohttp's parser refused, in fixed words: never its own bytes.
+_REASONS = (
+    (http_exceptions.LineTooLong, "a line of the request is too long (at most 8190 bytes)"),
+    (http_exceptions.BadHttpMethod, "not an HTTP method"),
+    (http_exceptions.BadStatusLine, "the request line is not HTTP"),
+    (http_exceptions.InvalidHeader, "a malformed header"),
+    (http_exceptions.InvalidURLError, "a malformed URL"),
+    (http_exceptions.PayloadEncodingError, "a malformed body framing (Content-Length or Transfer-Encoding)"),
+)
+
+
 def _reason(exc: BaseException | None) -> str:
-    """What was wrong, in fixed words: never the request's own bytes."""
-    if isinstance(exc, http_exceptions.LineTooLong):
-        return "a line of the request is too long (at most 8190 bytes)"
-    if isinstance(exc, http_exceptions.BadHttpMethod):
-        return "not an HTTP method"
-    if isinstance(exc, http_exceptions.BadStatusLine):
-        return "the request line is not HTTP"
     if isinstance(exc, http_exceptions.ContentEncodingError):
         if "install" in str(exc).lower():  # aiohttp's advice to install a decoder is for the server's owner
             return "Content-Encoding not accepted; allowed gzip, deflate or none"
         return "the body does not decode as its Content-Encoding says"
-    if isinstance(exc, http_exceptions.InvalidHeader):
-        return "a malformed header"
-    if isinstance(exc, http_exceptions.InvalidURLError):
-        return "a malformed URL"
-    if isinstance(exc, http_exceptions.PayloadEncodingError):
-        return "a malformed body framing (Content-Length or Transfer-Encoding)"
-    return "a malformed request"
+    return next((reason for kind, reason in _REASONS if isinstance(exc, kind)), "a malformed request")
 
 
 def _peer(transport) -> str:
