@@ -40,7 +40,7 @@ from ..files.untrusted import load_snare_isolated
 from ..host.jack_ports import JackPorts
 from ..host.link import EngineLink, settings_for
 from ..host.midi import MidiPorts, MidiRouter, check_api
-from ..host.outputs import open_output
+from ..host.outputs import open_output, server_answers
 from ..host.worker import DecodeWorker, warm_up
 from ..model.file import available_models, load_model
 from ..rt.engine import ALL_SOUND_OFF_FADE_MS
@@ -201,10 +201,18 @@ class Instrument:
         if not self.audio.server_lost:
             return
         server = "JACK server" if self.audio.backend == "jack" else "audio device"
+        silent = self.audio.cycles_stopped  # it may hang whatever asks it: ask from a child first
         if self._audio_lost_at is None:
             self._audio_lost_at = time.monotonic()
-            self.say(f"audio: the {server} went away; playing again as soon as it is back")
+            if silent:
+                self.say(
+                    f"audio: {self.audio.lost_why}: the {server} went away or hangs; playing again once one answers"
+                )
+            else:
+                self.say(f"audio: the {server} went away; playing again as soon as it is back")
             self.audio.close()
+        if silent and not server_answers(self.audio.backend, self.config.audio.device):
+            return  # not back yet
         try:
             audio = open_output(
                 dataclasses.replace(self.config.audio, backend=self.audio.backend), self.config.midi.virtual_port
@@ -222,6 +230,8 @@ class Instrument:
         except UserError:
             audio.close()
             return  # listed, but not playing yet: the next turn tries again
+        if self.audio.backend == "jack":
+            audio.restore(self.audio.connections)  # the DAW's routing, where its peers are back
         self.audio = audio
         if self._midi_went_with_it():
             self.midi.close()
