@@ -28,8 +28,13 @@ say = echo "latent-snare setup: $(1)"
 
 .PHONY: play test setup-play setup-test setup-train clean
 
+# On a PipeWire desktop (its socket in $XDG_RUNTIME_DIR) pw-jack hands the instrument PipeWire's
+# JACK, where each note sounds at its exact frame; without pw-jack it says what to install.
 play: $(PLAY_STAMP)
-	@$(VENV)/bin/latent-snare run
+	@if [ -S "$${XDG_RUNTIME_DIR:-/nonexistent}/pipewire-0" ] && command -v pw-jack >/dev/null; then \
+		echo "latent-snare: PipeWire runs here: playing through its JACK (pw-jack latent-snare run)"; \
+		exec pw-jack $(VENV)/bin/latent-snare run; \
+		fi; exec $(VENV)/bin/latent-snare run
 
 test: $(TEST_STAMP)
 	@$(PY) -m pytest -q

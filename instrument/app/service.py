@@ -151,6 +151,8 @@ class Instrument:
         self.midi.open()
         if self.audio.realtime is False:
             self.say(NOT_REALTIME_WARNING)
+        if self.audio.advice:
+            self.say(self.audio.advice)
         self.control.start()
         if self.web:
             try:

@@ -58,6 +58,8 @@ class CycleOutput:
     """A subclass sets `backend`, `sample_rate`, `block_size`, `realtime`, `target` (AudioHost's)
     and `channels` before calling this __init__."""
 
+    advice = ""  # a line for the player at start-up about the choice of backend, or nothing
+
     def __init__(self, separate_process: bool = True):
         self.separate_process = separate_process
         self.engine: EngineLink | None = None

@@ -30,7 +30,7 @@ class JackOutput(CycleOutput):
         try:
             self.client = rt_jack.open_client("ctl")
         except rt_jack.NoServer as err:
-            raise UserError("no JACK server answers: start jackd (or choose audio.backend: portaudio)") from err
+            raise UserError(str(err)) from err
         self.server_xruns = 0  # every xrun the server announced, whichever client was late
         # Counted here, on this process's notification thread (rt/run.py says why not in the cycle's).
         # JACK tells only active clients; one without a process callback has no real-time

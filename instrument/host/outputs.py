@@ -34,6 +34,10 @@ def open_output(audio, midi_port: str) -> JackOutput | PortAudioOutput:
     if backend == "auto":
         wants_jack = not audio.device or "jack" in audio.device.lower()
         backend = "jack" if wants_jack and rt_jack.server_running() else "portaudio"
+        if backend == "portaudio" and wants_jack and rt_jack.pipewire_runs() and not rt_jack.pipewire_libjack():
+            output = PortAudioOutput(audio.device, audio.block_size, audio.channels, audio.separate_process)
+            output.advice = rt_jack.PORTAUDIO_ON_PIPEWIRE
+            return output
     if backend == "jack":
         return JackOutput(audio.channels, midi_port, audio.separate_process)
     return PortAudioOutput(audio.device, audio.block_size, audio.channels, audio.separate_process)
