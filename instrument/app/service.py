@@ -426,6 +426,10 @@ class Instrument:
             "saved": self.saved,
             # "own_xruns" are ours; the server announces every client's xruns to every client:
             "server_xruns": self.audio.server_xruns,
+            # The machine's, beside "own_xruns": JACK cycles late because they began late, and
+            # cycles that never reached us (the server skipped us, or changed its period).
+            "late_starts": self.engine.stats.late_starts,
+            "skipped_cycles": self.engine.stats.skipped_cycles,
             "callback_errors": self.audio.callback_errors,
             "audio_restarts": self.audio.restarts,
             "audio_pid": self.audio.audio_pid,
