@@ -8,7 +8,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # gcc and libc6-dev: pip builds the audio cycle, rt/mixer.c, into a small shared library.
 APT_PLAY := python3-venv libportaudio2 libsndfile1 gcc libc6-dev
-APT_TEST := $(APT_PLAY) jackd2 chromium
+# The PipeWire tests run a headless server of their own (tests/pipewire.py): a session bus,
+# pipewire, wireplumber and a null sink, reached through pw-jack and pipewire-alsa.
+APT_PIPEWIRE := pipewire pipewire-jack pipewire-alsa wireplumber pipewire-bin dbus
+APT_TEST := $(APT_PLAY) jackd2 chromium $(APT_PIPEWIRE)
 # The corpus test renders a soundfont drum through FluidSynth. No recommends: fluidsynth
 # recommends fluid-soundfont-gm, which is reserved for evaluation outside the project.
 APT_TEST_NO_RECOMMENDS := fluidsynth timgm6mb-soundfont
