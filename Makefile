@@ -8,7 +8,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # gcc and libc6-dev: pip builds the audio cycle, rt/mixer.c, into a small shared library.
 APT_PLAY := python3-venv libportaudio2 libsndfile1 gcc libc6-dev
-APT_TEST := $(APT_PLAY) jackd2 chromium
+# The PipeWire tests run a headless server of their own (tests/pipewire.py): a session bus,
+# pipewire, wireplumber and a null sink, reached through pw-jack and pipewire-alsa.
+APT_PIPEWIRE := pipewire pipewire-jack pipewire-alsa wireplumber pipewire-bin dbus
+APT_TEST := $(APT_PLAY) jackd2 chromium $(APT_PIPEWIRE)
 # The corpus test renders a soundfont drum through FluidSynth. No recommends: fluidsynth
 # recommends fluid-soundfont-gm, which is reserved for evaluation outside the project.
 APT_TEST_NO_RECOMMENDS := fluidsynth timgm6mb-soundfont
@@ -28,8 +31,13 @@ say = echo "latent-snare setup: $(1)"
 
 .PHONY: play test screenshots setup-play setup-test setup-train clean
 
+# On a PipeWire desktop (its socket in $XDG_RUNTIME_DIR) pw-jack hands the instrument PipeWire's
+# JACK, where each note sounds at its exact frame; without pw-jack it says what to install.
 play: $(PLAY_STAMP)
-	@$(VENV)/bin/latent-snare run
+	@if [ -S "$${XDG_RUNTIME_DIR:-/nonexistent}/pipewire-0" ] && command -v pw-jack >/dev/null; then \
+		echo "latent-snare: PipeWire runs here: playing through its JACK (pw-jack latent-snare run)"; \
+		exec pw-jack $(VENV)/bin/latent-snare run; \
+		fi; exec $(VENV)/bin/latent-snare run
 
 test: $(TEST_STAMP)
 	@$(PY) -m pytest -q

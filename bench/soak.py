@@ -136,6 +136,7 @@ def main() -> None:
     )
     print(
         f"\nRSS growth after warm-up: {growth}; own xruns counted by the service {state.get('own_xruns')} "
+        f"(the machine's: late starts {state.get('late_starts')}, skipped cycles {state.get('skipped_cycles')}) "
         f"(server's xrun notifications {state.get('server_xruns')}, audio restarts {state.get('audio_restarts')}); "
         f"xruns by client and state: {dict(sorted(states.items())) or 'none'}"
     )

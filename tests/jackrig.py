@@ -234,20 +234,29 @@ def service_inputs() -> list[str]:
 class ServiceProcess:
     """`latent-snare run` as a subprocess on the rig's JACK server."""
 
-    def __init__(self, args: list[str], server: str = SERVER_NAME, log_path: Path | None = None):
-        env = dict(os.environ, JACK_DEFAULT_SERVER=server, PYTHONUNBUFFERED="1")
+    def __init__(
+        self,
+        args: list[str],
+        server: str | None = SERVER_NAME,
+        log_path: Path | None = None,
+        env: dict | None = None,
+        wrapper: tuple[str, ...] = (),
+        device_args: tuple[str, ...] = ("--midi-api", "jack", "--audio-device", "JACK"),
+    ):
+        """`server` None: the default server of `env` (PipeWire's, under `wrapper` pw-jack)."""
+        env = dict(env or os.environ, PYTHONUNBUFFERED="1")
+        if server is not None:
+            env["JACK_DEFAULT_SERVER"] = server
         self.log_path = log_path or Path("/tmp/latent-snare-service.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [
+                *wrapper,
                 sys.executable,
                 "-m",
                 "instrument.app.cli",
                 "run",
-                "--midi-api",
-                "jack",
-                "--audio-device",
-                "JACK",
+                *device_args,
                 "--no-status",
                 "--web-port",
                 "0",

@@ -1,12 +1,15 @@
 """The command-line contract, run as a user would, with torch made unimportable."""
 
 import json
+import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from instrument.app.cli import build_parser
@@ -213,3 +216,28 @@ def test_an_unreadable_file_is_named_once(tmp_path):
     result = typed("encode", notes)
     assert_one_line_error(result, notes, "Format not recognised")
     assert result.stderr.count(str(notes)) == 1 and "Error opening" not in result.stderr, result.stderr
+
+
+def run_without_a_jack_server(runtime_dir: Path, control_socket: Path):
+    """`run --audio-backend jack` where no JACK server answers (a server name nobody runs), with
+    `runtime_dir` as the user's runtime folder, where a desktop's PipeWire keeps its socket."""
+    env = {**os.environ, "JACK_DEFAULT_SERVER": "latent-snare-nobody", "XDG_RUNTIME_DIR": str(runtime_dir)}
+    env.pop("PIPEWIRE_REMOTE", None)
+    env.pop("PIPEWIRE_RUNTIME_DIR", None)
+    command = [sys.executable, "-c", NO_TORCH, "run", "--audio-backend", "jack", "--no-status", "--web-port", "0"]
+    command += ["--socket", str(control_socket)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_no_jack_server_beside_pipewire_points_to_pw_jack_without_libjacks_own_lines(tmp_path):
+    pytest.importorskip("jack", reason="JACK-Client and libjack (pip install -e .[test], apt-get install jackd2)")
+    with socket.socket(socket.AF_UNIX) as pipewire:  # a PipeWire server's socket, as a desktop session has it
+        pipewire.bind(str(tmp_path / "pipewire-0"))
+        result = run_without_a_jack_server(tmp_path, tmp_path / "control.sock")
+    assert_one_line_error(result, "no JACK server answers", "pw-jack latent-snare run")
+    assert "pipewire-alsa" in result.stderr and "Cannot connect" not in result.stderr
+
+    (tmp_path / "no-pipewire-here").mkdir()
+    without = run_without_a_jack_server(tmp_path / "no-pipewire-here", tmp_path / "control.sock")
+    assert_one_line_error(without, "no JACK server answers: start jackd")
+    assert "pw-jack" not in without.stderr

@@ -40,7 +40,7 @@ from ..files.untrusted import load_snare_isolated
 from ..host.jack_ports import JackPorts
 from ..host.link import EngineLink, settings_for
 from ..host.midi import MidiPorts, MidiRouter, check_api
-from ..host.outputs import open_output
+from ..host.outputs import open_output, server_answers
 from ..host.worker import DecodeWorker, warm_up
 from ..model.file import available_models, load_model
 from ..rt.engine import ALL_SOUND_OFF_FADE_MS
@@ -151,6 +151,8 @@ class Instrument:
         self.midi.open()
         if self.audio.realtime is False:
             self.say(NOT_REALTIME_WARNING)
+        if self.audio.advice:
+            self.say(self.audio.advice)
         self.control.start()
         if self.web:
             try:
@@ -201,10 +203,18 @@ class Instrument:
         if not self.audio.server_lost:
             return
         server = "JACK server" if self.audio.backend == "jack" else "audio device"
+        silent = self.audio.cycles_stopped  # it may hang whatever asks it: ask from a child first
         if self._audio_lost_at is None:
             self._audio_lost_at = time.monotonic()
-            self.say(f"audio: the {server} went away; playing again as soon as it is back")
+            if silent:
+                self.say(
+                    f"audio: {self.audio.lost_why}: the {server} went away or hangs; playing again once one answers"
+                )
+            else:
+                self.say(f"audio: the {server} went away; playing again as soon as it is back")
             self.audio.close()
+        if silent and not server_answers(self.audio.backend, self.config.audio.device):
+            return  # not back yet
         try:
             audio = open_output(
                 dataclasses.replace(self.config.audio, backend=self.audio.backend), self.config.midi.virtual_port
@@ -222,6 +232,8 @@ class Instrument:
         except UserError:
             audio.close()
             return  # listed, but not playing yet: the next turn tries again
+        if self.audio.backend == "jack":
+            audio.restore(self.audio.connections)  # the DAW's routing, where its peers are back
         self.audio = audio
         if self._midi_went_with_it():
             self.midi.close()
@@ -414,6 +426,10 @@ class Instrument:
             "saved": self.saved,
             # "own_xruns" are ours; the server announces every client's xruns to every client:
             "server_xruns": self.audio.server_xruns,
+            # The machine's, beside "own_xruns": JACK cycles late because they began late, and
+            # cycles that never reached us (the server skipped us, or changed its period).
+            "late_starts": self.engine.stats.late_starts,
+            "skipped_cycles": self.engine.stats.skipped_cycles,
             "callback_errors": self.audio.callback_errors,
             "audio_restarts": self.audio.restarts,
             "audio_pid": self.audio.audio_pid,

@@ -10,7 +10,11 @@ wherever the cycle runs.
 `CycleOutput` starts the cycle and keeps it: an `audio-watch` thread restarts an audio process
 that dies while its server or device is there (the knobs, the model and the snare live here and
 in shared memory, so nothing is lost but the sounding voices), and sets `server_lost` when the
-server or device went away, for the service to open a new output once it is back.
+server or device went away, for the service to open a new output once it is back. A server can
+go away without a word (PipeWire's libjack never calls the shutdown callback, a stopped jackd
+says nothing): the same thread also watches the cycle's frame count, and when no cycle has run
+for CYCLES_STOPPED_S it sets `server_lost` and `cycles_stopped` (`lost_why` says it in words).
+Such a server may hang any call into it, so that output is abandoned rather than closed.
 `jack_output.JackOutput` and `portaudio_output.PortAudioOutput` say what each host adds.
 """
 
@@ -26,6 +30,7 @@ import time
 
 from ..errors import UserError
 from ..rt.child import EXIT_SERVER_GONE
+from ..rt.layout import load_acquire
 from ..rt.run import AudioHost, JackRun, PortAudioRun, ServerGone, WrongRate, open_run
 from .link import EngineLink
 
@@ -40,6 +45,11 @@ READY_TIMEOUT_S = 10.0
 # this process has even run its own signal handler: wait this long for our stop before calling it a crash.
 ASKED_TO_STOP_GRACE_S = 2.0
 ASKED_TO_STOP_CODES = (0, -signal.SIGTERM)
+# No cycle for this long while the cycle should run: the server went away or hangs. Above any
+# stall a busy machine makes (a 2048-frame quantum is 43 ms; the e2e tests stop the audio process
+# for 100 ms), below what a player waits before restarting by hand.
+CYCLES_STOPPED_S = 0.5
+ABANDON_AFTER_S = 1.0  # a call into a server that stopped answering is left behind after this long
 # The audio process mixes on one thread: numpy's BLAS would otherwise start idle worker threads there.
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -48,11 +58,17 @@ class CycleOutput:
     """A subclass sets `backend`, `sample_rate`, `block_size`, `realtime`, `target` (AudioHost's)
     and `channels` before calling this __init__."""
 
+    advice = ""  # a line for the player at start-up about the choice of backend, or nothing
+
     def __init__(self, separate_process: bool = True):
         self.separate_process = separate_process
         self.engine: EngineLink | None = None
         self.router = None
         self.server_lost = False
+        self.cycles_stopped = False  # no cycle ran for CYCLES_STOPPED_S: the server may hang any call
+        self.lost_why = ""  # why server_lost was set, for the player
+        self._frames = -1  # the cycle's frame count when the watch last looked, and when it last moved
+        self._frames_moved_at = 0.0
         self._stopping = False  # a plain flag: stopping() is called from a signal handler
         self.restarts = 0  # audio processes restarted after a crash
         self.process: subprocess.Popen | None = None
@@ -94,6 +110,7 @@ class CycleOutput:
             except (ServerGone, WrongRate) as err:
                 raise UserError(f"audio: {err}") from err
             self.run.start()
+        self.cycles_ran()
         self._watch.start()
 
     def _spawn(self) -> bool:
@@ -117,17 +134,41 @@ class CycleOutput:
             time.sleep(0.002)
         return True
 
+    def frames(self) -> int:
+        """The cycle's frame count (shared memory): it moves while cycles run."""
+        return load_acquire(self.engine.shared.snares, "frames")
+
+    def cycles_ran(self) -> None:
+        """A cycle is starting (or was just restarted): the stall clock starts from now."""
+        self._frames, self._frames_moved_at = self.frames(), time.monotonic()
+
+    def _cycles_stopped(self) -> bool:
+        frames, now = self.frames(), time.monotonic()
+        if frames != self._frames:
+            self._frames, self._frames_moved_at = frames, now
+            return False
+        if now - self._frames_moved_at < CYCLES_STOPPED_S:
+            return False
+        self.cycles_stopped, self.server_lost = True, True
+        self.lost_why = f"no audio cycle for {now - self._frames_moved_at:.1f} s (the server stopped without a word)"
+        return True
+
     def _watch_loop(self) -> None:
         while not self._stop.wait(WATCH_POLL_S):
             if self.run is not None:  # in this process: nothing to restart
                 # A PortAudio stream whose server died cannot be closed, nor PortAudio restarted, in
                 # the process that opened it (it waits forever): only JACK's loss is reopened here.
                 if self.backend == "jack" and self.run.server_gone():
+                    self.lost_why = "it went away"
                     self.server_lost = True
                     return
+                if self.backend == "jack" and self._cycles_stopped():
+                    return  # the service reopens the output once a server answers
                 self.each_turn()
                 continue
             if self.process.poll() is None or self._stop.is_set():
+                if self.process.poll() is None and self._cycles_stopped():
+                    return  # the service reopens the output once a server answers
                 self.each_turn()
                 continue
             code = self.process.returncode
@@ -138,9 +179,11 @@ class CycleOutput:
                 log.warning("the audio process ended (exit code %s); restarting it", code)
                 if self._spawn():
                     self.restarts += 1
+                    self.cycles_ran()
                     self.after_restart()
                     continue
             if self.process.returncode == EXIT_SERVER_GONE:
+                self.lost_why = "it went away"
                 self.server_lost = True  # the service waits for the server and opens a new output
                 return
             time.sleep(0.2)  # it failed to start for another reason: the next turn tries again
@@ -169,6 +212,10 @@ class CycleOutput:
             os.close(self._parent_end)
             self._parent_end = None
         if self.process is not None and self.process.poll() is None:
+            if self.cycles_stopped:  # its clean stop would call into a server that may never answer
+                self.process.kill()
+                self.process.wait()
+                return
             self.process.terminate()
             try:
                 self.process.wait(2.0)
@@ -184,5 +231,19 @@ class CycleOutput:
         if self._watch.is_alive():
             self._watch.join(2.0)
         if self.run is not None:
-            self.run.stop()
+            if self.cycles_stopped:
+                abandon_if_hung(self.run.stop, "the audio cycle")
+            else:
+                self.run.stop()
         self._end_process()
+
+
+def abandon_if_hung(fn, what: str) -> bool:
+    """Call `fn` on a thread of its own and wait ABANDON_AFTER_S for it: a call into a server that
+    stopped answering never returns, and must not hold the instrument with it. True if it returned."""
+    thread = threading.Thread(target=fn, name=f"closing {what}", daemon=True)
+    thread.start()
+    thread.join(ABANDON_AFTER_S)
+    if thread.is_alive():
+        log.info("%s did not close within %.1f s; left behind", what, ABANDON_AFTER_S)
+    return not thread.is_alive()

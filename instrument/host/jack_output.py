@@ -16,7 +16,7 @@ import time
 from ..core.names import CLIENT_NAME
 from ..errors import UserError
 from ..rt import jack as rt_jack
-from .cycle_output import CycleOutput
+from .cycle_output import CycleOutput, abandon_if_hung
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class JackOutput(CycleOutput):
         try:
             self.client = rt_jack.open_client("ctl")
         except rt_jack.NoServer as err:
-            raise UserError("no JACK server answers: start jackd (or choose audio.backend: portaudio)") from err
+            raise UserError(str(err)) from err
         self.server_xruns = 0  # every xrun the server announced, whichever client was late
         # Counted here, on this process's notification thread (rt/run.py says why not in the cycle's).
         # JACK tells only active clients; one without a process callback has no real-time
@@ -41,8 +41,8 @@ class JackOutput(CycleOutput):
         self.realtime = self.client.realtime
         self.channels, self.target = channels, midi_port
         self.midi_in = f"{CLIENT_NAME}:{midi_port or 'in'}"  # the audio process's port, by name
-        self._connections: list[tuple[str, str]] = []  # (source, destination) of the audio process's ports
-        self._noted_at = 0.0
+        self.connections: list[tuple[str, str]] = []  # (source, destination) of the audio process's ports
+        self._noted_at, self._noted_at_frame = 0.0, -1
         super().__init__(separate_process)
 
     def _xrun(self, _delay_us: float) -> None:
@@ -60,11 +60,21 @@ class JackOutput(CycleOutput):
     def each_turn(self) -> None:
         self._drain_midi()
         if time.monotonic() - self._noted_at > CONNECTIONS_EVERY_S:
-            self._note_connections()
-            self._noted_at = time.monotonic()
+            # Only while cycles run: a server that went away without a word answers with no
+            # connections, and that would overwrite the routing to restore.
+            frames = self.frames()
+            if frames != self._noted_at_frame:
+                self._note_connections()
+            self._noted_at, self._noted_at_frame = time.monotonic(), frames
 
     def after_restart(self) -> None:
-        for source, destination in self._connections:
+        self.restore(self.connections)
+
+    def restore(self, connections: list[tuple[str, str]]) -> None:
+        """Connect again what the cycle's ports were connected to (a DAW's routing), where both
+        ends exist: after a crash, and after its server came back (its peers come back by name)."""
+        self.connections = list(connections)
+        for source, destination in connections:
             try:
                 self.client.connect(source, destination)
             except Exception as err:  # the other end went away meanwhile
@@ -76,7 +86,7 @@ class JackOutput(CycleOutput):
             outs = [f"{CLIENT_NAME}:out_{i}" for i in range(self.channels)]
             connections = [(peer.name, self.midi_in) for peer in self.client.get_all_connections(self.midi_in)]
             connections += [(port, peer.name) for port in outs for peer in self.client.get_all_connections(port)]
-            self._connections = connections
+            self.connections = connections
         except Exception as err:  # a port that vanished mid-look, or the server going away: keep the last
             log.debug("noting connections: %s", err)
 
@@ -89,4 +99,7 @@ class JackOutput(CycleOutput):
         if self._stop.is_set():
             return
         super().close()
-        self.client.close()
+        if self.cycles_stopped:
+            abandon_if_hung(self.client.close, "the JACK control client")
+        else:
+            self.client.close()

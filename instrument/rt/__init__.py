@@ -15,6 +15,7 @@ stream callbacks):
   because one exception escaping a sounddevice callback stops the stream for good, and one
   escaping a JACK callback drops the client;
 - it writes into the host's buffers in place (`outdata[:] = ...`), never rebinding them;
-- it counts its own lateness (`own_xruns`): a JACK cycle finished after the period's end or
-  skipped, a PortAudio underflow.
+- it counts its own lateness (`own_xruns`: a JACK cycle that began in time and finished after
+  the period's end, a PortAudio underflow) apart from the machine's (`late_starts`: a JACK cycle
+  late because it began late; `skipped_cycles`: one that never reached it).
 """

@@ -17,6 +17,7 @@ from .cmixer import CMixer
 from .engine import Engine
 from .layout import SharedAudio, load_acquire, store_release
 from .routing import route_in_cycle
+from .structs import LATE_START_TENTHS
 
 WAKE_SERVER_GONE, WAKE_STOP = b"x", b"s"  # why a cycle's owner woke (its self-pipe)
 
@@ -102,6 +103,7 @@ class JackCycle(SharedCycle):
 
     def process(self, frames: int) -> None:
         stats = self.stats
+        started = self.client.frames_since_cycle_start
         try:
             self.begin()
             self.take_midi(self.midi_in.incoming_midi_events())
@@ -111,13 +113,17 @@ class JackCycle(SharedCycle):
                 port.get_array().fill(0)
             stats.callback_errors += 1
         self.end(frames)
-        # Our xruns, as far as this cycle can tell: it finished after the period's end, or the
-        # cycle before it never ran here (our thread was not scheduled in time, so jackd skipped
-        # us and this call belongs to a later cycle: the server's clock jumped).
+        # Late past the period's end: ours when the cycle began in time, the machine's when it began
+        # late. A cycle that never ran here (the server skipped us, or changed its period: its
+        # clock jumped) is the machine's too. mixer.c splits them the same way.
         now = self.client.last_frame_time
-        late = self.client.frames_since_cycle_start > frames
-        if late or (self.next_frame_time >= 0 and now != self.next_frame_time):
-            stats.own_xruns += 1
+        if self.client.frames_since_cycle_start > frames:
+            if started * 10 < frames * LATE_START_TENTHS:
+                stats.own_xruns += 1
+            else:
+                stats.late_starts += 1
+        if self.next_frame_time >= 0 and now != self.next_frame_time:
+            stats.skipped_cycles += 1
         self.next_frame_time = now + frames
 
 

@@ -8,6 +8,7 @@
 #define SNARE_SLOTS 16
 #define RECORD_WIDTH 4
 #define CYCLE_HIST_BINS 11
+#define LATE_START_TENTHS 5
 #define FADE_HEADROOM_VOICES 4
 #define CLOCK_PPQN 24
 #define ROUTE_MAIN 0
@@ -32,6 +33,8 @@ typedef struct {
     int64_t last_velocity;
     double peak;
     int64_t own_xruns;
+    int64_t late_starts;
+    int64_t skipped_cycles;
     int64_t callback_errors;
     int64_t ready_pid;
     int64_t memory_locked;
@@ -108,6 +111,8 @@ typedef struct {
     X(shared_stats, last_velocity) \
     X(shared_stats, peak) \
     X(shared_stats, own_xruns) \
+    X(shared_stats, late_starts) \
+    X(shared_stats, skipped_cycles) \
     X(shared_stats, callback_errors) \
     X(shared_stats, ready_pid) \
     X(shared_stats, memory_locked) \

@@ -484,7 +484,8 @@ static int jack_process(jack_nframes_t frames, void *arg) {
     mixer *m = arg;
     shared_stats *stats = m->L.stats;
     jack_api *jack = &m->jack;
-    stats->cycle_start_hist[period_bin(jack->frames_since_cycle_start(m->client), frames)] += 1;
+    jack_nframes_t started = jack->frames_since_cycle_start(m->client);
+    stats->cycle_start_hist[period_bin(started, frames)] += 1;
     lsn_begin(m);
     /* Read even in a cycle that plays silence: its notes then sound a period late, never not at all. */
     void *buffer = jack->port_get_buffer(m->midi_in, frames);
@@ -496,11 +497,16 @@ static int jack_process(jack_nframes_t frames, void *arg) {
     for (int64_t c = 0; c < m->channels; c++) outs[c] = jack->port_get_buffer(m->outs[c], frames);
     mix_period(m, outs, m->channels, 1, frames);
     end(m, frames);
-    /* Our xruns, as far as this cycle can tell: it finished after the period's end, or the cycle
-     * before it never ran here (jackd skipped us, so the server's clock jumped). */
+    /* A cycle that finished after the period's end is ours when it began in time (our work made it
+     * late), the machine's when it began late; a cycle that never ran here (the server skipped us,
+     * or changed its period, so its clock jumped) is the machine's too. */
     jack_nframes_t now = jack->last_frame_time(m->client), finished = jack->frames_since_cycle_start(m->client);
     stats->cycle_end_hist[period_bin(finished, frames)] += 1;
-    if (finished > frames || (m->clock_known && now != m->next_frame_time)) stats->own_xruns += 1;
+    if (finished > frames) {
+        if ((uint64_t)started * 10 < (uint64_t)frames * LATE_START_TENTHS) stats->own_xruns += 1;
+        else stats->late_starts += 1;
+    }
+    if (m->clock_known && now != m->next_frame_time) stats->skipped_cycles += 1;
     m->next_frame_time = now + frames;
     m->clock_known = true;
     return 0;

@@ -13,6 +13,9 @@ import ctypes
 SNARE_SLOTS = 16  # a note pins its slot while it sounds: 16 is 8 notes/s of 2 s snares with knob sweeps between
 RECORD_WIDTH = 4  # doubles per ring record: (kind, a, b, spare) for events, (size, byte 0, 1, 2) for MIDI
 CYCLE_HIST_BINS = 11  # tenths of the period, then "past its end"
+# A cycle that began this many tenths into its period or later started late: if it then finishes
+# past the period's end, the machine made it late (its timer, another thread), not our mixing.
+LATE_START_TENTHS = 5
 FADE_HEADROOM_VOICES = 4  # voices beyond the polyphony cap, for voices fading out after a steal
 CLOCK_PPQN = 24  # MIDI clock ticks per quarter note
 NO_SLOT = -1
@@ -26,6 +29,7 @@ CONSTANTS = {
     "SNARE_SLOTS": SNARE_SLOTS,
     "RECORD_WIDTH": RECORD_WIDTH,
     "CYCLE_HIST_BINS": CYCLE_HIST_BINS,
+    "LATE_START_TENTHS": LATE_START_TENTHS,
     "FADE_HEADROOM_VOICES": FADE_HEADROOM_VOICES,
     "CLOCK_PPQN": CLOCK_PPQN,
     "ROUTE_MAIN": ROUTE_MAIN,
@@ -59,7 +63,11 @@ class SharedStats(ctypes.Structure):
         ("voices", _i64),
         ("last_velocity", _i64),
         ("peak", _f64),
-        ("own_xruns", _i64),  # cycles that were ours to lose: finished late, skipped, or a PortAudio underflow
+        # Cycles our own work made late: on JACK, finished past the period's end though it began
+        # in time (before LATE_START_TENTHS); on PortAudio, an underflow.
+        ("own_xruns", _i64),
+        ("late_starts", _i64),  # the machine's: JACK cycles that finished late because they began late
+        ("skipped_cycles", _i64),  # the machine's: JACK cycles that never reached us (the server's clock jumped)
         ("callback_errors", _i64),
         ("ready_pid", _i64),  # set by an audio process once it plays; 0 before
         ("memory_locked", _i64),  # 1: its pages are locked in memory (no page faults on the cycle)

@@ -93,6 +93,37 @@ def test_the_instrument_survives_its_jack_server_dying_and_coming_back(jack_serv
     assert any(line.startswith("latent-snare: stopped") for line in service.lines)
 
 
+def test_a_server_that_stops_answering_is_noticed_by_its_stopped_cycles_and_reopened_when_it_answers(
+    jack_server, tmp_path_factory
+):
+    """A stopped jackd says nothing, as PipeWire's libjack never calls the shutdown callback: the
+    instrument notices that its cycles stopped, and plays again once the server answers, its knobs
+    and its connections (the recorder's) kept."""
+    jackd, service = service_on_its_own_server(tmp_path_factory, "jack", "stalled")
+    try:
+        rig = play_at_the_corner(service)
+        try:
+            os.kill(jackd.pid, signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            noticed_at = wait_for_line(service, "no audio cycle for", timeout_s=5)
+            assert noticed_at - stopped_at <= 2.0, f"noticed {noticed_at - stopped_at:.2f} s after the server stopped"
+            time.sleep(0.5)
+            os.kill(jackd.pid, signal.SIGCONT)
+            answered_at = time.monotonic()
+            reopened_at = wait_for_line(service, "is back; reopened", timeout_s=10)
+            assert reopened_at - answered_at <= 5.0, f"reopened {reopened_at - answered_at:.2f} s after it answered"
+            # The recorder is connected again without a hand on it, and hears that knob position's snare.
+            assert_matches(hit(rig)[1], expected_snare(rig.rate, 0, 0), expected_snare(rig.rate, 127, 127))
+            assert service_state()["cc"] == [0, 0]
+        finally:
+            os.kill(jackd.pid, signal.SIGCONT)
+            rig.close()
+    finally:
+        code = service.stop()
+        stop_process(jackd)
+    assert code == 0, f"the service did not stop cleanly after the stall: {service.log_path.read_text()[-1500:]}"
+
+
 def restart_portaudio() -> None:
     sd = sounddevice()
     sd._terminate()

@@ -70,9 +70,10 @@ def test_the_first_decode_it_reports_is_as_quick_as_the_ones_after(jack_server, 
     assert first["decode_ms"] <= 4 * max(later) and first["decode_ms"] <= 10 * typical, (first["decode_ms"], later)
 
 
-def test_the_first_dropout_of_its_own_is_explained_once_with_what_to_do(jack_server, tmp_path_factory):
-    """A stalled audio process (SIGSTOP, as a busy machine's scheduler would) misses cycles: the
-    counter the status line shows moves, and one line says what it is and how to avoid it."""
+def test_a_stall_of_the_machines_is_counted_beside_our_own_xruns_not_in_them(jack_server, tmp_path_factory):
+    """A stalled audio process (SIGSTOP, as a busy machine's scheduler would) misses cycles: they are
+    the machine's (`skipped_cycles` in status --json), not the status line's own xruns, which count
+    only cycles our own work made late, and the dropout advice waits for one of those."""
     import os
     import signal
 
@@ -86,21 +87,23 @@ def test_the_first_dropout_of_its_own_is_explained_once_with_what_to_do(jack_ser
     )
     try:
         pid = service_state()["audio_pid"]
-        for _ in range(2):  # two stalls, one explanation
-            xruns = service_state()["own_xruns"]
+        for _ in range(2):
+            skipped = service_state()["skipped_cycles"]
             os.kill(pid, signal.SIGSTOP)
             try:
                 wait_stopped(pid)
                 time.sleep(0.05)  # about 19 periods of 2.7 ms missed
             finally:
                 os.kill(pid, signal.SIGCONT)
-            wait_for(lambda n=xruns: service_state()["own_xruns"] > n, what="the stall counted as our own xrun")
-            wait_for(lambda: any("a dropout" in line for line in service.lines), what="the explanation")
+            wait_for(lambda n=skipped: service_state()["skipped_cycles"] > n, what="the stall counted as skipped")
+        time.sleep(1.0)  # two turns of the main loop, where the advice would be given
+        state = service_state()
     finally:
         service.stop()
-    said = [line for line in service.lines if "a dropout" in line]
-    assert len(said) == 1, service.lines
-    assert "dropout" in said[0] and "jackd" in said[0] and "-p 256" in said[0] and "-R" in said[0], said[0]
+    advice = [line for line in service.lines if "a dropout" in line]
+    # Our own count moves only if a stop landed inside a cycle (under 1 % of the time): then, and
+    # only then, the advice is given, once.
+    assert len(advice) == (1 if state["own_xruns"] else 0), (state["own_xruns"], service.lines)
 
 
 def test_a_taken_web_port_names_the_flag_that_changes_it(jack_server, tmp_path_factory):
