@@ -170,7 +170,9 @@ class Rig:
         elif now != self.last_frame:  # a cycle missed or run late (now is ahead), or run twice (now is behind)
             self.gap_frames.append(min(now, self.last_frame))  # where what is recorded may stop being continuous
         at = now - self.start_frame
-        if at + frames <= self.recordings[0].size:
+        # A server whose clock went back (PipeWire changing its driver: a sink coming up) has no
+        # place in this recording: that cycle is left out, as a gap.
+        if 0 <= at and at + frames <= self.recordings[0].size:
             for port, recording in zip(self.audio_ins, self.recordings):
                 recording[at : at + frames] = port.get_array()
         self.last_frame = now + frames

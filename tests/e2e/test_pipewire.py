@@ -92,7 +92,7 @@ def test_pipewire_and_wireplumber_restarted_under_it_and_it_plays_again_within_3
         time.sleep(1.0)
         pipewire.start_audio()
         back_at = time.monotonic()
-        heard = pipewire.listen(OUT, NOTE_TARGET, "--notes", "1", "--wait-s", "10")
+        heard = pipewire.listen(OUT, NOTE_TARGET, "--notes", "1", "--wait-s", "10", "--until-heard")
         assert heard["latencies"] and heard["latencies"][0] is not None, (heard, service.lines[-3:])
         elapsed = time.monotonic() - back_at
         assert elapsed <= BACK_WITHIN_S, (

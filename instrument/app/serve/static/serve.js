@@ -187,7 +187,40 @@ async function pump() {
     }
   }
   pumping = false;
-  if (current && moreRoundRobins(current)) roundRobinTimer = setTimeout(pump, ROUND_ROBIN_REST_MS - restedMs());
+  if (current && !current.kept && restedMs() >= ROUND_ROBIN_REST_MS) keepSnare(current);
+  if (current && (moreRoundRobins(current) || !current.kept)) {
+    roundRobinTimer = setTimeout(pump, ROUND_ROBIN_REST_MS - restedMs());
+  }
+}
+
+// The snare the knobs rest on is kept (in Cache Storage) for the tab's next visit to that point,
+// which plays it at once, before its decoder's thread has loaded and warmed up.
+const KEPT_SNARE_CACHE = "latent-snare-kept";
+const keptSnareKey = (point, layer) =>
+  new URL(`kept-snare/${modelInfo[point.model].identity}/${point.x}/${point.y}/${layer}`, location.href).href;
+
+async function keptSnare(point, layer) {
+  if (!window.caches || !decoder || !modelInfo[point.model].browser) return null;
+  try {
+    const hit = await (await caches.open(KEPT_SNARE_CACHE)).match(keptSnareKey(point, layer));
+    if (!hit) return null;
+    const wave = new Float32Array(await hit.arrayBuffer());
+    const buffer = ctx.createBuffer(1, wave.length, modelInfo[point.model].sample_rate);
+    buffer.copyToChannel(wave, 0);
+    return buffer;
+  } catch {
+    return null;  // no cache here: decode as usual
+  }
+}
+
+function keepSnare(snare) {
+  snare.kept = true;
+  if (!window.caches || !decoder || !modelInfo[snare.point.model].browser) return;
+  const wave = snare.buffers[0].getChannelData(0).slice();
+  caches.open(KEPT_SNARE_CACHE).then(async (cache) => {
+    for (const old of await cache.keys()) await cache.delete(old);  // one snare, the newest
+    await cache.put(keptSnareKey(snare.point, snare.layer), new Response(wave));
+  }).catch(() => {});
 }
 
 async function preparePoint(point) {
@@ -198,7 +231,8 @@ async function preparePoint(point) {
     let buffers = ready.get(cached);
     if (buffers) ready.delete(cached);
     else {
-      buffers = [await snareBuffer(point, layer, 0)];
+      const kept = firstReadyMs === null ? await keptSnare(point, layer) : null;
+      buffers = [kept || (await snareBuffer(point, layer, 0))];
       lastReadyMs = performance.now() - point.askedMs;  // from the move, including a decode it waited for
       $("r-ready").textContent = `${lastReadyMs.toFixed(1)} ms after the move (${decoder ? "in this tab" : "from the server"})`;
     }
