@@ -72,6 +72,7 @@ def first_visit(browser, url: str) -> tuple[float, float, int]:
     wait_js(page, READY)
     cold = page.evaluate("latentSnare.firstReadyMs()")
     downloaded = sum(sizes)
+    page.wait_for_timeout(1500)  # a visit, not a reflex: the tab keeps the snare its knobs rest on
     page.reload()
     wait_js(page, READY)
     warm = page.evaluate("latentSnare.firstReadyMs()")
