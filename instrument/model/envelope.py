@@ -55,6 +55,12 @@ RESOLUTIONS = ((2048, 512), (512, 128), (128, 32))  # (n_fft, hop) of the spectr
 GRID_STEPS = 17  # encode: a 17 x 17 grid of knob positions (127 / 16 = 7.9 CC apart), then refinement
 GRID_STARTS = 3  # pattern searches start from the best few grid points
 REFINE_STEPS_CC = (4.0, 2.0, 1.0, 0.5)  # pattern-search steps, in knob positions (the grid is 7.9 apart)
+# encode's screen: expected power summed over log-spaced groups of bins and of STFT frames (about
+# this many of each per resolution), so that a whole grid of candidates costs less than a few renders.
+SCREEN_POOLS = 32
+SCREEN_FRAMES_PER_POOL = 4  # frames per time group at which the partials' window sums are evaluated
+SCREEN_STEPS_CC = (4.0, 2.0, 1.0)  # the screen's pattern search; real renders take over below this
+RENDER_STEPS_CC = (1.0, 0.5)  # the finish on real renders, from the screen's best finalist
 FINE_GRID_POINTS = 4096  # frequencies at which band shapes are integrated through the window
 NEIGHBOURS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float32)
 
@@ -394,6 +400,56 @@ def spectral_geometry(config: EnvelopeConfig, n_fft: int, hop: int) -> SpectralG
     )
 
 
+def log_groups(n: int, n_groups: int) -> np.ndarray:
+    """(G, n) 0/1: indices 0..n-1 in contiguous groups that widen with the index (log-spaced, the
+    first ones single), G <= n_groups: fine where a spectrum's low bins and a hit's attack are."""
+    edges = np.concatenate([[0], np.unique(np.round(np.geomspace(1, n, n_groups)).astype(np.int64))])
+    groups = np.zeros((edges.size - 1, n), np.float32)
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        groups[i, lo:hi] = 1.0
+    return groups
+
+
+@dataclass
+class ScreenGeometry:
+    """One resolution's spectrogram summed over groups of bins (F) and of frames (T): encode's
+    screen. Sums of expected power are linear in the band envelopes' power, so the noise's
+    share is two small products; the partials' needs their window sums at a few frames per group."""
+
+    bin_groups: np.ndarray  # (F, bins) 0/1
+    frame_groups: np.ndarray  # (T, n_stft) 0/1
+    band_power: np.ndarray  # (F, n_bands): each unit-RMS band's power summed over a group of bins
+    w2: np.ndarray  # (T, n_grid): window^2 weights summed over a group of frames
+    w1: np.ndarray  # (R, n_grid): window weights at R representative frames
+    w1_to_groups: np.ndarray  # (T, R): a group's frame count spread over its representatives
+    cells: np.ndarray  # (F, T): (bin, frame) cells in each group, to turn sums into means
+
+
+def screen_geometry(g: SpectralGeometry) -> ScreenGeometry:
+    bin_groups = log_groups(g.freqs_hz.size, SCREEN_POOLS)
+    frame_groups = log_groups(g.w2.shape[0], SCREEN_POOLS)
+    representatives, spread = [], []
+    for group in frame_groups:
+        frames = np.flatnonzero(group)
+        chosen = frames[np.unique(np.linspace(0, frames.size - 1, SCREEN_FRAMES_PER_POOL).round().astype(np.int64))]
+        representatives.append(chosen)
+        spread.append(np.full(chosen.size, frames.size / chosen.size))
+    w1_to_groups = np.zeros((frame_groups.shape[0], sum(r.size for r in representatives)), np.float32)
+    start = 0
+    for i, weights in enumerate(spread):
+        w1_to_groups[i, start : start + weights.size] = weights
+        start += weights.size
+    return ScreenGeometry(
+        bin_groups=bin_groups,
+        frame_groups=frame_groups,
+        band_power=(bin_groups @ g.band_power).astype(np.float32),
+        w2=(frame_groups @ g.w2).astype(np.float32),
+        w1=g.w1[np.concatenate(representatives)].astype(np.float32),
+        w1_to_groups=w1_to_groups,
+        cells=np.outer(bin_groups.sum(axis=1), frame_groups.sum(axis=1)).astype(np.float32),
+    )
+
+
 def stft_power(waves: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """(..., n) -> (..., bins, frames) |STFT|^2, periodic Hann, centred with zero padding."""
     n = waves.shape[-1]
@@ -526,6 +582,12 @@ class EnvelopeSnare:
     def params(self, latent, velocity: float = MIDI_VELOCITY_MAX, variant: int = 0, raw=None) -> Params:
         """(..., 2) -> Params of a hit at `velocity` (MIDI), round robin `variant`. `raw`: the
         heads' outputs when already computed (several velocities of one point)."""
+        knots, freq_hz, amp, decay_s = self.knot_params(latent, velocity, variant, raw)
+        return Params(log_env=knots @ self.shaper.interp, freq_hz=freq_hz, amp=amp, decay_s=decay_s)
+
+    def knot_params(self, latent, velocity: float = MIDI_VELOCITY_MAX, variant: int = 0, raw=None):
+        """`params` with the bands' log levels at the knots (..., n_bands, n_knots), before they
+        are interpolated to the render grid; then the partials' frequency, amplitude and decay."""
         c = self.config
         raw = self.hidden(latent) if raw is None else raw
         raw = velocity_mix(raw.astype(np.float64), float(velocity), c.n_outputs)
@@ -534,11 +596,11 @@ class EnvelopeSnare:
         knots = self.shaper.knot_levels(attack + off["level"][:, None], rate, 1.0 + off["rate"][:, None])
         sig = ACTIVATIONS["sig"]
         (f_lo, f_hi), (d_lo, d_hi) = c.partial_hz, c.partial_decay_s
-        return Params(
-            log_env=knots @ self.shaper.interp,
-            freq_hz=f_lo * (f_hi / f_lo) ** sig(f_raw) * 2 ** (off["cents"] / 1200),
-            amp=np.exp(np.minimum(a_raw, 0.0)) * 10 ** (off["amp_db"] / 20),
-            decay_s=d_lo * (d_hi / d_lo) ** sig(d_raw),
+        return (
+            knots,
+            f_lo * (f_hi / f_lo) ** sig(f_raw) * 2 ** (off["cents"] / 1200),
+            np.exp(np.minimum(a_raw, 0.0)) * 10 ** (off["amp_db"] / 20),
+            d_lo * (d_hi / d_lo) ** sig(d_raw),
         )
 
     def render(self, p: Params, variant: int = 0) -> np.ndarray:
@@ -589,50 +651,154 @@ class EnvelopeSnare:
             out.append(power)
         return out
 
+    @cached_property
+    def screens(self) -> list[ScreenGeometry]:
+        return [screen_geometry(g) for g in self.geometry]
+
+    @cached_property
+    def interp32(self) -> np.ndarray:
+        return self.shaper.interp.astype(np.float32)
+
+    def screen_power(self, latent) -> list[np.ndarray]:
+        """(B, 2) -> per resolution (B, F, T): the expected power of each point's hard hit, at
+        its render's peak level, averaged over each screen group; `expected_power` summed
+        before it is computed, in float32. What lies below the render's floor is zero here (as
+        in the render), not a subnormal float that slows the products down."""
+        knots, freq_hz, amp, decay_s = (x.astype(np.float32) for x in self.knot_params(latent))
+        log_env = knots @ self.interp32  # (B, n_bands, n_grid)
+        env = np.where(log_env > BAND_FLOOR_LOG, np.exp(np.maximum(log_env, BAND_FLOOR_LOG)), np.float32(0.0))
+        grid_t = (self.grid / self.config.sample_rate).astype(np.float32)
+        log_partial = np.log(amp)[..., None] - grid_t / decay_s[..., None]  # (B, K, n_grid)
+        partial_env = np.where(log_partial > BAND_FLOOR_LOG, np.exp(np.maximum(log_partial, BAND_FLOOR_LOG)), 0.0)
+        partial_env = partial_env.astype(np.float32)
+        peak2 = self.attack_peak(env, freq_hz, amp, decay_s) ** 2
+        env2 = env * env
+        out = []
+        for g, s in zip(self.geometry, self.screens):
+            noise = s.band_power @ (env2 @ s.w2.T)  # (B, F, T)
+            shape = partial_shape(g.freqs_hz.astype(np.float32), freq_hz[..., None], g.n_fft, self.config.sample_rate)
+            amp2 = (partial_env @ s.w1.T) ** 2 @ s.w1_to_groups.T  # (B, K, T): summed over each group's frames
+            power = noise + 0.25 * np.matmul(np.swapaxes(shape @ s.bin_groups.T, -1, -2), amp2)
+            out.append(power / (s.cells * peak2[:, None, None]))
+        return out
+
+    def attack_peak(self, env, freq_hz, amp, decay_s) -> np.ndarray:
+        """(B,) the peak of each hard hit's render over its attack's fine grid (`render`'s first
+        part, batched): a struck hit peaks there, and the distance compares renders at their peaks."""
+        c, bank = self.config, self.banks[0]
+        n_fine = bank.fine.shape[0]
+        e = np.moveaxis(env[..., : n_fine + 1], -1, 0)  # (n_fine + 1, B, n_bands)
+        start = bank.fine @ np.swapaxes(e[:-1], -1, -2)  # (n_fine, fine_hop, B)
+        end = bank.fine @ np.swapaxes(e[1:], -1, -2)
+        ramp = (np.arange(c.fine_hop, dtype=np.float32) / c.fine_hop)[:, None]
+        noise = (start + (end - start) * ramp).reshape(-1, env.shape[0])  # (n_fine * fine_hop, B)
+        t = np.arange(noise.shape[0], dtype=np.float32) / c.sample_rate
+        phase = 2 * np.pi * np.mod(freq_hz[..., None] * t, 1.0)
+        partials = (amp[..., None] * np.exp(-t / decay_s[..., None]) * np.sin(phase)).sum(axis=-2)  # (B, n)
+        return np.maximum(np.abs(noise.T + partials).max(axis=-1), 1e-9)
+
     def encode(self, wave, knobs, grid_steps: int = GRID_STEPS) -> np.ndarray:
         """(n_samples,) -> (2,): the point within the knobs' reach whose hard hit is closest to
-        `wave` in the multi-resolution log-spectral distance: a grid of knob positions, then a
-        pattern search over the knobs from the most promising grid points, on real renders (so a
-        snare this model rendered is found again exactly).
-        (B, n) -> (B, 2), one by one."""
+        `wave` in the multi-resolution log-spectral distance. (B, n) -> (B, 2), one by one.
+
+        A render costs milliseconds, while the expected power summed over groups of cells
+        (`screen_log_power`) costs a few for the whole grid: the screen ranks the grid and walks
+        from its best few points; real renders then choose among those finalists and finish the
+        walk on a fine step, so a snare this model rendered is still found where it was rendered
+        (the screen's expectation is not the render's noise)."""
         wave = np.asarray(wave, dtype=np.float32)
         if wave.ndim == 2:
             return np.stack([self.encode(w, knobs, grid_steps) for w in wave])
-        target = self._log_power(wave)
+        search = _Search(self, knobs, wave)
         axis = np.linspace(0.0, CC_MAX, grid_steps)
         grid_cc = np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
-        grid = np.stack([knobs.cc_to_latent(*cc) for cc in grid_cc])
-        # Every grid point's render is compared, so a sharp valley between grid points is entered
-        # from its nearest grid point; the best few are refined, best first.
-        rendered = np.array([self.render_distance(z, target) for z in grid])
+        screened = search.screen(grid_cc)
+        finalists = [
+            _pattern_search(grid_cc[start], screened[start], search.screen, SCREEN_STEPS_CC)[0]
+            for start in np.argsort(screened)[:GRID_STARTS]
+        ]
+        rendered = search.rendered(np.array(finalists))
+        first = int(np.argmin(rendered))
+        best, _ = _pattern_search(finalists[first], rendered[first], search.rendered, RENDER_STEPS_CC)
+        return knobs.cc_to_latent(*best)
+
+    def encode_by_renders(self, wave, knobs, grid_steps: int = GRID_STEPS) -> np.ndarray:
+        """`encode` through real renders only: every grid point rendered, then pattern searches
+        from the best few. The reference the fast search is measured against (about 300 renders)."""
+        wave = np.asarray(wave, dtype=np.float32)
+        if wave.ndim == 2:
+            return np.stack([self.encode_by_renders(w, knobs, grid_steps) for w in wave])
+        search = _Search(self, knobs, wave)
+        axis = np.linspace(0.0, CC_MAX, grid_steps)
+        grid_cc = np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
+        rendered = search.rendered(grid_cc)
         best, best_d = grid_cc[int(np.argmin(rendered))], np.inf
         for start in np.argsort(rendered)[:GRID_STARTS]:
             if rendered[start] >= best_d:
                 break  # a refined point is already closer than every remaining start
-            cc, d = self._pattern_search(grid_cc[start], rendered[start], knobs, target)
+            cc, d = _pattern_search(grid_cc[start], rendered[start], search.rendered, REFINE_STEPS_CC)
             if d < best_d:
                 best, best_d = cc, d
         return knobs.cc_to_latent(*best)
 
-    def _pattern_search(self, best: np.ndarray, best_d: float, knobs, target) -> tuple[np.ndarray, float]:
-        """Walk to the closest neighbour while one is closer, then halve the step (about)."""
-        for step in REFINE_STEPS_CC:
-            moved = True
-            while moved:
-                around = np.clip(best + step * NEIGHBOURS, 0.0, CC_MAX)
-                d = [self.render_distance(knobs.cc_to_latent(*cc), target) for cc in around]
-                moved = min(d) < best_d - 1e-9
-                if moved:
-                    best, best_d = around[int(np.argmin(d))], min(d)
-        return best, best_d
-
     def _log_power(self, wave: np.ndarray) -> list[np.ndarray]:
         """Log STFT power per resolution of `wave` at its own peak: encoding ignores level (a
         dropped file is normalized, and velocity sets the level of what the model plays)."""
+        return [np.log(power + LOG_EPS) for power in self._power(wave)]
+
+    def _power(self, wave: np.ndarray) -> list[np.ndarray]:
         wave = wave / max(float(np.max(np.abs(wave))), 1e-9)
-        return [np.log(stft_power(wave, g.n_fft, g.hop).astype(np.float32) + LOG_EPS) for g in self.geometry]
+        return [stft_power(wave, g.n_fft, g.hop).astype(np.float32) for g in self.geometry]
 
     def render_distance(self, latent: np.ndarray, target_log_power: list[np.ndarray]) -> float:
         """One point's render vs a target's log power per resolution: mean |log-magnitude| difference."""
         rendered = self._log_power(self.decode(latent))
         return float(np.mean([0.5 * np.abs(a - b).mean() for a, b in zip(rendered, target_log_power)]))
+
+
+class _Search:
+    """One target's two distances over knob positions (N, 2) -> (N,): the screen (expected power
+    over groups of cells, batched) and real renders (remembered: a pattern search asks again
+    for the neighbours it has already rendered)."""
+
+    def __init__(self, net: EnvelopeSnare, knobs, wave: np.ndarray):
+        self.net, self.knobs = net, knobs
+        power = net._power(wave)
+        self.target_log_power = [np.log(p + LOG_EPS) for p in power]
+        # The target's mean power over the same groups: averaging first also tames the noise of
+        # single STFT cells, which the expectation does not have.
+        self.target_screen = [
+            np.log(s.bin_groups @ p @ s.frame_groups.T / s.cells + LOG_EPS) for s, p in zip(net.screens, power)
+        ]
+        self.target_screen = np.concatenate([t.reshape(-1) for t in self.target_screen])
+        # Every resolution weighs the same, and within one each group as many cells as it holds.
+        self.weights = np.concatenate([(s.cells / s.cells.sum() / len(net.screens)).reshape(-1) for s in net.screens])
+        self.renders: dict[tuple[float, float], float] = {}
+
+    def latents(self, cc: np.ndarray) -> np.ndarray:
+        return np.stack([self.knobs.cc_to_latent(*c) for c in cc])
+
+    def screen(self, cc: np.ndarray) -> np.ndarray:
+        """The mean |log-magnitude| difference over the groups, at each render's peak level."""
+        power = np.concatenate([e.reshape(len(cc), -1) for e in self.net.screen_power(self.latents(cc))], axis=1)
+        return 0.5 * (np.abs(np.log(power + LOG_EPS) - self.target_screen) * self.weights).sum(axis=1)
+
+    def rendered(self, cc: np.ndarray) -> np.ndarray:
+        for c in map(tuple, cc.tolist()):
+            if c not in self.renders:
+                self.renders[c] = self.net.render_distance(self.knobs.cc_to_latent(*c), self.target_log_power)
+        return np.array([self.renders[c] for c in map(tuple, cc.tolist())])
+
+
+def _pattern_search(best: np.ndarray, best_d: float, distance, steps_cc) -> tuple[np.ndarray, float]:
+    """Walk to the closest of the eight neighbours while one is closer, then take the next,
+    smaller step. `distance`: knob positions (8, 2) -> (8,)."""
+    for step in steps_cc:
+        moved = True
+        while moved:
+            around = np.clip(best + step * NEIGHBOURS, 0.0, CC_MAX)
+            d = distance(around)
+            moved = float(d.min()) < best_d - 1e-9
+            if moved:
+                best, best_d = around[int(np.argmin(d))], float(d.min())
+    return best, best_d
