@@ -59,6 +59,7 @@ REFINE_STEPS_CC = (4.0, 2.0, 1.0, 0.5)  # pattern-search steps, in knob position
 # this many of each per resolution), so that a whole grid of candidates costs less than a few renders.
 SCREEN_POOLS = 32
 SCREEN_FRAMES_PER_POOL = 4  # frames per time group at which the partials' window sums are evaluated
+SCREEN_PARTIAL_STEP_HZ = 0.5  # the screen's table of a partial's spectrum (bins are 21.5 Hz and wider)
 SCREEN_STEPS_CC = (4.0, 2.0, 1.0)  # the screen's pattern search; real renders take over below this
 RENDER_STEPS_CC = (1.0, 0.5)  # the finish on real renders, from the screen's best finalist
 FINE_GRID_POINTS = 4096  # frequencies at which band shapes are integrated through the window
@@ -423,9 +424,19 @@ class ScreenGeometry:
     w1: np.ndarray  # (R, n_grid): window weights at R representative frames
     w1_to_groups: np.ndarray  # (T, R): a group's frame count spread over its representatives
     cells: np.ndarray  # (F, T): (bin, frame) cells in each group, to turn sums into means
+    partial_hz: np.ndarray  # (P,) a fine grid over the partials' range (much finer than a bin)
+    partial_shapes: np.ndarray  # (P, F): a partial's `partial_shape` at each, summed over each group
+
+    def partial_shape(self, freq_hz: np.ndarray) -> np.ndarray:
+        """(..., K) -> (..., K, F): linear between the table's frequencies."""
+        step = self.partial_hz[1] - self.partial_hz[0]
+        at = np.clip((freq_hz - self.partial_hz[0]) / step, 0.0, self.partial_hz.size - 1.001)
+        i = at.astype(np.int64)
+        frac = (at - i)[..., None].astype(np.float32)
+        return self.partial_shapes[i] * (1.0 - frac) + self.partial_shapes[i + 1] * frac
 
 
-def screen_geometry(g: SpectralGeometry) -> ScreenGeometry:
+def screen_geometry(config: EnvelopeConfig, g: SpectralGeometry) -> ScreenGeometry:
     bin_groups = log_groups(g.freqs_hz.size, SCREEN_POOLS)
     frame_groups = log_groups(g.w2.shape[0], SCREEN_POOLS)
     representatives, spread = [], []
@@ -434,6 +445,7 @@ def screen_geometry(g: SpectralGeometry) -> ScreenGeometry:
         chosen = frames[np.unique(np.linspace(0, frames.size - 1, SCREEN_FRAMES_PER_POOL).round().astype(np.int64))]
         representatives.append(chosen)
         spread.append(np.full(chosen.size, frames.size / chosen.size))
+    partial_hz = np.arange(config.partial_hz[0], config.partial_hz[1] + SCREEN_PARTIAL_STEP_HZ, SCREEN_PARTIAL_STEP_HZ)
     w1_to_groups = np.zeros((frame_groups.shape[0], sum(r.size for r in representatives)), np.float32)
     start = 0
     for i, weights in enumerate(spread):
@@ -447,6 +459,10 @@ def screen_geometry(g: SpectralGeometry) -> ScreenGeometry:
         w1=g.w1[np.concatenate(representatives)].astype(np.float32),
         w1_to_groups=w1_to_groups,
         cells=np.outer(bin_groups.sum(axis=1), frame_groups.sum(axis=1)).astype(np.float32),
+        partial_hz=partial_hz,
+        partial_shapes=(
+            partial_shape(g.freqs_hz, partial_hz[:, None], g.n_fft, config.sample_rate) @ bin_groups.T
+        ).astype(np.float32),
     )
 
 
@@ -466,26 +482,27 @@ def stft_power(waves: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 PARTIAL_BLOCK = 512  # samples per row of the partials' factored render (see `partials`)
 
 
-def partials(freq_hz, amp, decay_s, n_samples: int, sample_rate: int) -> np.ndarray:
-    """(K,) each -> (n_samples,) float32: the sum of K damped sines a * exp(-t / tau) * sin(2 pi f t).
+def partials(freq_hz, amp, decay_s, n_samples: int, sample_rate: int, block: int = PARTIAL_BLOCK) -> np.ndarray:
+    """(..., K) each -> (..., n_samples) float32: the sum of K damped sines a * exp(-t / tau) * sin(2 pi f t).
 
     Each is Im(a z^n) with z = exp(-1/(tau sr) + 2 pi i f / sr), and z^(jB + k) = z^(jB) z^k: with
-    rows of B samples the whole sum is one small matrix product, (rows, 2K) @ (2K, B), instead of
-    a sine and an exponential per sample and partial. Both factors come straight from exp, cos and
-    sin in float64 (the phase reduced mod 1 cycle), so no error accumulates along the tail."""
-    f = np.asarray(freq_hz, np.float64)[:, None]
-    rate = -1.0 / np.asarray(decay_s, np.float64)[:, None]
-    rows = -(-n_samples // PARTIAL_BLOCK)
-    k = np.arange(PARTIAL_BLOCK) / sample_rate  # (B,) seconds into a row
-    row = np.arange(rows) * (PARTIAL_BLOCK / sample_rate)  # (rows,) seconds at each row's start
-    inner_phase = 2 * np.pi * np.mod(f * k, 1.0)  # (K, B)
-    inner = np.exp(rate * k)  # (K, B)
-    outer_phase = 2 * np.pi * np.mod(f * row, 1.0)  # (K, rows)
-    outer = np.asarray(amp, np.float64)[:, None] * np.exp(rate * row)
+    rows of B samples (`block`) the whole sum is one small matrix product, (rows, 2K) @ (2K, B),
+    instead of a sine and an exponential per sample and partial. Both factors come straight from
+    exp, cos and sin in float64 (the phase reduced mod 1 cycle), so no error accumulates along the tail."""
+    f = np.asarray(freq_hz, np.float64)[..., None]
+    rate = -1.0 / np.asarray(decay_s, np.float64)[..., None]
+    rows = -(-n_samples // block)
+    k = np.arange(block) / sample_rate  # (B,) seconds into a row
+    row = np.arange(rows) * (block / sample_rate)  # (rows,) seconds at each row's start
+    inner_phase = 2 * np.pi * np.mod(f * k, 1.0)  # (..., K, B)
+    inner = np.exp(rate * k)  # (..., K, B)
+    outer_phase = 2 * np.pi * np.mod(f * row, 1.0)  # (..., K, rows)
+    outer = np.asarray(amp, np.float64)[..., None] * np.exp(rate * row)
     # Im(s b) = Im(s) Re(b) + Re(s) Im(b), summed over the partials by the product.
-    left = np.concatenate([outer * np.sin(outer_phase), outer * np.cos(outer_phase)]).T  # (rows, 2K)
-    right = np.concatenate([inner * np.cos(inner_phase), inner * np.sin(inner_phase)])  # (2K, B)
-    return (left @ right).reshape(-1)[:n_samples].astype(np.float32)
+    left = np.swapaxes(np.concatenate([outer * np.sin(outer_phase), outer * np.cos(outer_phase)], axis=-2), -1, -2)
+    right = np.concatenate([inner * np.cos(inner_phase), inner * np.sin(inner_phase)], axis=-2)  # (..., 2K, B)
+    product = left @ right  # (..., rows, B)
+    return product.reshape(*product.shape[:-2], -1)[..., :n_samples].astype(np.float32)
 
 
 def softplus(x):
@@ -653,7 +670,7 @@ class EnvelopeSnare:
 
     @cached_property
     def screens(self) -> list[ScreenGeometry]:
-        return [screen_geometry(g) for g in self.geometry]
+        return [screen_geometry(self.config, g) for g in self.geometry]
 
     @cached_property
     def interp32(self) -> np.ndarray:
@@ -662,23 +679,19 @@ class EnvelopeSnare:
     def screen_power(self, latent) -> list[np.ndarray]:
         """(B, 2) -> per resolution (B, F, T): the expected power of each point's hard hit, at
         its render's peak level, averaged over each screen group; `expected_power` summed
-        before it is computed, in float32. What lies below the render's floor is zero here (as
-        in the render), not a subnormal float that slows the products down."""
+        before it is computed, in float32."""
         knots, freq_hz, amp, decay_s = (x.astype(np.float32) for x in self.knot_params(latent))
         log_env = knots @ self.interp32  # (B, n_bands, n_grid)
-        env = np.where(log_env > BAND_FLOOR_LOG, np.exp(np.maximum(log_env, BAND_FLOOR_LOG)), np.float32(0.0))
+        env = _exp_above_floor(log_env)
         grid_t = (self.grid / self.config.sample_rate).astype(np.float32)
-        log_partial = np.log(amp)[..., None] - grid_t / decay_s[..., None]  # (B, K, n_grid)
-        partial_env = np.where(log_partial > BAND_FLOOR_LOG, np.exp(np.maximum(log_partial, BAND_FLOOR_LOG)), 0.0)
-        partial_env = partial_env.astype(np.float32)
+        partial_env = _exp_above_floor(np.log(amp)[..., None] - grid_t / decay_s[..., None])  # (B, K, n_grid)
         peak2 = self.attack_peak(env, freq_hz, amp, decay_s) ** 2
         env2 = env * env
         out = []
-        for g, s in zip(self.geometry, self.screens):
+        for s in self.screens:
             noise = s.band_power @ (env2 @ s.w2.T)  # (B, F, T)
-            shape = partial_shape(g.freqs_hz.astype(np.float32), freq_hz[..., None], g.n_fft, self.config.sample_rate)
             amp2 = (partial_env @ s.w1.T) ** 2 @ s.w1_to_groups.T  # (B, K, T): summed over each group's frames
-            power = noise + 0.25 * np.matmul(np.swapaxes(shape @ s.bin_groups.T, -1, -2), amp2)
+            power = noise + 0.25 * np.matmul(np.swapaxes(s.partial_shape(freq_hz), -1, -2), amp2)
             out.append(power / (s.cells * peak2[:, None, None]))
         return out
 
@@ -692,10 +705,8 @@ class EnvelopeSnare:
         end = bank.fine @ np.swapaxes(e[1:], -1, -2)
         ramp = (np.arange(c.fine_hop, dtype=np.float32) / c.fine_hop)[:, None]
         noise = (start + (end - start) * ramp).reshape(-1, env.shape[0])  # (n_fine * fine_hop, B)
-        t = np.arange(noise.shape[0], dtype=np.float32) / c.sample_rate
-        phase = 2 * np.pi * np.mod(freq_hz[..., None] * t, 1.0)
-        partials = (amp[..., None] * np.exp(-t / decay_s[..., None]) * np.sin(phase)).sum(axis=-2)  # (B, n)
-        return np.maximum(np.abs(noise.T + partials).max(axis=-1), 1e-9)
+        sines = partials(freq_hz, amp, decay_s, noise.shape[0], c.sample_rate, block=c.fine_hop * 8)  # (B, n)
+        return np.maximum(np.abs(noise.T + sines).max(axis=-1), 1e-9)
 
     def encode(self, wave, knobs, grid_steps: int = GRID_STEPS) -> np.ndarray:
         """(n_samples,) -> (2,): the point within the knobs' reach whose hard hit is closest to
@@ -713,14 +724,14 @@ class EnvelopeSnare:
         axis = np.linspace(0.0, CC_MAX, grid_steps)
         grid_cc = np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
         screened = search.screen(grid_cc)
-        finalists = [
-            _pattern_search(grid_cc[start], screened[start], search.screen, SCREEN_STEPS_CC)[0]
-            for start in np.argsort(screened)[:GRID_STARTS]
-        ]
-        rendered = search.rendered(np.array(finalists))
+        starts = np.argsort(screened)[:GRID_STARTS]
+        finalists, _ = _pattern_search(grid_cc[starts], screened[starts], search.screen, SCREEN_STEPS_CC)
+        rendered = search.rendered(finalists)
         first = int(np.argmin(rendered))
-        best, _ = _pattern_search(finalists[first], rendered[first], search.rendered, RENDER_STEPS_CC)
-        return knobs.cc_to_latent(*best)
+        found, _ = _pattern_search(
+            finalists[first : first + 1], rendered[first : first + 1], search.rendered, RENDER_STEPS_CC
+        )
+        return knobs.cc_to_latent(*found[0])
 
     def encode_by_renders(self, wave, knobs, grid_steps: int = GRID_STEPS) -> np.ndarray:
         """`encode` through real renders only: every grid point rendered, then pattern searches
@@ -736,9 +747,11 @@ class EnvelopeSnare:
         for start in np.argsort(rendered)[:GRID_STARTS]:
             if rendered[start] >= best_d:
                 break  # a refined point is already closer than every remaining start
-            cc, d = _pattern_search(grid_cc[start], rendered[start], search.rendered, REFINE_STEPS_CC)
-            if d < best_d:
-                best, best_d = cc, d
+            cc, d = _pattern_search(
+                grid_cc[start : start + 1], rendered[start : start + 1], search.rendered, REFINE_STEPS_CC
+            )
+            if d[0] < best_d:
+                best, best_d = cc[0], d[0]
         return knobs.cc_to_latent(*best)
 
     def _log_power(self, wave: np.ndarray) -> list[np.ndarray]:
@@ -754,6 +767,12 @@ class EnvelopeSnare:
         """One point's render vs a target's log power per resolution: mean |log-magnitude| difference."""
         rendered = self._log_power(self.decode(latent))
         return float(np.mean([0.5 * np.abs(a - b).mean() for a, b in zip(rendered, target_log_power)]))
+
+
+def _exp_above_floor(log_level: np.ndarray) -> np.ndarray:
+    """exp in float32, zero below the render's floor (a subnormal float would slow the products)."""
+    floor = np.float32(BAND_FLOOR_LOG)
+    return np.where(log_level > floor, np.exp(np.maximum(log_level, floor)), np.float32(0.0))
 
 
 class _Search:
@@ -775,12 +794,11 @@ class _Search:
         self.weights = np.concatenate([(s.cells / s.cells.sum() / len(net.screens)).reshape(-1) for s in net.screens])
         self.renders: dict[tuple[float, float], float] = {}
 
-    def latents(self, cc: np.ndarray) -> np.ndarray:
-        return np.stack([self.knobs.cc_to_latent(*c) for c in cc])
-
     def screen(self, cc: np.ndarray) -> np.ndarray:
         """The mean |log-magnitude| difference over the groups, at each render's peak level."""
-        power = np.concatenate([e.reshape(len(cc), -1) for e in self.net.screen_power(self.latents(cc))], axis=1)
+        power = np.concatenate(
+            [e.reshape(len(cc), -1) for e in self.net.screen_power(self.knobs.cc_to_latents(cc))], axis=1
+        )
         return 0.5 * (np.abs(np.log(power + LOG_EPS) - self.target_screen) * self.weights).sum(axis=1)
 
     def rendered(self, cc: np.ndarray) -> np.ndarray:
@@ -790,15 +808,19 @@ class _Search:
         return np.array([self.renders[c] for c in map(tuple, cc.tolist())])
 
 
-def _pattern_search(best: np.ndarray, best_d: float, distance, steps_cc) -> tuple[np.ndarray, float]:
-    """Walk to the closest of the eight neighbours while one is closer, then take the next,
-    smaller step. `distance`: knob positions (8, 2) -> (8,)."""
+def _pattern_search(starts: np.ndarray, start_d: np.ndarray, distance, steps_cc) -> tuple[np.ndarray, np.ndarray]:
+    """Walk each start (S, 2) to the closest of its eight neighbours while one is closer than
+    where it stands (`start_d` (S,) there), then take the next, smaller step. The walkers move in
+    step, so that one call of `distance` (knob positions (N, 2) -> (N,)) serves all of them."""
+    best, best_d = np.array(starts, dtype=np.float64), np.array(start_d, dtype=np.float64)
     for step in steps_cc:
-        moved = True
-        while moved:
-            around = np.clip(best + step * NEIGHBOURS, 0.0, CC_MAX)
-            d = distance(around)
-            moved = float(d.min()) < best_d - 1e-9
-            if moved:
-                best, best_d = around[int(np.argmin(d))], float(d.min())
+        walking = np.arange(len(best))
+        while walking.size:
+            around = np.clip(best[walking, None, :] + step * NEIGHBOURS, 0.0, CC_MAX)  # (A, 8, 2)
+            d = distance(around.reshape(-1, 2)).reshape(walking.size, -1)
+            closest = np.argmin(d, axis=1)
+            moved = d[np.arange(walking.size), closest] < best_d[walking] - 1e-9
+            best[walking[moved]] = around[moved, closest[moved]]
+            best_d[walking[moved]] = d[moved, closest[moved]]
+            walking = walking[moved]
     return best, best_d
