@@ -58,7 +58,6 @@ REFINE_STEPS_CC = (4.0, 2.0, 1.0, 0.5)  # pattern-search steps, in knob position
 # encode's screen: expected power summed over log-spaced groups of bins and of STFT frames (about
 # this many of each per resolution), so that a whole grid of candidates costs less than a few renders.
 SCREEN_POOLS = 32
-SCREEN_FRAMES_PER_POOL = 4  # frames per time group at which the partials' window sums are evaluated
 SCREEN_PARTIAL_STEP_HZ = 0.5  # the screen's table of a partial's spectrum (bins are 21.5 Hz and wider)
 SCREEN_STEPS_CC = (4.0, 2.0, 1.0)  # the screen's pattern search; real renders take over below this
 RENDER_STEPS_CC = (1.0, 0.5)  # the finish on real renders, from the screen's best finalist
@@ -415,14 +414,15 @@ def log_groups(n: int, n_groups: int) -> np.ndarray:
 class ScreenGeometry:
     """One resolution's spectrogram summed over groups of bins (F) and of frames (T): encode's
     screen. Sums of expected power are linear in the band envelopes' power, so the noise's
-    share is two small products; the partials' needs their window sums at a few frames per group."""
+    share is two small products; the partials' needs their window sums at each group's first frame."""
 
     bin_groups: np.ndarray  # (F, bins) 0/1
     frame_groups: np.ndarray  # (T, n_stft) 0/1
     band_power: np.ndarray  # (F, n_bands): each unit-RMS band's power summed over a group of bins
     w2: np.ndarray  # (T, n_grid): window^2 weights summed over a group of frames
-    w1: np.ndarray  # (R, n_grid): window weights at R representative frames
-    w1_to_groups: np.ndarray  # (T, R): a group's frame count spread over its representatives
+    w1: np.ndarray  # (T, n_grid): window weights at each group's first frame
+    frames: np.ndarray  # (T,) frames in each group
+    hop_s: float  # between frames
     cells: np.ndarray  # (F, T): (bin, frame) cells in each group, to turn sums into means
     partial_hz: np.ndarray  # (P,) a fine grid over the partials' range (much finer than a bin)
     partial_shapes: np.ndarray  # (P, F): a partial's `partial_shape` at each, summed over each group
@@ -439,25 +439,15 @@ class ScreenGeometry:
 def screen_geometry(config: EnvelopeConfig, g: SpectralGeometry) -> ScreenGeometry:
     bin_groups = log_groups(g.freqs_hz.size, SCREEN_POOLS)
     frame_groups = log_groups(g.w2.shape[0], SCREEN_POOLS)
-    representatives, spread = [], []
-    for group in frame_groups:
-        frames = np.flatnonzero(group)
-        chosen = frames[np.unique(np.linspace(0, frames.size - 1, SCREEN_FRAMES_PER_POOL).round().astype(np.int64))]
-        representatives.append(chosen)
-        spread.append(np.full(chosen.size, frames.size / chosen.size))
     partial_hz = np.arange(config.partial_hz[0], config.partial_hz[1] + SCREEN_PARTIAL_STEP_HZ, SCREEN_PARTIAL_STEP_HZ)
-    w1_to_groups = np.zeros((frame_groups.shape[0], sum(r.size for r in representatives)), np.float32)
-    start = 0
-    for i, weights in enumerate(spread):
-        w1_to_groups[i, start : start + weights.size] = weights
-        start += weights.size
     return ScreenGeometry(
         bin_groups=bin_groups,
         frame_groups=frame_groups,
         band_power=(bin_groups @ g.band_power).astype(np.float32),
         w2=(frame_groups @ g.w2).astype(np.float32),
-        w1=g.w1[np.concatenate(representatives)].astype(np.float32),
-        w1_to_groups=w1_to_groups,
+        w1=g.w1[np.argmax(frame_groups, axis=1)].astype(np.float32),
+        frames=frame_groups.sum(axis=1).astype(np.float32),
+        hop_s=g.hop / config.sample_rate,
         cells=np.outer(bin_groups.sum(axis=1), frame_groups.sum(axis=1)).astype(np.float32),
         partial_hz=partial_hz,
         partial_shapes=(
@@ -690,7 +680,10 @@ class EnvelopeSnare:
         out = []
         for s in self.screens:
             noise = s.band_power @ (env2 @ s.w2.T)  # (B, F, T)
-            amp2 = (partial_env @ s.w1.T) ** 2 @ s.w1_to_groups.T  # (B, K, T): summed over each group's frames
+            # A partial's window sum decays as the partial does, from a group's first frame on:
+            # its square summed over the group is a geometric series.
+            ratio = np.exp(-2.0 * s.hop_s / decay_s)[..., None]  # (B, K, 1) from one frame to the next
+            amp2 = (partial_env @ s.w1.T) ** 2 * (1.0 - ratio**s.frames) / (1.0 - ratio)  # (B, K, T)
             power = noise + 0.25 * np.matmul(np.swapaxes(s.partial_shape(freq_hz), -1, -2), amp2)
             out.append(power / (s.cells * peak2[:, None, None]))
         return out
