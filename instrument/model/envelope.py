@@ -711,7 +711,7 @@ class EnvelopeSnare:
         `wave` in the multi-resolution log-spectral distance. (B, n) -> (B, 2), one by one.
 
         A render costs milliseconds, while the expected power summed over groups of cells
-        (`screen_log_power`) costs a few for the whole grid: the screen ranks the grid and walks
+        (`screen_power`) costs tens for the whole grid: the screen ranks the grid and walks
         from its best few points; real renders then choose among those finalists and finish the
         walk on a fine step, so a snare this model rendered is still found where it was rendered
         (the screen's expectation is not the render's noise)."""
@@ -784,10 +784,12 @@ class _Search:
         self.target_log_power = [np.log(p + LOG_EPS) for p in power]
         # The target's mean power over the same groups: averaging first also tames the noise of
         # single STFT cells, which the expectation does not have.
-        self.target_screen = [
-            np.log(s.bin_groups @ p @ s.frame_groups.T / s.cells + LOG_EPS) for s, p in zip(net.screens, power)
-        ]
-        self.target_screen = np.concatenate([t.reshape(-1) for t in self.target_screen])
+        self.target_screen = np.concatenate(
+            [
+                np.log(s.bin_groups @ p @ s.frame_groups.T / s.cells + LOG_EPS).reshape(-1)
+                for s, p in zip(net.screens, power)
+            ]
+        )
         # Every resolution weighs the same, and within one each group as many cells as it holds.
         self.weights = np.concatenate([(s.cells / s.cells.sum() / len(net.screens)).reshape(-1) for s in net.screens])
         self.renders: dict[tuple[float, float], float] = {}
