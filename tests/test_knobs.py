@@ -39,6 +39,15 @@ def test_cc_latent_round_trip(cc):
     assert knobs.latent_to_cc(knobs.cc_to_latent(*cc)) == pytest.approx(cc, abs=1e-3)
 
 
+def test_many_knob_positions_map_as_one_does():
+    linear = fit_knob_map(*cloud(1))
+    warped = KnobMap(linear.axes, linear.lo, linear.hi, np.array([[0, 0.2, 1], [0, 0.7, 1]]))
+    cc = np.random.default_rng(0).uniform(-10, 140, (50, 2))
+    for knobs in (linear, warped):
+        one_by_one = np.stack([knobs.cc_to_latent(*c) for c in cc])
+        np.testing.assert_allclose(knobs.cc_to_latents(cc), one_by_one, rtol=1e-6, atol=1e-6)
+
+
 def test_collapsed_latent_still_gives_a_usable_map():
     latents = np.zeros((20, 2))  # a dead-relu encoder
     knobs = fit_knob_map(latents, np.arange(20.0), np.arange(20.0))

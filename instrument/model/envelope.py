@@ -34,8 +34,13 @@ multiplication and an FFT.
 The same parameters also give the *expected* power spectrogram of the render at any STFT
 resolution, in closed form and without rendering (`expected_power`). Training fits that to the
 real snares' spectrograms (the torch twin in `training/envelope.py`, checked against this one by
-the tests). `encode` searches the knobs for the snare closest to a dropped sample in the same
-distance: a grid of renders, then a pattern search.
+the tests). `encode` searches the knobs for the hard hit closest to a dropped sample in the
+log-spectral distance of real renders. Renders cost milliseconds each, so the 17 x 17 grid is
+ranked in closed form instead: the expected power summed over a few hundred groups of cells
+(`screen_power`), batched over the grid, each candidate at its render's peak (its attack rendered
+alone). Pattern searches walk the screen from its best few points; real renders choose among
+what they find and finish the walk on the finest steps, so a snare the model rendered is found
+where it was rendered. `encode_by_renders` renders the whole grid: the reference, 5x slower.
 """
 
 from __future__ import annotations
@@ -55,6 +60,12 @@ RESOLUTIONS = ((2048, 512), (512, 128), (128, 32))  # (n_fft, hop) of the spectr
 GRID_STEPS = 17  # encode: a 17 x 17 grid of knob positions (127 / 16 = 7.9 CC apart), then refinement
 GRID_STARTS = 3  # pattern searches start from the best few grid points
 REFINE_STEPS_CC = (4.0, 2.0, 1.0, 0.5)  # pattern-search steps, in knob positions (the grid is 7.9 apart)
+# encode's screen: expected power summed over log-spaced groups of bins and of STFT frames (about
+# this many of each per resolution), so that a whole grid of candidates costs less than a few renders.
+SCREEN_POOLS = 32
+SCREEN_PARTIAL_STEP_HZ = 0.5  # the screen's table of a partial's spectrum (bins are 21.5 Hz and wider)
+SCREEN_STEPS_CC = (4.0, 2.0, 1.0)  # the screen's pattern search; real renders take over below this
+RENDER_STEPS_CC = (1.0, 0.5)  # the finish on real renders, from the screen's best finalist
 FINE_GRID_POINTS = 4096  # frequencies at which band shapes are integrated through the window
 NEIGHBOURS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float32)
 
@@ -394,6 +405,62 @@ def spectral_geometry(config: EnvelopeConfig, n_fft: int, hop: int) -> SpectralG
     )
 
 
+def log_groups(n: int, n_groups: int) -> np.ndarray:
+    """(G, n) 0/1: indices 0..n-1 in contiguous groups that widen with the index (log-spaced, the
+    first ones single), G <= n_groups: fine where a spectrum's low bins and a hit's attack are."""
+    edges = np.concatenate([[0], np.unique(np.round(np.geomspace(1, n, n_groups)).astype(np.int64))])
+    groups = np.zeros((edges.size - 1, n), np.float32)
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        groups[i, lo:hi] = 1.0
+    return groups
+
+
+@dataclass
+class ScreenGeometry:
+    """One resolution's spectrogram summed over groups of bins (F) and of frames (T): encode's
+    screen. Sums of expected power are linear in the band envelopes' power, so the noise's
+    share is two small products; the partials' needs their window sums at each group's first frame."""
+
+    bin_groups: np.ndarray  # (F, bins) 0/1
+    frame_groups: np.ndarray  # (T, n_stft) 0/1
+    band_power: np.ndarray  # (F, n_bands): each unit-RMS band's power summed over a group of bins
+    w2: np.ndarray  # (T, n_grid): window^2 weights summed over a group of frames
+    w1: np.ndarray  # (T, n_grid): window weights at each group's first frame
+    frames: np.ndarray  # (T,) frames in each group
+    hop_s: float  # between frames
+    cells: np.ndarray  # (F, T): (bin, frame) cells in each group, to turn sums into means
+    partial_hz: np.ndarray  # (P,) a fine grid over the partials' range (much finer than a bin)
+    partial_shapes: np.ndarray  # (P, F): a partial's `partial_shape` at each, summed over each group
+
+    def partial_shape(self, freq_hz: np.ndarray) -> np.ndarray:
+        """(..., K) -> (..., K, F): linear between the table's frequencies."""
+        step = self.partial_hz[1] - self.partial_hz[0]
+        at = np.clip((freq_hz - self.partial_hz[0]) / step, 0.0, self.partial_hz.size - 1.001)
+        i = at.astype(np.int64)
+        frac = (at - i)[..., None].astype(np.float32)
+        return self.partial_shapes[i] * (1.0 - frac) + self.partial_shapes[i + 1] * frac
+
+
+def screen_geometry(config: EnvelopeConfig, g: SpectralGeometry) -> ScreenGeometry:
+    bin_groups = log_groups(g.freqs_hz.size, SCREEN_POOLS)
+    frame_groups = log_groups(g.w2.shape[0], SCREEN_POOLS)
+    partial_hz = np.arange(config.partial_hz[0], config.partial_hz[1] + SCREEN_PARTIAL_STEP_HZ, SCREEN_PARTIAL_STEP_HZ)
+    return ScreenGeometry(
+        bin_groups=bin_groups,
+        frame_groups=frame_groups,
+        band_power=(bin_groups @ g.band_power).astype(np.float32),
+        w2=(frame_groups @ g.w2).astype(np.float32),
+        w1=g.w1[np.argmax(frame_groups, axis=1)].astype(np.float32),
+        frames=frame_groups.sum(axis=1).astype(np.float32),
+        hop_s=g.hop / config.sample_rate,
+        cells=np.outer(bin_groups.sum(axis=1), frame_groups.sum(axis=1)).astype(np.float32),
+        partial_hz=partial_hz,
+        partial_shapes=(
+            partial_shape(g.freqs_hz, partial_hz[:, None], g.n_fft, config.sample_rate) @ bin_groups.T
+        ).astype(np.float32),
+    )
+
+
 def stft_power(waves: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """(..., n) -> (..., bins, frames) |STFT|^2, periodic Hann, centred with zero padding."""
     n = waves.shape[-1]
@@ -410,26 +477,27 @@ def stft_power(waves: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 PARTIAL_BLOCK = 512  # samples per row of the partials' factored render (see `partials`)
 
 
-def partials(freq_hz, amp, decay_s, n_samples: int, sample_rate: int) -> np.ndarray:
-    """(K,) each -> (n_samples,) float32: the sum of K damped sines a * exp(-t / tau) * sin(2 pi f t).
+def partials(freq_hz, amp, decay_s, n_samples: int, sample_rate: int, block: int = PARTIAL_BLOCK) -> np.ndarray:
+    """(..., K) each -> (..., n_samples) float32: the sum of K damped sines a * exp(-t / tau) * sin(2 pi f t).
 
     Each is Im(a z^n) with z = exp(-1/(tau sr) + 2 pi i f / sr), and z^(jB + k) = z^(jB) z^k: with
-    rows of B samples the whole sum is one small matrix product, (rows, 2K) @ (2K, B), instead of
-    a sine and an exponential per sample and partial. Both factors come straight from exp, cos and
-    sin in float64 (the phase reduced mod 1 cycle), so no error accumulates along the tail."""
-    f = np.asarray(freq_hz, np.float64)[:, None]
-    rate = -1.0 / np.asarray(decay_s, np.float64)[:, None]
-    rows = -(-n_samples // PARTIAL_BLOCK)
-    k = np.arange(PARTIAL_BLOCK) / sample_rate  # (B,) seconds into a row
-    row = np.arange(rows) * (PARTIAL_BLOCK / sample_rate)  # (rows,) seconds at each row's start
-    inner_phase = 2 * np.pi * np.mod(f * k, 1.0)  # (K, B)
-    inner = np.exp(rate * k)  # (K, B)
-    outer_phase = 2 * np.pi * np.mod(f * row, 1.0)  # (K, rows)
-    outer = np.asarray(amp, np.float64)[:, None] * np.exp(rate * row)
+    rows of B samples (`block`) the whole sum is one small matrix product, (rows, 2K) @ (2K, B),
+    instead of a sine and an exponential per sample and partial. Both factors come straight from
+    exp, cos and sin in float64 (the phase reduced mod 1 cycle), so no error accumulates along the tail."""
+    f = np.asarray(freq_hz, np.float64)[..., None]
+    rate = -1.0 / np.asarray(decay_s, np.float64)[..., None]
+    rows = -(-n_samples // block)
+    k = np.arange(block) / sample_rate  # (B,) seconds into a row
+    row = np.arange(rows) * (block / sample_rate)  # (rows,) seconds at each row's start
+    inner_phase = 2 * np.pi * np.mod(f * k, 1.0)  # (..., K, B)
+    inner = np.exp(rate * k)  # (..., K, B)
+    outer_phase = 2 * np.pi * np.mod(f * row, 1.0)  # (..., K, rows)
+    outer = np.asarray(amp, np.float64)[..., None] * np.exp(rate * row)
     # Im(s b) = Im(s) Re(b) + Re(s) Im(b), summed over the partials by the product.
-    left = np.concatenate([outer * np.sin(outer_phase), outer * np.cos(outer_phase)]).T  # (rows, 2K)
-    right = np.concatenate([inner * np.cos(inner_phase), inner * np.sin(inner_phase)])  # (2K, B)
-    return (left @ right).reshape(-1)[:n_samples].astype(np.float32)
+    left = np.swapaxes(np.concatenate([outer * np.sin(outer_phase), outer * np.cos(outer_phase)], axis=-2), -1, -2)
+    right = np.concatenate([inner * np.cos(inner_phase), inner * np.sin(inner_phase)], axis=-2)  # (..., 2K, B)
+    product = left @ right  # (..., rows, B)
+    return product.reshape(*product.shape[:-2], -1)[..., :n_samples].astype(np.float32)
 
 
 def softplus(x):
@@ -526,6 +594,12 @@ class EnvelopeSnare:
     def params(self, latent, velocity: float = MIDI_VELOCITY_MAX, variant: int = 0, raw=None) -> Params:
         """(..., 2) -> Params of a hit at `velocity` (MIDI), round robin `variant`. `raw`: the
         heads' outputs when already computed (several velocities of one point)."""
+        knots, freq_hz, amp, decay_s = self.knot_params(latent, velocity, variant, raw)
+        return Params(log_env=knots @ self.shaper.interp, freq_hz=freq_hz, amp=amp, decay_s=decay_s)
+
+    def knot_params(self, latent, velocity: float = MIDI_VELOCITY_MAX, variant: int = 0, raw=None):
+        """`params` with the bands' log levels at the knots (..., n_bands, n_knots), before they
+        are interpolated to the render grid; then the partials' frequency, amplitude and decay."""
         c = self.config
         raw = self.hidden(latent) if raw is None else raw
         raw = velocity_mix(raw.astype(np.float64), float(velocity), c.n_outputs)
@@ -534,11 +608,11 @@ class EnvelopeSnare:
         knots = self.shaper.knot_levels(attack + off["level"][:, None], rate, 1.0 + off["rate"][:, None])
         sig = ACTIVATIONS["sig"]
         (f_lo, f_hi), (d_lo, d_hi) = c.partial_hz, c.partial_decay_s
-        return Params(
-            log_env=knots @ self.shaper.interp,
-            freq_hz=f_lo * (f_hi / f_lo) ** sig(f_raw) * 2 ** (off["cents"] / 1200),
-            amp=np.exp(np.minimum(a_raw, 0.0)) * 10 ** (off["amp_db"] / 20),
-            decay_s=d_lo * (d_hi / d_lo) ** sig(d_raw),
+        return (
+            knots,
+            f_lo * (f_hi / f_lo) ** sig(f_raw) * 2 ** (off["cents"] / 1200),
+            np.exp(np.minimum(a_raw, 0.0)) * 10 ** (off["amp_db"] / 20),
+            d_lo * (d_hi / d_lo) ** sig(d_raw),
         )
 
     def render(self, p: Params, variant: int = 0) -> np.ndarray:
@@ -589,50 +663,164 @@ class EnvelopeSnare:
             out.append(power)
         return out
 
+    @cached_property
+    def screens(self) -> list[ScreenGeometry]:
+        return [screen_geometry(self.config, g) for g in self.geometry]
+
+    @cached_property
+    def interp32(self) -> np.ndarray:
+        return self.shaper.interp.astype(np.float32)
+
+    def screen_power(self, latent) -> list[np.ndarray]:
+        """(B, 2) -> per resolution (B, F, T): the expected power of each point's hard hit, at
+        its render's peak level, averaged over each screen group; `expected_power` summed
+        before it is computed, in float32."""
+        knots, freq_hz, amp, decay_s = (x.astype(np.float32) for x in self.knot_params(latent))
+        log_env = knots @ self.interp32  # (B, n_bands, n_grid)
+        env = _exp_above_floor(log_env)
+        grid_t = (self.grid / self.config.sample_rate).astype(np.float32)
+        partial_env = _exp_above_floor(np.log(amp)[..., None] - grid_t / decay_s[..., None])  # (B, K, n_grid)
+        peak2 = self.attack_peak(env, freq_hz, amp, decay_s) ** 2
+        env2 = env * env
+        out = []
+        for s in self.screens:
+            noise = s.band_power @ (env2 @ s.w2.T)  # (B, F, T)
+            # A partial's window sum decays as the partial does, from a group's first frame on:
+            # its square summed over the group is a geometric series.
+            ratio = np.exp(-2.0 * s.hop_s / decay_s)[..., None]  # (B, K, 1) from one frame to the next
+            amp2 = (partial_env @ s.w1.T) ** 2 * (1.0 - ratio**s.frames) / (1.0 - ratio)  # (B, K, T)
+            power = noise + 0.25 * np.matmul(np.swapaxes(s.partial_shape(freq_hz), -1, -2), amp2)
+            out.append(power / (s.cells * peak2[:, None, None]))
+        return out
+
+    def attack_peak(self, env, freq_hz, amp, decay_s) -> np.ndarray:
+        """(B,) the peak of each hard hit's render over its attack's fine grid (`render`'s first
+        part, batched): a struck hit peaks there, and the distance compares renders at their peaks."""
+        c, bank = self.config, self.banks[0]
+        n_fine = bank.fine.shape[0]
+        e = np.moveaxis(env[..., : n_fine + 1], -1, 0)  # (n_fine + 1, B, n_bands)
+        start = bank.fine @ np.swapaxes(e[:-1], -1, -2)  # (n_fine, fine_hop, B)
+        end = bank.fine @ np.swapaxes(e[1:], -1, -2)
+        ramp = (np.arange(c.fine_hop, dtype=np.float32) / c.fine_hop)[:, None]
+        noise = (start + (end - start) * ramp).reshape(-1, env.shape[0])  # (n_fine * fine_hop, B)
+        sines = partials(freq_hz, amp, decay_s, noise.shape[0], c.sample_rate, block=c.fine_hop * 8)  # (B, n)
+        return np.maximum(np.abs(noise.T + sines).max(axis=-1), 1e-9)
+
     def encode(self, wave, knobs, grid_steps: int = GRID_STEPS) -> np.ndarray:
         """(n_samples,) -> (2,): the point within the knobs' reach whose hard hit is closest to
-        `wave` in the multi-resolution log-spectral distance: a grid of knob positions, then a
-        pattern search over the knobs from the most promising grid points, on real renders (so a
-        snare this model rendered is found again exactly).
-        (B, n) -> (B, 2), one by one."""
+        `wave` in the multi-resolution log-spectral distance. (B, n) -> (B, 2), one by one.
+
+        A render costs milliseconds, while the expected power summed over groups of cells
+        (`screen_power`) costs tens for the whole grid: the screen ranks the grid and walks
+        from its best few points; real renders then choose among those finalists and finish the
+        walk on a fine step, so a snare this model rendered is still found where it was rendered
+        (the screen's expectation is not the render's noise)."""
         wave = np.asarray(wave, dtype=np.float32)
         if wave.ndim == 2:
             return np.stack([self.encode(w, knobs, grid_steps) for w in wave])
-        target = self._log_power(wave)
+        search = _Search(self, knobs, wave)
         axis = np.linspace(0.0, CC_MAX, grid_steps)
         grid_cc = np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
-        grid = np.stack([knobs.cc_to_latent(*cc) for cc in grid_cc])
-        # Every grid point's render is compared, so a sharp valley between grid points is entered
-        # from its nearest grid point; the best few are refined, best first.
-        rendered = np.array([self.render_distance(z, target) for z in grid])
+        screened = search.screen(grid_cc)
+        starts = np.argsort(screened)[:GRID_STARTS]
+        finalists, _ = _pattern_search(grid_cc[starts], screened[starts], search.screen, SCREEN_STEPS_CC)
+        rendered = search.rendered(finalists)
+        first = int(np.argmin(rendered))
+        found, _ = _pattern_search(
+            finalists[first : first + 1], rendered[first : first + 1], search.rendered, RENDER_STEPS_CC
+        )
+        return knobs.cc_to_latent(*found[0])
+
+    def encode_by_renders(self, wave, knobs, grid_steps: int = GRID_STEPS) -> np.ndarray:
+        """`encode` through real renders only: every grid point rendered, then pattern searches
+        from the best few. The reference the fast search is measured against (about 300 renders)."""
+        wave = np.asarray(wave, dtype=np.float32)
+        if wave.ndim == 2:
+            return np.stack([self.encode_by_renders(w, knobs, grid_steps) for w in wave])
+        search = _Search(self, knobs, wave)
+        axis = np.linspace(0.0, CC_MAX, grid_steps)
+        grid_cc = np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
+        rendered = search.rendered(grid_cc)
         best, best_d = grid_cc[int(np.argmin(rendered))], np.inf
         for start in np.argsort(rendered)[:GRID_STARTS]:
             if rendered[start] >= best_d:
                 break  # a refined point is already closer than every remaining start
-            cc, d = self._pattern_search(grid_cc[start], rendered[start], knobs, target)
-            if d < best_d:
-                best, best_d = cc, d
+            cc, d = _pattern_search(
+                grid_cc[start : start + 1], rendered[start : start + 1], search.rendered, REFINE_STEPS_CC
+            )
+            if d[0] < best_d:
+                best, best_d = cc[0], d[0]
         return knobs.cc_to_latent(*best)
-
-    def _pattern_search(self, best: np.ndarray, best_d: float, knobs, target) -> tuple[np.ndarray, float]:
-        """Walk to the closest neighbour while one is closer, then halve the step (about)."""
-        for step in REFINE_STEPS_CC:
-            moved = True
-            while moved:
-                around = np.clip(best + step * NEIGHBOURS, 0.0, CC_MAX)
-                d = [self.render_distance(knobs.cc_to_latent(*cc), target) for cc in around]
-                moved = min(d) < best_d - 1e-9
-                if moved:
-                    best, best_d = around[int(np.argmin(d))], min(d)
-        return best, best_d
 
     def _log_power(self, wave: np.ndarray) -> list[np.ndarray]:
         """Log STFT power per resolution of `wave` at its own peak: encoding ignores level (a
         dropped file is normalized, and velocity sets the level of what the model plays)."""
+        return [np.log(power + LOG_EPS) for power in self._power(wave)]
+
+    def _power(self, wave: np.ndarray) -> list[np.ndarray]:
         wave = wave / max(float(np.max(np.abs(wave))), 1e-9)
-        return [np.log(stft_power(wave, g.n_fft, g.hop).astype(np.float32) + LOG_EPS) for g in self.geometry]
+        return [stft_power(wave, g.n_fft, g.hop).astype(np.float32) for g in self.geometry]
 
     def render_distance(self, latent: np.ndarray, target_log_power: list[np.ndarray]) -> float:
         """One point's render vs a target's log power per resolution: mean |log-magnitude| difference."""
         rendered = self._log_power(self.decode(latent))
         return float(np.mean([0.5 * np.abs(a - b).mean() for a, b in zip(rendered, target_log_power)]))
+
+
+def _exp_above_floor(log_level: np.ndarray) -> np.ndarray:
+    """exp in float32, zero below the render's floor (a subnormal float would slow the products)."""
+    floor = np.float32(BAND_FLOOR_LOG)
+    return np.where(log_level > floor, np.exp(np.maximum(log_level, floor)), np.float32(0.0))
+
+
+class _Search:
+    """One target's two distances over knob positions (N, 2) -> (N,): the screen (expected power
+    over groups of cells, batched) and real renders (remembered: a pattern search asks again
+    for the neighbours it has already rendered)."""
+
+    def __init__(self, net: EnvelopeSnare, knobs, wave: np.ndarray):
+        self.net, self.knobs = net, knobs
+        power = net._power(wave)
+        self.target_log_power = [np.log(p + LOG_EPS) for p in power]
+        # The target's mean power over the same groups: averaging first also tames the noise of
+        # single STFT cells, which the expectation does not have.
+        self.target_screen = np.concatenate(
+            [
+                np.log(s.bin_groups @ p @ s.frame_groups.T / s.cells + LOG_EPS).reshape(-1)
+                for s, p in zip(net.screens, power)
+            ]
+        )
+        # Every resolution weighs the same, and within one each group as many cells as it holds.
+        self.weights = np.concatenate([(s.cells / s.cells.sum() / len(net.screens)).reshape(-1) for s in net.screens])
+        self.renders: dict[tuple[float, float], float] = {}
+
+    def screen(self, cc: np.ndarray) -> np.ndarray:
+        """The mean |log-magnitude| difference over the groups, at each render's peak level."""
+        power = np.concatenate(
+            [e.reshape(len(cc), -1) for e in self.net.screen_power(self.knobs.cc_to_latents(cc))], axis=1
+        )
+        return 0.5 * (np.abs(np.log(power + LOG_EPS) - self.target_screen) * self.weights).sum(axis=1)
+
+    def rendered(self, cc: np.ndarray) -> np.ndarray:
+        for c in map(tuple, cc.tolist()):
+            if c not in self.renders:
+                self.renders[c] = self.net.render_distance(self.knobs.cc_to_latent(*c), self.target_log_power)
+        return np.array([self.renders[c] for c in map(tuple, cc.tolist())])
+
+
+def _pattern_search(starts: np.ndarray, start_d: np.ndarray, distance, steps_cc) -> tuple[np.ndarray, np.ndarray]:
+    """Walk each start (S, 2) to the closest of its eight neighbours while one is closer than
+    where it stands (`start_d` (S,) there), then take the next, smaller step. The walkers move in
+    step, so that one call of `distance` (knob positions (N, 2) -> (N,)) serves all of them."""
+    best, best_d = np.array(starts, dtype=np.float64), np.array(start_d, dtype=np.float64)
+    for step in steps_cc:
+        walking = np.arange(len(best))
+        while walking.size:
+            around = np.clip(best[walking, None, :] + step * NEIGHBOURS, 0.0, CC_MAX)  # (A, 8, 2)
+            d = distance(around.reshape(-1, 2)).reshape(walking.size, -1)
+            closest = np.argmin(d, axis=1)
+            moved = d[np.arange(walking.size), closest] < best_d[walking] - 1e-9
+            best[walking[moved]] = around[moved, closest[moved]]
+            best_d[walking[moved]] = d[moved, closest[moved]]
+            walking = walking[moved]
+    return best, best_d

@@ -44,6 +44,14 @@ class KnobMap:
         uv = self.lo + t * (self.hi - self.lo)
         return (self.axes.T @ uv).astype(np.float32)  # axes is orthonormal: its inverse is its transpose
 
+    def cc_to_latents(self, cc) -> np.ndarray:
+        """(N, 2) knob positions -> (N, 2): `cc_to_latent` of each, at once."""
+        t = np.clip(np.asarray(cc, dtype=np.float64).reshape(-1, 2) / CC_MAX, 0.0, 1.0)
+        if self.warp is not None:
+            t = np.stack([np.interp(t[:, i], self._knots(), self.warp[i]) for i in range(2)], axis=1)
+        uv = self.lo + t * (self.hi - self.lo)
+        return (uv @ self.axes).astype(np.float32)
+
     def latent_to_cc(self, latent) -> tuple[float, float]:
         """Knob positions (0..127, clipped, unrounded) that reach `latent`, or its nearest reachable point."""
         uv = self.axes @ np.asarray(latent, dtype=np.float64)

@@ -189,14 +189,17 @@ def test_web_midi_moves_the_point_plays_switches_models_and_learns(tab):
 # --- drops and downloads -----------------------------------------------------------------------
 
 
-def test_dropping_a_sample_moves_the_point_where_the_model_puts_it(tab, tmp_path):
+def test_dropping_a_sample_moves_the_point_where_the_model_puts_it(tab, decoder, tmp_path):
     model = load_model(None, CONFIG.model)
     source = rendered_file(tmp_path, 110, 15)
     expected = model.knobs.latent_to_cc_int(model.encode(load_snare(source, model.sample_rate, model.n_samples)))
     drop_file(tab, "found snare.wav", source.read_bytes())
     tab.wait_for_selector("#message.good", timeout=30_000)
     assert "found snare.wav" in tab.locator("#message").inner_text()
-    assert tab_cc(tab) == expected
+    if decoder == "server":  # the server runs `encode` itself
+        assert tab_cc(tab) == expected
+    else:  # the tab's own search: within 3 CC of where `encode` puts it
+        assert max(abs(a - b) for a, b in zip(tab_cc(tab), expected)) <= 3, (tab_cc(tab), expected)
 
 
 def test_a_broken_drop_is_one_line_and_moves_nothing(tab):
