@@ -241,3 +241,24 @@ def test_no_jack_server_beside_pipewire_points_to_pw_jack_without_libjacks_own_l
     without = run_without_a_jack_server(tmp_path / "no-pipewire-here", tmp_path / "control.sock")
     assert_one_line_error(without, "no JACK server answers: start jackd")
     assert "pw-jack" not in without.stderr
+
+
+def test_site_writes_a_static_site_replaces_its_own_and_never_a_folder_of_the_users(tmp_path):
+    out = tmp_path / "www"
+    first = cli("site", "--model", "env-small", out)
+    assert first.returncode == 0, first.stderr
+    listed = json.loads((out / "site.json").read_text())["files"]
+    assert {"index.html", "static/snare-model.js", "models/env-small.safetensors", "map/env-small.png"} <= set(listed)
+    assert '<meta name="latent-snare-site"' in (out / "index.html").read_text()
+    (out / "notes.txt").write_text("mine")  # a file of the user's, beside the site
+    again = cli("site", "--model", "env-small", out)
+    assert again.returncode == 0, again.stderr
+    assert (out / "notes.txt").read_text() == "mine", "replacing a site removed a file it did not write"
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "song.wav").write_bytes(b"RIFF")
+    refused = cli("site", theirs)
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "not a Latent Snare site" in refused.stderr
+    assert [p.name for p in theirs.iterdir()] == ["song.wav"]
+    missing = cli("site", "--model", "no-such-model", tmp_path / "www2")
+    assert missing.returncode != 0 and "no-such-model" in missing.stderr and not (tmp_path / "www2").exists()

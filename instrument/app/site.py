@@ -25,7 +25,7 @@ SITE_META = '<meta name="latent-snare-site" content="static">'
 def write_site(outdir: Path, config, model_names: list[str] | None = None, progress=print) -> dict:
     """Write the site for `model_names` (default: the config's programs, else every model; the
     first is the default) into `outdir`; returns site.json's content."""
-    _claim(outdir)
+    earlier = _earlier_site(outdir)  # refused before any work if the folder is not ours
     names = model_names or list(config.midi.programs) or [config.model, *available_models()]
     served: dict[str, Served] = {}
     for name in names:
@@ -45,8 +45,7 @@ def write_site(outdir: Path, config, model_names: list[str] | None = None, progr
             files[url.lstrip("/")] = path.read_bytes()
     files["index.html"] = _static_page(ASSETS["/"][0].read_text()).encode()
     default = next(iter(served))
-    programs = [name for name in served]
-    files["settings.json"] = json.dumps(settings_json(config, programs)).encode()
+    files["settings.json"] = json.dumps(settings_json(config, list(served))).encode()
     files["models.json"] = json.dumps(models_json(_Listing(served, default))).encode()
     from ..files.latent_map import pad_picture
 
@@ -60,6 +59,7 @@ def write_site(outdir: Path, config, model_names: list[str] | None = None, progr
     files["sw.js"] = worker.replace('const VERSION = "dev";', f'const VERSION = "{version}";', 1).encode()
     site = {"format": "latent-snare-site", "version": version, "files": sorted(k for k in files if k != "sw.js")}
     files[MARKER] = json.dumps(site, indent=1).encode()
+    _remove(outdir, earlier)  # only now: a site that fails to build leaves the earlier one whole
     for relative, body in files.items():
         path = outdir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,20 +83,25 @@ def _static_page(html: str) -> str:
     return html.replace("<head>", f"<head>\n{SITE_META}", 1).replace('"/static/', '"static/')
 
 
-def _claim(outdir: Path) -> None:
-    """Make `outdir` ours: new, empty, or an earlier site, whose own files (only those its
-    site.json lists) are removed first."""
+def _earlier_site(outdir: Path) -> list[str]:
+    """The files of the earlier site in `outdir` (none for a new or empty folder); UserError for
+    a folder that holds anything else."""
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"{outdir}: not a folder")
     if not outdir.parent.is_dir():
         raise UserError(f"{outdir}: no such folder {outdir.parent} (site writes into an existing folder)")
-    if outdir.is_dir() and any(outdir.iterdir()):
-        try:
-            earlier = json.loads((outdir / MARKER).read_text())["files"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise UserError(f"{outdir}: not empty and not a Latent Snare site; give a new or empty folder") from None
-        for relative in [*earlier, "sw.js", MARKER]:
-            path = (outdir / relative).resolve()
-            if path.is_file() and path.is_relative_to(outdir.resolve()):
-                path.unlink()
+    if not outdir.is_dir() or not any(outdir.iterdir()):
+        return []
+    try:
+        return [*json.loads((outdir / MARKER).read_text())["files"], "sw.js", MARKER]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{outdir}: not empty and not a Latent Snare site; give a new or empty folder") from None
+
+
+def _remove(outdir: Path, files: list[str]) -> None:
+    """Remove an earlier site's own files (only those its site.json listed, inside `outdir`)."""
     outdir.mkdir(exist_ok=True)
+    for relative in files:
+        path = (outdir / relative).resolve()
+        if path.is_file() and path.is_relative_to(outdir.resolve()):
+            path.unlink()
