@@ -719,8 +719,7 @@ class EnvelopeSnare:
         if wave.ndim == 2:
             return np.stack([self.encode(w, knobs, grid_steps) for w in wave])
         search = _Search(self, knobs, wave)
-        axis = np.linspace(0.0, CC_MAX, grid_steps)
-        grid_cc = np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
+        grid_cc = _knob_grid(grid_steps)
         screened = search.screen(grid_cc)
         starts = np.argsort(screened)[:GRID_STARTS]
         finalists, _ = _pattern_search(grid_cc[starts], screened[starts], search.screen, SCREEN_STEPS_CC)
@@ -738,8 +737,7 @@ class EnvelopeSnare:
         if wave.ndim == 2:
             return np.stack([self.encode_by_renders(w, knobs, grid_steps) for w in wave])
         search = _Search(self, knobs, wave)
-        axis = np.linspace(0.0, CC_MAX, grid_steps)
-        grid_cc = np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
+        grid_cc = _knob_grid(grid_steps)
         rendered = search.rendered(grid_cc)
         best, best_d = grid_cc[int(np.argmin(rendered))], np.inf
         for start in np.argsort(rendered)[:GRID_STARTS]:
@@ -765,6 +763,12 @@ class EnvelopeSnare:
         """One point's render vs a target's log power per resolution: mean |log-magnitude| difference."""
         rendered = self._log_power(self.decode(latent))
         return float(np.mean([0.5 * np.abs(a - b).mean() for a, b in zip(rendered, target_log_power)]))
+
+
+def _knob_grid(steps: int) -> np.ndarray:
+    """(steps * steps, 2) knob positions over both knobs' travel, x fastest."""
+    axis = np.linspace(0.0, CC_MAX, steps)
+    return np.stack(np.meshgrid(axis, axis, indexing="xy"), axis=-1).reshape(-1, 2)
 
 
 def _exp_above_floor(log_level: np.ndarray) -> np.ndarray:

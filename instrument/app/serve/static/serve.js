@@ -264,9 +264,7 @@ async function snareBuffer(point, velocity, variant) {
   // The snare at `point` with `velocity`'s timbre and level, as an AudioBuffer.
   if (decoder && modelInfo[point.model].browser) {
     try {
-      await loadModel(point.model);
-      const reply = await decode({ type: "decode", name: point.model, x: point.x, y: point.y, velocity, variant,
-        velocityRangeDb: settings.velocity_range_db, ceilingDb: settings.ceiling_db });
+      const reply = await decodeHere(point.model, point.x, point.y, velocity, variant);
       const buffer = ctx.createBuffer(1, reply.wave.length, modelInfo[point.model].sample_rate);
       buffer.copyToChannel(reply.wave, 0);
       return buffer;
@@ -315,6 +313,14 @@ function decode(message, progress = () => {}, transfer = []) {
     decodeReplies.set(id, { resolve, reject, progress });
     decoder.postMessage({ ...message, id }, transfer);
   });
+}
+
+/** The snare `render --cc X Y --velocity V --variant K` writes, decoded on the tab's thread:
+ * { wave (Float32Array), latent, ms }. */
+async function decodeHere(model, x, y, velocity, variant) {
+  await loadModel(model);
+  return decode({ type: "decode", name: model, x, y, velocity, variant,
+    velocityRangeDb: settings.velocity_range_db, ceilingDb: settings.ceiling_db });
 }
 
 const loadedModels = new Map();  // name -> Promise: its weights in the decoder
@@ -605,9 +611,7 @@ function saveBlob(blob, name) {
 
 async function downloadHere(point, velocity) {
   // The snare as `render --velocity V` writes it (files/saving.py write_snare_to), made in this tab.
-  await loadModel(point.model);
-  const reply = await decode({ type: "decode", name: point.model, x: point.x, y: point.y, velocity, variant: 0,
-    velocityRangeDb: settings.velocity_range_db, ceilingDb: settings.ceiling_db });
+  const reply = await decodeHere(point.model, point.x, point.y, velocity, 0);
   saveBlob(new Blob([wavBytes(reply.wave, modelInfo[point.model].sample_rate, snareInfo(point, reply.latent))],
     { type: "audio/wav" }), `${point.model}-x${pad3(point.x)}-y${pad3(point.y)}.wav`);
 }
@@ -671,8 +675,7 @@ async function packHere(model, n) {
   for (const [r, y] of ccs.entries()) {
     for (const [c, x] of ccs.entries()) {
       say(`making the pack: snare ${r * n + c + 1} of ${n * n}…`);
-      const reply = await decode({ type: "decode", name: model, x, y, velocity: 127, variant: 0,
-        velocityRangeDb: settings.velocity_range_db, ceilingDb: settings.ceiling_db });
+      const reply = await decodeHere(model, x, y, 127, 0);
       const name = `${model}-r${String(r + 1).padStart(2, "0")}c${String(c + 1).padStart(2, "0")}-x${pad3(x)}-y${pad3(y)}.wav`;
       const info = snareInfo({ model, x, y }, reply.latent);
       entries.push({ name, bytes: wavBytes(reply.wave, modelInfo[model].sample_rate, info) });
@@ -689,8 +692,7 @@ async function packHere(model, n) {
 $("pack").addEventListener("click", (e) => {
   if (!decoder || !modelInfo[state.model].browser) return;  // the link's server zip
   e.preventDefault();
-  loadModel(state.model).then(() => packHere(state.model, Number($("grid").value)))
-    .catch((err) => say(`could not make the pack: ${err.message}`, "bad"));
+  packHere(state.model, Number($("grid").value)).catch((err) => say(`could not make the pack: ${err.message}`, "bad"));
 });
 
 $("download").addEventListener("click", (e) => {
@@ -785,9 +787,7 @@ window.latentSnare = {
   // The page decoder's samples for a point, as `latent-snare render` writes them (null: the server decodes).
   render: async (x, y, velocity = 127, variant = 0, model = state.model) => {
     if (!decoder) return null;
-    await loadModel(model);
-    const reply = await decode({ type: "decode", name: model, x, y, velocity, variant,
-      velocityRangeDb: settings.velocity_range_db, ceilingDb: settings.ceiling_db });
+    const reply = await decodeHere(model, x, y, velocity, variant);
     return { wave: Array.from(reply.wave), ms: reply.ms };
   },
 };

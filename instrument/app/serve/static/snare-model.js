@@ -116,6 +116,35 @@ class FFT {
   }
 }
 
+/** After one forward transform of x + i y (two real signals at once), each one's own spectrum at
+ * bins 0..count-1: X[k] = (Z[k] + conj Z[n-k]) / 2 and Y[k] = (Z[k] - conj Z[n-k]) / 2i. */
+function splitPair(re, im, count, into = pairSpectra(count)) {
+  const n = re.length;
+  for (let k = 0; k < count; k++) {
+    const m = (n - k) % n;
+    into.xr[k] = 0.5 * (re[k] + re[m]);
+    into.xi[k] = 0.5 * (im[k] - im[m]);
+    into.yr[k] = 0.5 * (im[k] + im[m]);
+    into.yi[k] = -0.5 * (re[k] - re[m]);
+  }
+  return into;
+}
+
+const pairSpectra = (count) => ({
+  xr: new Float64Array(count), xi: new Float64Array(count), yr: new Float64Array(count), yi: new Float64Array(count),
+});
+
+const peakOf = (x) => x.reduce((peak, v) => Math.max(peak, Math.abs(v)), 0);
+
+/** core/dsp.py fade_out, in place: the last `fade` samples fall to zero along a raised cosine. */
+function fadeOut(x, fade) {
+  const n = x.length;
+  fade = Math.min(n, fade);
+  for (let i = 0; i < fade; i++) {
+    x[n - fade + i] *= fround(0.5 + 0.5 * fround(Math.cos(fround(fade > 1 ? (Math.PI * i) / (fade - 1) : 0))));
+  }
+}
+
 // --- the model ------------------------------------------------------------------------------------
 
 export class EnvelopeSnare {
@@ -248,14 +277,12 @@ export class EnvelopeSnare {
       this.fft.transform(re, im, -1);
       const gx = gains[b];
       const gy = b + 1 < s.n_bands ? gains[b + 1] : gains[b];
+      const { xr, xi, yr, yi } = splitPair(re, im, length);
       const outRe = new Float64Array(length), outIm = new Float64Array(length);
       for (let k = 0; k < length; k++) {
-        const m = (length - k) % length;
-        const bin = Math.min(k, length - k);
-        const xr = 0.5 * (re[k] + re[m]), xi = 0.5 * (im[k] - im[m]);  // X[k]
-        const yr = 0.5 * (im[k] + im[m]), yi = -0.5 * (re[k] - re[m]);  // Y[k]
-        outRe[k] = gx[bin] * xr - gy[bin] * yi;
-        outIm[k] = gx[bin] * xi + gy[bin] * yr;
+        const bin = Math.min(k, length - k);  // the gains are even in frequency
+        outRe[k] = gx[bin] * xr[k] - gy[bin] * yi[k];  // X' + i Y', transformed back as one
+        outIm[k] = gx[bin] * xi[k] + gy[bin] * yr[k];
       }
       this.fft.transform(outRe, outIm, 1);
       for (const [signal, keep] of [[outRe, true], [outIm, b + 1 < s.n_bands]]) {
@@ -456,11 +483,8 @@ export class EnvelopeSnare {
   renderSnare(latent, velocity = 127, variant = 0, velocityRangeDb = 30, ceilingDb = -1) {
     const wave = finishSnare(this.decode(latent, velocity, variant), this.spec);
     const gain = 10 ** ((-velocityRangeDb * (127 - Math.min(127, Math.max(1, Math.round(velocity))))) / 126 / 20);
-    let peak = 0;
-    for (let i = 0; i < wave.length; i++) {
-      wave[i] *= gain;
-      peak = Math.max(peak, Math.abs(wave[i]));
-    }
+    for (let i = 0; i < wave.length; i++) wave[i] *= gain;
+    const peak = peakOf(wave);
     const ceiling = 10 ** (ceilingDb / 20);
     if (peak > ceiling) for (let i = 0; i < wave.length; i++) wave[i] *= ceiling / peak;
     return wave;
@@ -497,13 +521,8 @@ export function finishSnare(wave, spec) {
   for (let i = 0; i < padded.length; i++) sums[i + 1] = sums[i] + padded[i];
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = wave[i] - (sums[i + window] - sums[i]) / window;
-  const fade = Math.min(n, Math.floor(spec.tail_fade_ms * 1e-3 * spec.sample_rate));
-  for (let i = 0; i < fade; i++) {
-    const x = fround(fade > 1 ? (Math.PI * i) / (fade - 1) : 0);
-    out[n - fade + i] *= fround(0.5 + 0.5 * fround(Math.cos(x)));
-  }
-  let peak = 0;
-  for (let i = 0; i < n; i++) peak = Math.max(peak, Math.abs(out[i]));
+  fadeOut(out, Math.floor(spec.tail_fade_ms * 1e-3 * spec.sample_rate));
+  const peak = peakOf(out);
   if (peak < 1e-4) throw new Error("the decoder returned silence");
   const gain = 10 ** (spec.snare_peak_db / 20) / peak;
   for (let i = 0; i < n; i++) out[i] *= gain;
@@ -516,10 +535,9 @@ export function finishSnare(wave, spec) {
 export function condition(mono, spec) {
   const c = spec.condition;
   const n = spec.n_samples;
-  let peak = 0;
   const kept = mono.subarray(0, Math.round(c.max_duration_s * spec.sample_rate));  // as read_audio reads it
   const x = Float32Array.from(kept, (v) => (Number.isFinite(v) ? v : 0));
-  for (let i = 0; i < x.length; i++) peak = Math.max(peak, Math.abs(x[i]));
+  const peak = peakOf(x);
   if (!(peak >= c.silence_peak)) throw new Error("silent (peak below -80 dBFS)");
   const threshold = peak * 10 ** (c.onset_threshold_db / 20);
   let onset = 0;
@@ -527,12 +545,8 @@ export function condition(mono, spec) {
   const start = Math.max(0, onset - Math.floor(c.onset_preroll_ms * 1e-3 * spec.sample_rate));
   const out = new Float32Array(n);
   out.set(x.subarray(start, start + n));
-  const fade = Math.min(n, Math.floor(c.fade_out_ms * 1e-3 * spec.sample_rate));
-  for (let i = 0; i < fade; i++) {
-    out[n - fade + i] *= fround(0.5 + 0.5 * fround(Math.cos(fround(fade > 1 ? (Math.PI * i) / (fade - 1) : 0))));
-  }
-  let top = 0;
-  for (let i = 0; i < n; i++) top = Math.max(top, Math.abs(out[i]));
+  fadeOut(out, Math.floor(c.fade_out_ms * 1e-3 * spec.sample_rate));
+  const top = peakOf(out);
   for (let i = 0; i < n; i++) out[i] /= top;
   return out;
 }
@@ -543,9 +557,7 @@ const fftOf = (n) => ffts.get(n) || ffts.set(n, new FFT(n)).get(n);
 /** envelope.stft_power then log, per resolution: (frames x bins) Float32Arrays of log power, of
  * the wave at its own peak (encode ignores level). Two real frames share one complex transform. */
 export function logPower(wave, spec) {
-  let peak = 0;
-  for (let i = 0; i < wave.length; i++) peak = Math.max(peak, Math.abs(wave[i]));
-  const scale = 1 / Math.max(peak, 1e-9);
+  const scale = 1 / Math.max(peakOf(wave), 1e-9);
   return spec.resolutions.map(([nFft, hop]) => {
     const n = wave.length;
     const frames = Math.floor(n / hop) + 1;
@@ -555,6 +567,7 @@ export function logPower(wave, spec) {
     const fft = fftOf(nFft);
     const out = new Float32Array(frames * bins);
     const re = new Float64Array(nFft), im = new Float64Array(nFft);
+    const pair = pairSpectra(bins);
     for (let f = 0; f < frames; f += 2) {
       for (let k = 0; k < nFft; k++) {
         const a = f * hop - half + k, b = (f + 1) * hop - half + k;
@@ -562,12 +575,10 @@ export function logPower(wave, spec) {
         im[k] = f + 1 < frames && b >= 0 && b < n ? fround(wave[b] * scale) * window[k] : 0;
       }
       fft.transform(re, im, -1);
+      const { xr, xi, yr, yi } = splitPair(re, im, bins, pair);
       for (let k = 0; k < bins; k++) {
-        const m = (nFft - k) % nFft;
-        const xr = 0.5 * (re[k] + re[m]), xi = 0.5 * (im[k] - im[m]);
-        const yr = 0.5 * (im[k] + im[m]), yi = -0.5 * (re[k] - re[m]);
-        out[f * bins + k] = Math.log(fround(xr * xr + xi * xi) + spec.log_eps);
-        if (f + 1 < frames) out[(f + 1) * bins + k] = Math.log(fround(yr * yr + yi * yi) + spec.log_eps);
+        out[f * bins + k] = Math.log(fround(xr[k] * xr[k] + xi[k] * xi[k]) + spec.log_eps);
+        if (f + 1 < frames) out[(f + 1) * bins + k] = Math.log(fround(yr[k] * yr[k] + yi[k] * yi[k]) + spec.log_eps);
       }
     }
     return out;
@@ -591,6 +602,7 @@ export function spectralMatch(a, b, fftSize = 1024, hop = 256) {
   const window = Float64Array.from({ length: fftSize }, (_, k) => 0.5 - 0.5 * Math.cos((2 * Math.PI * k) / (fftSize - 1)));
   const fft = fftOf(fftSize);
   const re = new Float64Array(fftSize), im = new Float64Array(fftSize);
+  const pair = pairSpectra(fftSize / 2 + 1);
   let dot = 0, normA = 0, normB = 0;
   for (let start = 0; start + fftSize <= n; start += hop) {
     for (let k = 0; k < fftSize; k++) {
@@ -598,10 +610,10 @@ export function spectralMatch(a, b, fftSize = 1024, hop = 256) {
       im[k] = b[start + k] * window[k];
     }
     fft.transform(re, im, -1);
+    const { xr, xi, yr, yi } = splitPair(re, im, fftSize / 2 + 1, pair);
     for (let k = 0; k <= fftSize / 2; k++) {
-      const m = (fftSize - k) % fftSize;
-      const magA = Math.hypot(0.5 * (re[k] + re[m]), 0.5 * (im[k] - im[m]));
-      const magB = Math.hypot(0.5 * (im[k] + im[m]), 0.5 * (re[k] - re[m]));
+      const magA = Math.hypot(xr[k], xi[k]);
+      const magB = Math.hypot(yr[k], yi[k]);
       dot += magA * magB;
       normA += magA * magA;
       normB += magB * magB;
