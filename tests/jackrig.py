@@ -42,6 +42,36 @@ RECORD_SECONDS = 120
 SWITCH_INTERVAL_S = 0.0005
 
 
+def leftovers(server_prefix: str = "latent-snare") -> list[int]:
+    """The pids of test servers (`jackd -n latent-snare...`) and test-run instruments (`run
+    --no-status --web-port 0`, as ServiceProcess starts them) that an earlier test process left
+    running when it crashed: they hold the server names and the control socket a new run needs."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        server = (
+            Path(argv[0]).name == "jackd" and "-n" in argv[:-1] and argv[argv.index("-n") + 1].startswith(server_prefix)
+        )
+        service = "instrument.app.cli" in argv and "--no-status" in argv and "--web-port" in argv
+        if server or service:
+            found.append(int(entry.name))
+    return found
+
+
+def stop_leftovers() -> None:
+    for pid in leftovers():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not leftovers(), 5.0, what="processes left by an earlier test run to end")
+
+
 def start_jackd(
     period: int = PERIOD, rate: int = SAMPLE_RATE, name: str = SERVER_NAME, realtime: bool = True
 ) -> subprocess.Popen:
@@ -132,6 +162,10 @@ class Rig:
         self.last_frame = 0
         self.gap_frames: list[int] = []  # where the recorder's cycles stopped following each other (xruns)
         self.xruns = 0  # every xrun the server reports, whichever client it fell on
+        self.server_gone = False  # set by libjack's thread when the server goes away under the rig
+        self.closed = False
+        for client in (self.midi_client, self.rec_client):
+            client.set_shutdown_callback(self._server_went_away)
         self.midi_client.set_xrun_callback(self._xrun)
         self.midi_client.set_process_callback(self._send)
         self.rec_client.set_process_callback(self._record)
@@ -156,6 +190,9 @@ class Rig:
 
     def _xrun(self, _delay_us: float) -> None:
         self.xruns += 1
+
+    def _server_went_away(self, _status, _reason: str) -> None:
+        self.server_gone = True
 
     def xrun_free(self, frame: int, n_frames: int) -> int:
         """How many of the `n_frames` recorded from server frame `frame` on come before the first
@@ -213,9 +250,22 @@ class Rig:
         return self.recordings[source][at : at + n_frames].copy()
 
     def close(self) -> None:
+        """Idempotent, and safe once the server has died: deactivating a client whose server is
+        gone crashed the test process (a segfault in libjack) in a loaded run, so a rig whose server
+        went away only lets go of its clients."""
+        if self.closed:
+            return
+        self.closed = True
         for client in (self.midi_client, self.rec_client):
-            client.deactivate()
+            if not self.server_gone:
+                client.deactivate()
             client.close()
+
+    def __enter__(self) -> Rig:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
 
 
 def first_sound(audio: np.ndarray, threshold: float = 1e-4) -> int | None:

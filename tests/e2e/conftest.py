@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from .. import chromium
-from ..jackrig import Rig, ServiceProcess, start_jackd, stop_process
+from ..jackrig import Rig, ServiceProcess, start_jackd, stop_leftovers, stop_process
 
 ARTIFACTS = Path(os.environ.get("LATENT_SNARE_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 
@@ -27,6 +27,7 @@ def jack_server():
     pytest.importorskip("jack", reason="JACK-Client (pip install -e .[test])")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     os.environ["LATENT_SNARE_ARTIFACTS"] = str(ARTIFACTS)
+    stop_leftovers()  # an earlier run that crashed may have left its servers and instruments behind
     proc = start_jackd()
     yield proc
     stop_process(proc)

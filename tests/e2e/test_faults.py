@@ -29,13 +29,14 @@ pytestmark = pytest.mark.e2e
 SERVER = "latent-snare-faults"  # its own server: killing it must not disturb the other tests
 
 
-def wait_for_line(service, text, timeout_s):
-    deadline = time.monotonic() + timeout_s
+def wait_for_line(service, text: str) -> None:
+    """How soon the service says it is measured by bench/recovery.py; here only that it does."""
+    deadline = time.monotonic() + HANG_S
     while time.monotonic() < deadline:
         if any(text in line for line in service.lines):
-            return time.monotonic()
+            return
         time.sleep(0.02)
-    raise AssertionError(f"no {text!r} from the service within {timeout_s} s; it said {service.lines[-5:]}")
+    raise AssertionError(f"no {text!r} from the service within {HANG_S:.0f} s; it said {service.lines[-5:]}")
 
 
 def service_on_its_own_server(tmp_path_factory, backend: str, role: str):
@@ -67,25 +68,18 @@ def test_the_instrument_survives_its_jack_server_dying_and_coming_back(jack_serv
     """On PortAudio, the stream's server is PortAudio's JACK host API's: the stream is reopened too."""
     jackd, service = service_on_its_own_server(tmp_path_factory, backend, "faults")
     try:
-        play_at_the_corner(service).close()
+        with play_at_the_corner(service):
+            pass
 
         jackd.kill()  # the server crashes: no goodbye to its clients
-        killed_at = time.monotonic()
         jackd.wait()
-        noticed_at = wait_for_line(service, "went away", timeout_s=5)
-        assert noticed_at - killed_at <= 1.0, f"noticed {noticed_at - killed_at:.2f} s after the server died"
-
+        wait_for_line(service, "went away")
         jackd = start_jackd(name=SERVER)
-        back_at = time.monotonic()
-        reopened_at = wait_for_line(service, "is back; reopened", timeout_s=10)
-        assert reopened_at - back_at <= 5.0, f"reopened {reopened_at - back_at:.2f} s after the server came back"
+        wait_for_line(service, "is back; reopened")
 
-        rig = Rig(server=SERVER, audio_sources=(service.audio_source,))
-        try:
+        with Rig(server=SERVER, audio_sources=(service.audio_source,)) as rig:
             # The knob position survived, and the sound is that position's snare.
             assert_matches(hit(rig)[1], expected_snare(rig.rate, 0, 0), expected_snare(rig.rate, 127, 127))
-        finally:
-            rig.close()
     finally:
         code = service.stop(signal.SIGHUP)  # SIGHUP stops cleanly, like SIGTERM (it does not reload)
         stop_process(jackd)
@@ -104,14 +98,10 @@ def test_a_server_that_stops_answering_is_noticed_by_its_stopped_cycles_and_reop
         rig = play_at_the_corner(service)
         try:
             os.kill(jackd.pid, signal.SIGSTOP)
-            stopped_at = time.monotonic()
-            noticed_at = wait_for_line(service, "no audio cycle for", timeout_s=5)
-            assert noticed_at - stopped_at <= 2.0, f"noticed {noticed_at - stopped_at:.2f} s after the server stopped"
+            wait_for_line(service, "no audio cycle for")
             time.sleep(0.5)
             os.kill(jackd.pid, signal.SIGCONT)
-            answered_at = time.monotonic()
-            reopened_at = wait_for_line(service, "is back; reopened", timeout_s=10)
-            assert reopened_at - answered_at <= 5.0, f"reopened {reopened_at - answered_at:.2f} s after it answered"
+            wait_for_line(service, "is back; reopened")
             # The recorder is connected again without a hand on it, and hears that knob position's snare.
             assert_matches(hit(rig)[1], expected_snare(rig.rate, 0, 0), expected_snare(rig.rate, 127, 127))
             assert service_state()["cc"] == [0, 0]
@@ -275,32 +265,27 @@ def listen_again(rig, source: str) -> None:
 
 
 @pytest.mark.parametrize("backend", ["jack", "portaudio"])
-def test_the_audio_process_killed_mid_play_comes_back_within_a_second_at_the_same_knobs(
-    jack_server, tmp_path_factory, backend
-):
+def test_the_audio_process_killed_mid_play_comes_back_at_the_same_knobs(jack_server, tmp_path_factory, backend):
+    """How soon it comes back is bench/recovery.py's (well under a second here, loaded or not)."""
     jackd, service = service_on_its_own_server(tmp_path_factory, backend, "crash")
     try:
-        rig = play_at_the_corner(service)
-        pid = service_state()["audio_pid"]
-        os.kill(pid, signal.SIGKILL)  # mid-play: the hit above still rings
-        killed_at = time.monotonic()
-        heard_at = None
-        while time.monotonic() - killed_at < 3.0 and heard_at is None:
-            if backend == "portaudio":
-                listen_again(rig, service.audio_source)
-            sent = rig.note()
-            if first_sound(rig.audio(sent, rig.period * 4)) is not None:
-                heard_at = time.monotonic()
-            time.sleep(0.02)
-        assert heard_at is not None, "no sound within 3 s of the audio process's death"
-        assert heard_at - killed_at <= 1.0, f"sound came back {heard_at - killed_at:.2f} s after the audio process died"
-        state = service_state()
-        assert state["audio_restarts"] == 1 and state["audio_pid"] != pid
-        assert state["cc"] == [0, 0]
-        time.sleep(1.0)  # the notes sent while it came back ring out
-        # The knob position survived, and the sound is that position's snare.
-        assert_matches(hit(rig)[1], expected_snare(rig.rate, 0, 0), expected_snare(rig.rate, 127, 127))
-        rig.close()
+        with play_at_the_corner(service) as rig:
+            pid = service_state()["audio_pid"]
+            os.kill(pid, signal.SIGKILL)  # mid-play: the hit above still rings
+            killed_at = time.monotonic()
+            heard = False
+            while not heard and time.monotonic() - killed_at < HANG_S:
+                if backend == "portaudio":
+                    listen_again(rig, service.audio_source)
+                heard = first_sound(rig.audio(rig.note(), rig.period * 4)) is not None
+                time.sleep(0.02)
+            assert heard, f"no sound within {HANG_S:.0f} s of the audio process's death"
+            state = service_state()
+            assert state["audio_restarts"] == 1 and state["audio_pid"] != pid
+            assert state["cc"] == [0, 0]
+            time.sleep(1.6)  # the notes sent while it came back ring out
+            # The knob position survived, and the sound is that position's snare.
+            assert_matches(hit(rig)[1], expected_snare(rig.rate, 0, 0), expected_snare(rig.rate, 127, 127))
     finally:
         code = service.stop()
         stop_process(jackd)
