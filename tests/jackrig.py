@@ -250,9 +250,10 @@ class Rig:
         return self.recordings[source][at : at + n_frames].copy()
 
     def close(self) -> None:
-        """Idempotent, and safe once the server has died: deactivating a client whose server is
-        gone crashed the test process (a segfault in libjack) in a loaded run, so a rig whose server
-        went away only lets go of its clients."""
+        """Idempotent, and safe once the server has died. In a loaded run a rig left open while its
+        server was stopped under it was followed by a segfault in libjack at a later rig's
+        deactivate: tests close a rig before its server stops, and a rig whose server went away
+        anyway lets go of its clients without deactivating them."""
         if self.closed:
             return
         self.closed = True

@@ -73,9 +73,7 @@ def test_under_pw_jack_every_note_sounds_at_the_frame_it_arrives_in_and_no_xrun_
     assert code == 0, service.log_path.read_text()[-1500:]
 
 
-def test_pipewire_and_wireplumber_restarted_under_it_and_it_plays_again_within_3_s_knobs_kept(
-    pipewire, tmp_path_factory
-):
+def test_pipewire_and_wireplumber_restarted_under_it_and_it_plays_again_knobs_kept(pipewire, tmp_path_factory):
     service, state = service_under_pw_jack(pipewire, tmp_path_factory, "restart")
     try:
         pipewire.listen(OUT, NOTE_TARGET, "--notes", "1")
