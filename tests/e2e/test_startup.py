@@ -38,6 +38,7 @@ def test_a_jack_server_that_is_not_real_time_is_named_once_at_start_up(jack_serv
 
 
 KNOB_TURNS = 7
+STARTS = 3  # a cold first decode is slow at every start; a busy machine's spike hits one at random
 
 
 def test_the_first_decode_it_reports_is_as_quick_as_the_ones_after(jack_server, tmp_path_factory):
@@ -48,13 +49,22 @@ def test_the_first_decode_it_reports_is_as_quick_as_the_ones_after(jack_server, 
 
     config = tmp_path_factory.mktemp("config") / "warm.yaml"
     config.write_text("midi:\n  inputs: []\nsave:\n  drop_folder: ''\n")
-    service = ServiceProcess(
-        ["--config", str(config), "--audio-backend", "jack"], log_path=ARTIFACTS / "service-warm.log"
-    )
+    firsts = []
+    for start in range(STARTS):
+        service = ServiceProcess(
+            ["--config", str(config), "--audio-backend", "jack"], log_path=ARTIFACTS / "service-warm.log"
+        )
+        try:
+            first = service_state()
+            assert first["decodes"] == 1, first  # what the status says before any knob moved
+        except BaseException:
+            service.stop()
+            raise
+        firsts.append(first["decode_ms"])
+        if start < STARTS - 1:  # the last one stays to play the knob turns
+            service.stop()
     rig = None
     try:
-        first = service_state()
-        assert first["decodes"] == 1, first  # what the status says before any knob moved
         rig = Rig(audio_sources=(service.audio_source,))
         later = []
         for n in range(KNOB_TURNS):
@@ -66,8 +76,10 @@ def test_the_first_decode_it_reports_is_as_quick_as_the_ones_after(jack_server, 
         service.stop()
     typical = sorted(later)[len(later) // 2]
     # Cold, the first was 40x the median (113 ms against 2.5); warm, it is one of them. The bound
-    # leaves room for a busy machine's spikes, which hit any decode alike.
-    assert first["decode_ms"] <= 4 * max(later) and first["decode_ms"] <= 10 * typical, (first["decode_ms"], later)
+    # leaves room for a busy machine's spikes, which hit any decode alike; the best of a few starts
+    # is compared, since one start's single figure may fall on a spike (16 ms against 2 in a loaded run).
+    best = min(firsts)
+    assert best <= 4 * max(later) and best <= 10 * typical, (firsts, later)
 
 
 def test_a_stall_of_the_machines_is_counted_beside_our_own_xruns_not_in_them(jack_server, tmp_path_factory):
