@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from instrument.host.jack_output import CONNECTIONS_EVERY_S
 from tests.jackrig import Rig, ServiceProcess, first_sound, service_state, start_jackd, stop_process
 
 from .jackbench import SERVER, machine
@@ -68,6 +69,7 @@ def trials(backend: str, n: int, workdir: Path) -> dict:
     out = {"restart": [], "noticed": [], "reopened": []}
     try:
         with Rig(server=SERVER, audio_sources=(service.audio_source,)) as rig:
+            time.sleep(2 * CONNECTIONS_EVERY_S)  # the routing is older than the crash: the service has noted it
             for _ in range(n):
                 rig.note()  # mid-play: the hit still rings when its process dies
                 time.sleep(0.1)
