@@ -68,8 +68,7 @@ def test_the_instrument_survives_its_jack_server_dying_and_coming_back(jack_serv
     """On PortAudio, the stream's server is PortAudio's JACK host API's: the stream is reopened too."""
     jackd, service = service_on_its_own_server(tmp_path_factory, backend, "faults")
     try:
-        with play_at_the_corner(service):
-            pass
+        play_at_the_corner(service).close()
 
         jackd.kill()  # the server crashes: no goodbye to its clients
         jackd.wait()
